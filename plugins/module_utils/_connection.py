@@ -1,0 +1,136 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options shared by every module, and the one way to open a psycopg 3 connection."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+PSYCOPG_IMPORT_ERROR: str | None
+try:
+    import psycopg
+    from psycopg import sql  # noqa: F401  (re-exported for the other module_utils)
+    from psycopg.rows import dict_row
+    PSYCOPG_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the managed host
+    psycopg = None
+    sql = None
+    dict_row = None
+    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+
+SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+def connection_argument_spec() -> dict[str, dict[str, Any]]:
+    """The argument spec fragment every module merges into its own (see doc_fragments/connection.py)."""
+    return {
+        "login_user": {"type": "str", "default": "postgres", "aliases": ["login"]},
+        "login_password": {"type": "str", "no_log": True},
+        "login_host": {"type": "str", "default": ""},
+        "login_unix_socket": {"type": "path", "default": ""},
+        "login_port": {"type": "int", "default": 5432},
+        "login_db": {"type": "str", "default": "postgres"},
+        "ssl_mode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "ssl_rootcert": {"type": "path"},
+        "connect_timeout": {"type": "int", "default": 10},
+    }
+
+
+class PgreplError(Exception):
+    """An error whose message is fit to show a user as it is (it names the option and the value)."""
+
+
+def validate_connection_params(params: dict[str, Any]) -> None:
+    """Refuse connection options that cannot be right, before any network traffic."""
+    port = params.get("login_port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise PgreplError(f"login_port: {port} is not a TCP port (1-65535)")
+    timeout = params.get("connect_timeout")
+    if timeout is not None and int(timeout) < 1:
+        raise PgreplError(f"connect_timeout: {timeout} must be at least 1 second")
+    for key in ("login_user", "login_db", "login_host"):
+        value = params.get(key) or ""
+        if "\x00" in value:
+            raise PgreplError(f"{key}: the value contains a NUL character")
+
+
+def conninfo_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """libpq keywords from module params; psycopg quotes them, so no value can inject another keyword."""
+    host = params.get("login_host") or params.get("login_unix_socket") or ""
+    kwargs: dict[str, Any] = {
+        "user": params.get("login_user") or "postgres",
+        "dbname": params.get("login_db") or "postgres",
+        "port": params.get("login_port") or 5432,
+        "connect_timeout": params.get("connect_timeout") or 10,
+        "application_name": "pgrepl.streaming",
+    }
+    if host:
+        kwargs["host"] = host
+    if params.get("login_password"):
+        kwargs["password"] = params["login_password"]
+    if params.get("login_host"):
+        # sslmode only means something over TCP.
+        kwargs["sslmode"] = params.get("ssl_mode") or "prefer"
+        if params.get("ssl_rootcert"):
+            kwargs["sslrootcert"] = params["ssl_rootcert"]
+    return kwargs
+
+
+def describe_target(params: dict[str, Any]) -> str:
+    """Where we tried to connect, for error messages (never includes the password)."""
+    host = params.get("login_host") or params.get("login_unix_socket") or "the default unix socket"
+    return f"{params.get('login_user') or 'postgres'}@{host}:{params.get('login_port') or 5432}/{params.get('login_db') or 'postgres'}"
+
+
+def explain_connect_error(params: dict[str, Any], exc: Exception) -> str:
+    """Turn a libpq error into a sentence that says which of the usual causes it is."""
+    text = str(exc).strip()
+    lowered = text.lower()
+    target = describe_target(params)
+    if "password authentication failed" in lowered or "authentication failed" in lowered:
+        return f"authentication failed for {target}: check login_user and login_password ({text})"
+    if "no password supplied" in lowered:
+        return f"the server at {target} asks for a password and login_password is not set ({text})"
+    if "pg_hba.conf" in lowered:
+        return f"the server at {target} has no pg_hba.conf entry that admits this connection ({text})"
+    if "does not exist" in lowered and "database" in lowered:
+        return f"login_db: the database does not exist on {target} ({text})"
+    if "does not exist" in lowered and "role" in lowered:
+        return f"login_user: the role does not exist on {target} ({text})"
+    if "connection refused" in lowered or "no such file or directory" in lowered or "timeout" in lowered \
+            or "could not translate host name" in lowered or "is the server running" in lowered:
+        return f"cannot reach PostgreSQL at {target}: {text}"
+    return f"cannot connect to {target}: {text}"
+
+
+def connect(params: dict[str, Any], autocommit: bool = True) -> Any:
+    """Open a connection or raise PgreplError with a message that names the cause."""
+    if psycopg is None:
+        raise PgreplError("the Python library psycopg (version 3) is required on the managed host: "
+                          "install python3-psycopg (Debian/Ubuntu, RHEL 9+) or `pip install psycopg`")
+    validate_connection_params(params)
+    try:
+        return psycopg.connect(autocommit=autocommit, **conninfo_kwargs(params))
+    except psycopg.Error as exc:
+        raise PgreplError(explain_connect_error(params, exc)) from None
+
+
+def query_one(conn: Any, query: Any, args: Any = None) -> tuple | None:
+    """First row of a query (tuple) or None."""
+    with conn.cursor() as cur:
+        cur.execute(query, args)
+        return cur.fetchone()
+
+
+def query_all(conn: Any, query: Any, args: Any = None) -> list[dict[str, Any]]:
+    """Every row of a query, as dicts keyed by column name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, args)
+        return list(cur.fetchall())
+
+
+def query_dict(conn: Any, query: Any, args: Any = None) -> dict[str, Any] | None:
+    """First row of a query as a dict, or None."""
+    rows = query_all(conn, query, args)
+    return rows[0] if rows else None

@@ -1,0 +1,168 @@
+"""Throwaway PostgreSQL clusters on loopback for the module tests: a primary and a streaming standby."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+SUPERUSER_PASSWORD = "bench-superuser-pw-7Qx"  # only for the throwaway test clusters
+
+
+def find_bin_dir() -> Path:
+    """The newest installed PostgreSQL server binaries (Debian layout), or PG_BIN_DIR."""
+    if os.environ.get("PG_BIN_DIR"):
+        return Path(os.environ["PG_BIN_DIR"])
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not candidates:
+        raise RuntimeError("no PostgreSQL server found under /usr/lib/postgresql: run `make deps` first")
+    return candidates[-1].parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    """initdb and the server refuse to run as root: drop to the postgres OS user when we are root."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
+
+
+def _chown_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class PgCluster:
+    """One server: data dir, private socket dir, log file, loopback port."""
+
+    base: Path
+    name: str
+    bin_dir: Path = field(default_factory=find_bin_dir)
+    port: int = field(default_factory=free_port)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base / self.name / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base / self.name / "sock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base / self.name / "server.log"
+
+    @property
+    def hba_file(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def _prepare_dirs(self) -> None:
+        for path in (self.base, self.base / self.name, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            _chown_postgres(path)
+
+    def _write_local_conf(self) -> None:
+        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                f"\n# pgrepl test bench\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.socket_dir}'\nlog_statement = 'all'\n"
+                "log_line_prefix = '%m [%p] %q%u@%d '\nwal_level = replica\nmax_wal_senders = 10\n"
+                "max_replication_slots = 10\nhot_standby = on\nwal_log_hints = on\n"
+                "shared_buffers = 16MB\nfsync = off\n"
+            )
+
+    def init(self) -> None:
+        """initdb with a scram password for TCP and trust on the private socket."""
+        self._prepare_dirs()
+        pwfile = self.base / self.name / "pwfile"
+        pwfile.write_text(SUPERUSER_PASSWORD + "\n", encoding="utf-8")
+        _chown_postgres(pwfile)
+        _as_postgres([str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                      f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                      "--no-sync", "-E", "UTF8", "--locale=C"])
+        pwfile.unlink()
+        self._write_local_conf()
+
+    def clone_from(self, primary: "PgCluster", slot: str | None = None) -> None:
+        """A real streaming standby: pg_basebackup -R over the primary's private socket."""
+        self._prepare_dirs()
+        cmd = [str(self.bin_dir / "pg_basebackup"), "-D", str(self.data_dir), "-h", str(primary.socket_dir),
+               "-p", str(primary.port), "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]
+        if slot:
+            cmd += ["-S", slot, "-C"]
+        _as_postgres(cmd)
+        # Same config lines as the primary but our own port and socket (they come last, so they win).
+        self._write_local_conf()
+
+    def start(self) -> None:
+        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                      "-w", "-t", "60", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
+
+    def restart(self) -> None:
+        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                      "-w", "-t", "60", "-m", "fast", "restart"])
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection:
+        """Superuser connection over the private socket (trust), autocommit."""
+        params: dict[str, Any] = {"host": str(self.socket_dir), "port": self.port, "user": "postgres",
+                                  "dbname": "postgres", "autocommit": True}
+        params.update(kwargs)
+        return psycopg.connect(**params)
+
+    def sql(self, query: Any, args: Any = None) -> list[tuple]:
+        """Run one statement and return all rows (empty for statements without a result)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else []
+
+    def scalar(self, query: Any, args: Any = None) -> Any:
+        rows = self.sql(query, args)
+        return rows[0][0] if rows else None
+
+    def reload(self) -> None:
+        self.sql("SELECT pg_reload_conf()")
+
+    def login(self, **overrides: Any) -> dict[str, Any]:
+        """Module connection options for this server over TCP with the superuser password."""
+        args: dict[str, Any] = {"login_host": "127.0.0.1", "login_port": self.port,
+                                "login_user": "postgres", "login_password": SUPERUSER_PASSWORD,
+                                "ssl_mode": "disable"}
+        args.update(overrides)
+        return args
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file.exists() else ""
+
+    def wait_streaming(self, timeout: float = 30.0) -> None:
+        """Until this standby's WAL receiver streams."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.scalar("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 1:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not start streaming within {timeout}s:\n{self.log_text()[-2000:]}")
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.base / self.name, ignore_errors=True)
