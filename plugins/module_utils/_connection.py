@@ -10,7 +10,7 @@ from typing import Any
 PSYCOPG_IMPORT_ERROR: str | None
 try:
     import psycopg
-    from psycopg import sql  # noqa: F401  (re-exported for the other module_utils)
+    from psycopg import sql  # noqa: F401  # pylint: disable=unused-import  (re-exported for the other module_utils)
     from psycopg.rows import dict_row
     PSYCOPG_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the managed host
@@ -80,7 +80,8 @@ def conninfo_kwargs(params: dict[str, Any]) -> dict[str, Any]:
 def describe_target(params: dict[str, Any]) -> str:
     """Where we tried to connect, for error messages (never includes the password)."""
     host = params.get("login_host") or params.get("login_unix_socket") or "the default unix socket"
-    return f"{params.get('login_user') or 'postgres'}@{host}:{params.get('login_port') or 5432}/{params.get('login_db') or 'postgres'}"
+    user = params.get("login_user") or "postgres"
+    return f"{user}@{host}:{params.get('login_port') or 5432}/{params.get('login_db') or 'postgres'}"
 
 
 def explain_connect_error(params: dict[str, Any], exc: Exception) -> str:

@@ -42,7 +42,8 @@ def server_facts(conn: Any) -> ServerFacts:
         " current_user AS current_user,"
         " current_setting('default_transaction_read_only') = 'on' AS read_only",
     )
-    assert row is not None
+    if row is None:
+        raise PgreplError("the server returned no row for its own facts")
     return ServerFacts(
         version_num=int(row["version_num"]),
         in_recovery=bool(row["in_recovery"]),

@@ -65,7 +65,8 @@ def run_tasks(tasks: list[dict[str, Any]], check: bool = False, diff: bool = Fal
         try:
             data = json.loads(proc.stdout)
         except json.JSONDecodeError as exc:
-            raise AssertionError(f"ansible-playbook did not print JSON ({exc}):\n{proc.stdout}\n{proc.stderr}") from None
+            raise AssertionError(
+                f"ansible-playbook did not print JSON ({exc}):\n{proc.stdout}\n{proc.stderr}") from None
         for task in data["plays"][0]["tasks"]:
             results.append(task["hosts"]["localhost"])
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, results)

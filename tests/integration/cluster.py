@@ -98,7 +98,7 @@ class PgCluster:
         pwfile.unlink()
         self._write_local_conf()
 
-    def clone_from(self, primary: "PgCluster", slot: str | None = None) -> None:
+    def clone_from(self, primary: PgCluster, slot: str | None = None) -> None:
         """A real streaming standby: pg_basebackup -R over the primary's private socket."""
         self._prepare_dirs()
         cmd = [str(self.bin_dir / "pg_basebackup"), "-D", str(self.data_dir), "-h", str(primary.socket_dir),

@@ -12,9 +12,8 @@ def test_standby_streams_rows_from_primary(primary: PgCluster, standby: PgCluste
     primary.sql("CREATE TABLE IF NOT EXISTS bench_probe (id int)")
     primary.sql("INSERT INTO bench_probe VALUES (1)")
     lsn = primary.scalar("SELECT pg_current_wal_lsn()")
-    for _ in range(100):
-        if standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)):
-            break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)):
         time.sleep(0.1)
     assert standby.scalar("SELECT pg_is_in_recovery()") is True
     assert standby.scalar("SELECT count(*) FROM bench_probe") >= 1

@@ -1,0 +1,23 @@
+# The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
+.PHONY: test deps lint sanity units integration clean
+
+test: ## set up everything, then run the whole suite (what CI runs)
+	bash scripts/test.sh
+
+deps: ## install OS packages, the pinned venv and ansible-test's offline pip
+	bash scripts/test.sh deps
+
+lint: deps ## ruff + ansible-lint (production profile)
+	bash scripts/test.sh lint
+
+sanity: deps ## ansible-test sanity, offline, from a real ansible_collections copy
+	bash scripts/test.sh sanity
+
+units: deps ## pure-logic unit tests
+	bash scripts/test.sh units
+
+integration: deps ## modules through Ansible against a real PostgreSQL primary and standby
+	bash scripts/test.sh integration
+
+clean: ## remove the venv and build copies (not the test images)
+	rm -rf .venv .build tests/output

@@ -1,0 +1,327 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a PostgreSQL data directory tells without a running server.
+
+PG_VERSION, the signal files, postmaster.pid (and whether its process lives) are read directly;
+pg_control is read through ``pg_controldata`` of the data directory's own major version, run with
+LC_ALL=C so its labels are the English ones parsed here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+from typing import Any, Callable
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+
+# Where distributions put the server binaries, tried in this order after an explicit bin_dir.
+BIN_DIR_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/pgpro/*/bin")
+CONTROLDATA = "pg_controldata"
+CONTROLDATA_TIMEOUT = 30
+
+# pg_controldata labels (LC_ALL=C) -> (key in data_dir_facts, converter name)
+CONTROL_FIELDS: dict[str, tuple[str, str]] = {
+    "pg_control version number": ("pg_control_version", "int"),
+    "Database system identifier": ("system_identifier", "str"),
+    "Database cluster state": ("cluster_state", "str"),
+    "pg_control last modified": ("pg_control_last_modified", "str"),
+    "Latest checkpoint location": ("checkpoint_lsn", "lsn"),
+    "Latest checkpoint's REDO location": ("redo_lsn", "lsn"),
+    "Latest checkpoint's REDO WAL file": ("redo_wal_file", "str"),
+    "Latest checkpoint's TimeLineID": ("timeline", "int"),
+    "Latest checkpoint's PrevTimeLineID": ("prev_timeline", "int"),
+    "Time of latest checkpoint": ("checkpoint_time", "str"),
+    "Minimum recovery ending location": ("min_recovery_end_lsn", "lsn"),
+    "Min recovery ending loc's timeline": ("min_recovery_end_timeline", "int"),
+    "wal_level setting": ("wal_level", "str"),
+    "wal_log_hints setting": ("wal_log_hints", "bool"),
+    "Data page checksum version": ("data_checksum_version", "int"),
+}
+
+# The states pg_controldata prints (DBState in pg_control.h).
+CLUSTER_STATES = (
+    "starting up",
+    "shut down",
+    "shut down in recovery",
+    "shutting down",
+    "in crash recovery",
+    "in archive recovery",
+    "in production",
+)
+
+_LSN_RE = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+_PATH_MAJOR_RES = (
+    re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin/?$"),
+    re.compile(r"/usr/pgsql-(\d+(?:\.\d+)?)/bin/?$"),
+    re.compile(r"/opt/pgpro/[a-z0-9]+-(\d+(?:\.\d+)?)/bin/?$"),
+)
+
+
+def empty_control_facts() -> dict[str, Any]:
+    """Every key pg_control contributes, all unknown."""
+    facts: dict[str, Any] = {key: None for key, _conv in CONTROL_FIELDS.values()}
+    facts["data_checksums"] = None
+    return facts
+
+
+def _convert(value: str, kind: str) -> Any:
+    if kind == "int":
+        return int(value) if re.fullmatch(r"-?\d+", value) else None
+    if kind == "bool":
+        return {"on": True, "off": False}.get(value)
+    if kind == "lsn":
+        return value.upper() if _LSN_RE.match(value) else None
+    return value
+
+
+def parse_controldata(text: str) -> dict[str, Any]:
+    """pg_controldata output (C locale) -> the facts this collection decides from.
+
+    Each line is ``label:   value``; labels never contain a colon, values may (times, NextXID).
+    Unknown labels are ignored, missing ones stay None, so output of any major 10+ parses.
+    """
+    facts = empty_control_facts()
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        if not sep:
+            continue
+        field = CONTROL_FIELDS.get(label.strip())
+        if field is None:
+            continue
+        key, kind = field
+        facts[key] = _convert(value.strip(), kind)
+    version = facts.get("data_checksum_version")
+    facts["data_checksums"] = None if version is None else version > 0
+    return facts
+
+
+def parse_version_output(text: str) -> str | None:
+    """'pg_controldata (PostgreSQL) 15.18 (Debian ...)' -> '15'; '... 9.6.24' -> '9.6'."""
+    match = _VERSION_RE.search(text or "")
+    if not match:
+        return None
+    first = int(match.group(1))
+    if first >= 10 or match.group(2) is None:
+        return str(first)
+    return f"{first}.{match.group(2)}"
+
+
+def major_of_path(bin_dir: str) -> str | None:
+    """The major a distribution layout encodes in the path (/usr/lib/postgresql/15/bin -> '15')."""
+    for pattern in _PATH_MAJOR_RES:
+        match = pattern.search(bin_dir)
+        if match:
+            return match.group(1)
+    return None
+
+
+def read_pg_version(data_dir: str) -> str:
+    """Contents of PG_VERSION ('15', or '9.6' for old clusters)."""
+    path = os.path.join(data_dir, "PG_VERSION")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read().strip()
+    except OSError as exc:
+        raise PgreplError(f"data_dir: cannot read {path!r}: {exc.strerror}") from None
+    if not re.fullmatch(r"\d+(\.\d+)?", text):
+        raise PgreplError(f"data_dir: {path!r} holds {text[:40]!r}, not a PostgreSQL major version")
+    return text
+
+
+def validate_data_dir(data_dir: str) -> None:
+    """Refuse a path that is not a readable PostgreSQL data directory, naming the option and the value."""
+    if not os.path.isabs(data_dir):
+        raise PgreplError(f"data_dir: {data_dir!r} must be an absolute path")
+    if not os.path.exists(data_dir):
+        raise PgreplError(f"data_dir: {data_dir!r} does not exist")
+    if not os.path.isdir(data_dir):
+        raise PgreplError(f"data_dir: {data_dir!r} is not a directory")
+    if not os.access(data_dir, os.R_OK | os.X_OK):
+        raise PgreplError(f"data_dir: {data_dir!r} is not readable by this user (run as the postgres user "
+                          "or with become)")
+    missing = [name for name in ("PG_VERSION", os.path.join("global", "pg_control"))
+               if not os.path.isfile(os.path.join(data_dir, name))]
+    if missing:
+        raise PgreplError(f"data_dir: {data_dir!r} is not a PostgreSQL data directory "
+                          f"(no {' and no '.join(missing)})")
+
+
+def validate_bin_dir(bin_dir: str) -> str:
+    """The pg_controldata inside an explicit bin_dir, or a refusal naming the option and the value."""
+    if not os.path.isdir(bin_dir):
+        raise PgreplError(f"bin_dir: {bin_dir!r} is not a directory")
+    binary = os.path.join(bin_dir, CONTROLDATA)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {CONTROLDATA}")
+    return binary
+
+
+def _c_locale_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"})
+    env.pop("PGDATA", None)
+    return env
+
+
+def binary_version(binary: str) -> str | None:
+    """Major version a pg_controldata binary reports with --version (None when it cannot run)."""
+    try:
+        proc = subprocess.run([binary, "--version"], capture_output=True, text=True, env=_c_locale_env(),
+                              timeout=CONTROLDATA_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_version_output(proc.stdout)
+
+
+def candidate_binaries(major: str, globber: Callable[[str], list[str]] = glob.glob,
+                       which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """Every pg_controldata of the usual layouts, the ones whose path names this major first, then PATH."""
+    found: list[str] = []
+    for pattern in BIN_DIR_GLOBS:
+        for bin_dir in sorted(globber(pattern)):
+            binary = os.path.join(bin_dir, CONTROLDATA)
+            if binary not in found:
+                found.append(binary)
+    on_path = which(CONTROLDATA)
+    if on_path and on_path not in found:
+        found.append(on_path)
+    # Stable sort: same-major paths first, unknown-major paths next, other majors last.
+    def rank(binary: str) -> int:
+        path_major = major_of_path(os.path.dirname(binary))
+        return 0 if path_major == major else (1 if path_major is None else 2)
+    return sorted(found, key=rank)
+
+
+def find_controldata(major: str, bin_dir: str | None,
+                     version_of: Callable[[str], str | None] = binary_version,
+                     candidates: Callable[[str], list[str]] = candidate_binaries) -> tuple[str | None, list[str]]:
+    """(pg_controldata whose major matches, what was tried). An explicit bin_dir must match or it fails."""
+    if bin_dir:
+        binary = validate_bin_dir(bin_dir)
+        version = version_of(binary)
+        if version is None:
+            raise PgreplError(f"bin_dir: {binary!r} does not run or does not print a PostgreSQL version")
+        if version != major:
+            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version} but the data directory is "
+                              f"PostgreSQL {major} (PG_VERSION): point bin_dir at the {major} binaries")
+        return binary, [binary]
+    tried: list[str] = []
+    for binary in candidates(major):
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            continue
+        tried.append(binary)
+        if version_of(binary) == major:
+            return binary, tried
+    return None, tried
+
+
+def run_controldata(binary: str, data_dir: str) -> str:
+    """pg_controldata -D data_dir in the C locale; its stdout, or PgreplError with its stderr."""
+    try:
+        proc = subprocess.run([binary, "-D", data_dir], capture_output=True, text=True, env=_c_locale_env(),
+                              timeout=CONTROLDATA_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise PgreplError(f"data_dir: running {binary} -D {data_dir!r} failed: {exc}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        raise PgreplError(f"data_dir: {binary} -D {data_dir!r} failed (exit {proc.returncode}): {detail}")
+    return proc.stdout
+
+
+def pid_is_postgres(pid: int, proc_root: str = "/proc") -> bool:
+    """Whether a process with this pid lives and (where /proc tells) is a postgres process, not a reused pid."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    except OSError:
+        return False
+    comm = os.path.join(proc_root, str(pid), "comm")
+    if os.path.isdir(proc_root) and os.path.exists(comm):
+        try:
+            with open(comm, encoding="utf-8", errors="replace") as handle:
+                name = handle.read().strip()
+        except OSError:
+            return True
+        return name in ("postgres", "postmaster") or name.startswith("postgres")
+    return True
+
+
+def parse_postmaster_pid(text: str) -> dict[str, Any]:
+    """postmaster.pid lines: pid, data dir, start epoch, port, socket dir, listen address, shm key, status."""
+    lines = text.splitlines()
+
+    def line(index: int) -> str | None:
+        return lines[index].strip() if len(lines) > index and lines[index].strip() else None
+
+    pid_text = line(0)
+    port_text = line(3)
+    return {
+        "postmaster_pid": int(pid_text) if pid_text and pid_text.lstrip("-").isdigit() else None,
+        "postmaster_port": int(port_text) if port_text and port_text.isdigit() else None,
+        "postmaster_status": line(7),
+    }
+
+
+def read_postmaster(data_dir: str, alive: Callable[[int], bool] = pid_is_postgres) -> dict[str, Any]:
+    """postmaster.pid facts; running only when the file names a live postgres process."""
+    path = os.path.join(data_dir, "postmaster.pid")
+    facts: dict[str, Any] = {"postmaster_pid_file": os.path.exists(path), "postmaster_pid": None,
+                             "postmaster_port": None, "postmaster_status": None, "postmaster_running": False}
+    if not facts["postmaster_pid_file"]:
+        return facts
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            facts.update(parse_postmaster_pid(handle.read()))
+    except OSError:
+        return facts
+    pid = facts["postmaster_pid"]
+    # A negative pid marks a single-user backend; it still owns the data directory.
+    facts["postmaster_running"] = bool(pid) and alive(abs(pid))
+    return facts
+
+
+def read_data_dir(data_dir: str, bin_dir: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """(data_dir_facts, warnings). Refuses bad input; a missing pg_controldata only warns (facts stay None)."""
+    warnings: list[str] = []
+    data_dir = os.path.normpath(data_dir)
+    validate_data_dir(data_dir)
+    pg_version = read_pg_version(data_dir)
+    binary, tried = find_controldata(pg_version, bin_dir)
+    facts: dict[str, Any] = {
+        "data_dir": data_dir,
+        "pg_version": pg_version,
+        "major": int(pg_version) if pg_version.isdigit() else None,
+        "pg_controldata": binary,
+        "standby_signal": os.path.exists(os.path.join(data_dir, "standby.signal")),
+        "recovery_signal": os.path.exists(os.path.join(data_dir, "recovery.signal")),
+        "recovery_conf": os.path.exists(os.path.join(data_dir, "recovery.conf")),
+    }
+    facts.update(read_postmaster(data_dir))
+    if binary is None:
+        looked = ", ".join(tried) if tried else "nothing found in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
+        warnings.append(f"no {CONTROLDATA} of PostgreSQL {pg_version} found (tried: {looked}): set bin_dir; "
+                        "the pg_control facts of data_dir_facts are null")
+        facts.update(empty_control_facts())
+        return facts, warnings
+    output = run_controldata(binary, data_dir)
+    control = parse_controldata(output)
+    if control["system_identifier"] is None or control["cluster_state"] is None:
+        raise PgreplError(f"data_dir: the output of {binary} -D {data_dir!r} could not be parsed: "
+                          f"{output.strip()[:200]!r}")
+    if "WARNING" in output:
+        warnings.append(f"{binary} warned about {data_dir}: "
+                        + " ".join(line for line in output.splitlines() if "WARNING" in line))
+    facts.update(control)
+    return facts, warnings

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install everything the tests need, idempotently: OS packages, the pinned venv, ansible-test's offline pip.
+# Safe to run again: each step checks first and says what it does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+say() { printf '[deps] %s\n' "$*"; }
+
+# --- OS packages: PostgreSQL server for the module tests, rsync for the ansible-test copy --------------------
+need_apt=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql postgresql-contrib)
+command -v rsync >/dev/null || need_apt+=(rsync)
+if ((${#need_apt[@]})); then
+  say "installing OS packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+else
+  say "OS packages present (PostgreSQL server, rsync)"
+fi
+
+# --- Python: the newest of the interpreters the pinned ansible supports -------------------------------------
+PYTHON=${PGREPL_PYTHON:-python3}
+stamp_hash=$(cat requirements/dev.txt | sha256sum | cut -c1-16)
+stamp=$VENV/.pgrepl-requirements-$stamp_hash
+if [[ -x $VENV/bin/python && -f $stamp ]]; then
+  say "venv up to date ($VENV)"
+else
+  say "creating venv $VENV from requirements/dev.txt (takes about a minute)"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements/dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+  "$VENV/bin/python" -c 'import ansible, psycopg, pytest' || { say "venv install failed"; exit 1; }
+  touch "$stamp"
+fi
+
+# --- ansible-test offline: its get-pip script comes from a host we cannot reach ---------------------------
+pip_ver=$("$VENV/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)
+cache=$HOME/.ansible/test/cache
+getpip=$cache/get_pip_${pip_ver//./_}.py
+if [[ -f $getpip ]] && compgen -G "$cache/pip-$pip_ver-*.whl" >/dev/null && cmp -s scripts/ansible_test_get_pip.py "$getpip"; then
+  say "ansible-test offline pip $pip_ver ready"
+else
+  say "preparing ansible-test offline pip $pip_ver in $cache"
+  mkdir -p "$cache"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$cache" "pip==$pip_ver" 2>&1 | grep -v "^WARNING: Location" || true
+  cp scripts/ansible_test_get_pip.py "$getpip"
+fi
+
+# --- The collection as Ansible finds it: .build/collections/ansible_collections/pgrepl/streaming -> here ------
+link=$ROOT/.build/collections/ansible_collections/pgrepl/streaming
+mkdir -p "$(dirname "$link")"
+[[ -L $link && $(readlink "$link") == "$ROOT" ]] || { rm -rf "$link"; ln -s "$ROOT" "$link"; }
+say "done"
