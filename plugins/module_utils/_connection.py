@@ -101,7 +101,9 @@ def explain_connect_error(params: dict[str, Any], exc: Exception) -> str:
         return f"login_user: the role does not exist on {target} ({text})"
     if "connection refused" in lowered or "no such file or directory" in lowered or "timeout" in lowered \
             or "could not translate host name" in lowered or "is the server running" in lowered:
-        return f"cannot reach PostgreSQL at {target}: {text}"
+        where = f"login_host={params.get('login_host') or params.get('login_unix_socket') or '(default socket)'}, " \
+            f"login_port={params.get('login_port') or 5432}"
+        return f"cannot reach PostgreSQL at {target} ({where}): {text}"
     return f"cannot connect to {target}: {text}"
 
 

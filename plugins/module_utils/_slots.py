@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ FORCE_WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.2
 # SQLSTATE object_in_use: pg_drop_replication_slot on a slot some process holds.
 SQLSTATE_OBJECT_IN_USE = "55006"
+# How pg_lsn prints: two hexadecimal 32-bit halves.
+_LSN_RE = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 
 if sql is not None:
     SLOT_QUERY = sql.SQL(
@@ -100,14 +103,10 @@ def request_from_params(params: dict[str, Any]) -> SlotRequest:
 
 def parse_lsn(text: str) -> int:
     """'16/B374D848' -> its byte position in the WAL stream."""
-    parts = text.strip().split("/") if isinstance(text, str) else []
-    if len(parts) != 2 or not all(parts) or len(parts[0]) > 8 or len(parts[1]) > 8:
+    match = _LSN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
         raise ValueError(f"{text!r} is not a WAL location (like 16/B374D848)")
-    try:
-        high, low = int(parts[0], 16), int(parts[1], 16)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a WAL location (like 16/B374D848)") from None
-    return (high << 32) | low
+    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
 
 
 def retained_bytes(current_lsn: str | None, restart_lsn: str | None) -> int | None:
@@ -192,22 +191,19 @@ def plan_slot(request: SlotRequest, row: dict[str, Any] | None, in_recovery: boo
 
 
 def reserve_mismatch_warning(request: SlotRequest, row: dict[str, Any] | None) -> str | None:
-    """A warning when an existing slot's reservation differs from immediately_reserve (it is not recreated)."""
-    if request.state != "present" or row is None:
+    """A warning when immediately_reserve is true but the existing slot reserves nothing (it is not recreated).
+
+    The reverse (a slot that reserves WAL although immediately_reserve is false) is the normal life of a slot:
+    it reserves from the moment its first consumer streams through it, so it is not reported.
+    """
+    if request.state != "present" or row is None or not request.immediately_reserve:
         return None
-    reserved = row.get("restart_lsn") is not None
-    if reserved == request.immediately_reserve:
+    if row.get("restart_lsn") is not None:
         return None
-    if request.immediately_reserve:
-        return (
-            f"immediately_reserve is true but the existing slot {request.name!r} reserves no WAL "
-            f"(restart_lsn is null, wal_status {row.get('wal_status')!r}); it is left as it is (not dropped "
-            "and recreated): drop it yourself if it must reserve WAL before its first consumer connects"
-        )
     return (
-        f"immediately_reserve is false but the existing slot {request.name!r} already reserves WAL "
-        f"(restart_lsn {row.get('restart_lsn')}); it is left as it is (a consumer has used it, "
-        "or it was created with immediately_reserve: true)"
+        f"immediately_reserve is true but the existing slot {request.name!r} reserves no WAL "
+        f"(restart_lsn is null, wal_status {row.get('wal_status')!r}); it is left as it is (not dropped "
+        "and recreated): drop it yourself if it must reserve WAL before its first consumer connects"
     )
 
 

@@ -9,15 +9,15 @@ DOCUMENTATION = r'''
 module: replication_slot
 short_description: Create or drop a physical replication slot
 version_added: 0.1.0
-author: pgrepl maintainers
+author: pgrepl maintainers (@pgrepl)
 description:
   - Makes sure a physical replication slot exists (O(state=present)) or does not (O(state=absent)) on one
     PostgreSQL server, and returns the slot's state as C(pg_replication_slots) shows it, with the bytes of WAL
     it retains.
   - The connecting role needs the C(SUPERUSER) or the C(REPLICATION) attribute, as PostgreSQL's
     C(pg_create_physical_replication_slot) and C(pg_drop_replication_slot) do; the module refuses otherwise.
-  - An existing slot is never dropped and recreated to change its reservation; a difference from
-    O(immediately_reserve) is only reported (RV(reserve_mismatch) and a warning).
+  - An existing slot is never dropped and recreated to change its reservation; an existing slot that reserves
+    nothing although O(immediately_reserve=true) is only reported (RV(reserve_mismatch) and a warning).
   - A logical slot of the same name is refused, whatever O(state) is.
 options:
   name:
@@ -35,8 +35,9 @@ options:
     description:
       - When creating the slot, reserve WAL at once (the slot gets a C(restart_lsn) before any consumer
         connects), so a standby cloned afterwards finds every segment it needs.
-      - On an existing slot it changes nothing; a slot whose reservation differs is reported in
-        RV(reserve_mismatch) and a warning.
+      - On an existing slot it changes nothing; with V(true), a slot that reserves nothing is reported in
+        RV(reserve_mismatch) and a warning. A slot that reserves WAL although this is V(false) is normal (it
+        reserves from the moment a consumer streams through it) and is not reported.
     type: bool
     default: false
   force:
@@ -151,7 +152,7 @@ in_recovery:
   type: bool
   sample: false
 reserve_mismatch:
-  description: True when the existing slot's reservation differs from O(immediately_reserve); the slot is left
+  description: True when O(immediately_reserve=true) but the existing slot reserves no WAL; the slot is left
     as it is and a warning says so.
   returned: success
   type: bool
