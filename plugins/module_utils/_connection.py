@@ -41,6 +41,39 @@ class PgreplError(Exception):
     """An error whose message is fit to show a user as it is (it names the option and the value)."""
 
 
+class PgreplConnectionError(PgreplError):
+    """The connection failed; ``unreachable`` tells a down or not-yet-accepting server from a configuration error."""
+
+    def __init__(self, message: str, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+# libpq messages that mean the server is down or not accepting connections right now, as opposed to a wrong
+# password, a missing pg_hba entry or a missing role (configuration errors, which callers must not hide).
+UNREACHABLE_MARKERS = (
+    "connection refused",
+    "no such file or directory",
+    "timeout expired",
+    "could not translate host name",
+    "is the server running",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "server closed the connection unexpectedly",
+    "too many clients already",
+    "remaining connection slots are reserved",
+)
+
+
+def is_unreachable(libpq_message: str) -> bool:
+    """Whether a libpq connection error means the server is down or not accepting (not a configuration error)."""
+    lowered = libpq_message.lower()
+    return any(marker in lowered for marker in UNREACHABLE_MARKERS)
+
+
 def validate_connection_params(params: dict[str, Any]) -> None:
     """Refuse connection options that cannot be right, before any network traffic."""
     port = params.get("login_port")
@@ -99,8 +132,7 @@ def explain_connect_error(params: dict[str, Any], exc: Exception) -> str:
         return f"login_db: the database does not exist on {target} ({text})"
     if "does not exist" in lowered and "role" in lowered:
         return f"login_user: the role does not exist on {target} ({text})"
-    if "connection refused" in lowered or "no such file or directory" in lowered or "timeout" in lowered \
-            or "could not translate host name" in lowered or "is the server running" in lowered:
+    if is_unreachable(text):
         where = f"login_host={params.get('login_host') or params.get('login_unix_socket') or '(default socket)'}, " \
             f"login_port={params.get('login_port') or 5432}"
         return f"cannot reach PostgreSQL at {target} ({where}): {text}"
@@ -116,7 +148,7 @@ def connect(params: dict[str, Any], autocommit: bool = True) -> Any:
     try:
         return psycopg.connect(autocommit=autocommit, **conninfo_kwargs(params))
     except psycopg.Error as exc:
-        raise PgreplError(explain_connect_error(params, exc)) from None
+        raise PgreplConnectionError(explain_connect_error(params, exc), is_unreachable(str(exc))) from None
 
 
 def query_one(conn: Any, query: Any, args: Any = None) -> tuple | None:

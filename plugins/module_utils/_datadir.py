@@ -192,11 +192,15 @@ def candidate_binaries(major: str, globber: Callable[[str], list[str]] = glob.gl
     on_path = which(CONTROLDATA)
     if on_path and on_path not in found:
         found.append(on_path)
-    # Stable sort: same-major paths first, unknown-major paths next, other majors last.
-    def rank(binary: str) -> int:
-        path_major = major_of_path(os.path.dirname(binary))
-        return 0 if path_major == major else (1 if path_major is None else 2)
-    return sorted(found, key=rank)
+    return sorted(found, key=lambda binary: _rank_for_major(binary, major))
+
+
+def _rank_for_major(binary: str, major: str) -> int:
+    """Sort key: paths naming this major first, paths naming no major next, other majors last."""
+    path_major = major_of_path(os.path.dirname(binary))
+    if path_major == major:
+        return 0
+    return 1 if path_major is None else 2
 
 
 def find_controldata(major: str, bin_dir: str | None,
