@@ -49,7 +49,9 @@ def replication_user_argument_spec() -> dict[str, dict[str, Any]]:
         "name": {"type": "str", "required": True},
         "password": {"type": "str", "no_log": True},
         "state": {"type": "str", "default": "present", "choices": list(STATE_CHOICES)},
-        "update_password": {"type": "str", "default": "always", "choices": list(UPDATE_PASSWORD_CHOICES)},
+        # no_log False: the name contains "password" but the value is a policy, not a secret.
+        "update_password": {"type": "str", "default": "always", "choices": list(UPDATE_PASSWORD_CHOICES),
+                            "no_log": False},
         "conn_limit": {"type": "int", "default": -1},
     }
 
@@ -317,8 +319,7 @@ def _role_statement(req: RoleRequest, plan: Plan) -> tuple[Any, list[Any]]:
         if plan.conn_limit is not None:
             parts.append(sql.SQL("CONNECTION LIMIT %s"))
             args.append(plan.conn_limit)
-    if plan.set_password:
-        assert req.password is not None
+    if plan.set_password and req.password is not None:
         parts.append(sql.SQL("PASSWORD %s"))
         args.append(verifier_for(req.password))
     return sql.SQL(" ").join(parts), args

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 module: replication_user
 short_description: Manage the PostgreSQL role that standbys use to stream (LOGIN REPLICATION, never SUPERUSER)
 version_added: 0.1.0
-author: pgrepl maintainers
+author: pgrepl maintainers (@pgrepl)
 description:
   - Creates, updates or drops a role with C(LOGIN) and C(REPLICATION) that is never a superuser.
   - The SCRAM-SHA-256 password verifier is computed on the managed host (RFC 5802/RFC 7677, 4096 iterations,
