@@ -12,6 +12,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     PSYCOPG_IMPORT_ERROR,
     PgreplError,
     connection_argument_spec,
+    psycopg,
 )
 
 
@@ -31,4 +32,11 @@ def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], 
         result = body(module)
     except PgreplError as exc:
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # A server error a module did not expect still gets a sentence, not a traceback (the SQL text is left
+        # out: it may hold a verifier or a setting value).
+        if psycopg is not None and isinstance(exc, psycopg.Error):
+            sqlstate = getattr(exc, "sqlstate", None) or "no SQLSTATE"
+            module.fail_json(msg=f"the server refused the operation ({sqlstate}): {str(exc).strip()}")
+        raise
     module.exit_json(**result)
