@@ -27,12 +27,17 @@ stamp=$VENV/.pgrepl-requirements-$stamp_hash
 if [[ -x $VENV/bin/python && -f $stamp ]]; then
   say "venv up to date ($VENV)"
 else
-  say "creating venv $VENV from requirements/dev.txt (takes about a minute)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
+  # Installed over an existing venv (pip moves pins up or down), so a running test keeps its interpreter.
+  if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    say "creating venv $VENV"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  say "installing requirements/dev.txt into $VENV (about a minute the first time)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements/dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-  "$VENV/bin/python" -c 'import ansible, psycopg, pytest' || { say "venv install failed"; exit 1; }
+  "$VENV/bin/python" -c 'import ansible, psycopg, pytest, molecule, testinfra' || { say "venv install failed"; exit 1; }
+  rm -f "$VENV"/.pgrepl-requirements-*
   touch "$stamp"
 fi
 
