@@ -1,0 +1,154 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe file replacement for configuration files: same-dir tempfile, fsync, os.replace, optional backup.
+
+A reader (PostgreSQL, another task) sees either the old file or the new one, never a half-written one, and
+the new file keeps the mode, owner, group (and SELinux label, where there is one) of the file it replaces.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+import time
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+
+SELINUX_XATTR = "security.selinux"
+
+
+def read_bytes(path: str, option: str = "path") -> bytes | None:
+    """The file's bytes, None when it does not exist; a clear PgreplError for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise PgreplError(f"{option}: {path!r} is a directory, not a file") from None
+    except OSError as exc:
+        raise PgreplError(f"{option}: cannot read {path!r}: {exc.strerror or exc}") from None
+
+
+def backup_name(path: str, now: float | None = None) -> str:
+    """Where a backup of path goes: next to it, with the pid and a timestamp (the pattern Ansible users know)."""
+    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now if now is not None else time.time()))
+    return f"{path}.{os.getpid()}.{stamp}~"
+
+
+def backup_file(path: str) -> str:
+    """Copy path (contents, mode, times, owner) to a timestamped file beside it and return that file's name."""
+    target = os.path.realpath(path)
+    dest = backup_name(path)
+    try:
+        shutil.copy2(target, dest)
+        st = os.stat(target)
+        _chown_if_needed(dest, st)
+    except OSError as exc:
+        raise PgreplError(f"backup: cannot copy {path!r} to {dest!r}: {exc.strerror or exc}") from None
+    return dest
+
+
+def _chown_if_needed(path: str, st: os.stat_result) -> None:
+    current = os.stat(path)
+    if (current.st_uid, current.st_gid) != (st.st_uid, st.st_gid):
+        os.chown(path, st.st_uid, st.st_gid)
+
+
+def _copy_selinux_label(src: str, fd: int) -> None:
+    """Best effort: keep the SELinux label of the replaced file (no-op where xattrs or SELinux are absent)."""
+    if not hasattr(os, "getxattr"):
+        return
+    try:
+        label = os.getxattr(src, SELINUX_XATTR)
+    except OSError:
+        return
+    try:
+        os.setxattr(fd, SELINUX_XATTR, label)
+    except OSError:
+        pass
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on a directory
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, backup: bool = False, mode: int = 0o600, option: str = "path") -> str | None:
+    """Replace path with data atomically; return the backup's name when backup is true and a file existed.
+
+    A symlink at path is kept and its target is replaced. An existing file's mode, owner and group are copied
+    to the new one (failing, rather than silently changing the owner, when we may not chown). A new file gets
+    ``mode``.
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target) or "."
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise PgreplError(f"{option}: cannot stat {path!r}: {exc.strerror or exc}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise PgreplError(f"{option}: {path!r} is not a regular file")
+
+    backup_path = backup_file(path) if backup and st is not None else None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise PgreplError(f"{option}: cannot create a temporary file in {directory!r}: {exc.strerror or exc}") from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if st is not None:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.fchown(fd, st.st_uid, st.st_gid)
+                    except PermissionError:
+                        raise PgreplError(
+                            f"{option}: cannot keep the owner {st.st_uid}:{st.st_gid} of {path!r} when running as "
+                            f"uid {os.geteuid()}: run the task as that owner or with become") from None
+                _copy_selinux_label(target, fd)
+            else:
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except PgreplError:
+        _unlink_quietly(tmp)
+        raise
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise PgreplError(f"{option}: cannot write {path!r}: {exc.strerror or exc}") from None
+    _fsync_dir(directory)
+    return backup_path
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def remove_quietly(path: str | None) -> None:
+    """Remove a file we created (a backup made redundant by a restore); missing is fine."""
+    if path:
+        _unlink_quietly(path)
