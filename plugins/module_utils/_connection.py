@@ -7,10 +7,11 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
+# `sql` is imported here once and re-exported to the other module_utils files.
 PSYCOPG_IMPORT_ERROR: str | None
 try:
     import psycopg
-    from psycopg import sql  # noqa: F401  # pylint: disable=unused-import  (re-exported for the other module_utils)
+    from psycopg import sql  # noqa: F401  # pylint: disable=unused-import
     from psycopg.rows import dict_row
     PSYCOPG_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the managed host

@@ -194,7 +194,7 @@ def parse_address(text: str, mask: str | None = None) -> Address:
     if mask is None and text in ADDRESS_KEYWORDS:
         return Address(kind=text, name=text)
     if mask is None and "/" in text:
-        addr_text, _, prefix_text = text.partition("/")
+        addr_text, _slash, prefix_text = text.partition("/")
         addr = _ip(addr_text)
         if addr is None:
             if HOSTNAME_RE.match(addr_text):
@@ -318,7 +318,7 @@ class Rule:
 
 
 def _option_pair(value: str) -> tuple[str, str]:
-    name, _, val = value.partition("=")
+    name, _equals, val = value.partition("=")
     return (name, val)
 
 
@@ -494,7 +494,7 @@ def mask_line(line: str) -> str:
     parts: list[str] = []
     pos = 0
     for token in (t for f in tokens.fields for t in f):
-        name, eq, _ = token.value.partition("=")
+        name, eq, _value = token.value.partition("=")
         if eq and name.lower() in SECRET_OPTIONS:
             parts.append(line[pos:token.start])
             parts.append(f"{name}={MASK}")
@@ -799,7 +799,8 @@ def _first_match(doc: HbaDocument, pattern: Pattern[str]) -> int | None:
 def _rewrite_in_place(record: Record, entry: Entry) -> str:
     """The record with the method, options (and comment, when given) of the entry; the rest as written."""
     rule = record.rule
-    assert rule is not None
+    if rule is None:
+        raise PgreplError(f"internal error: line {record.number} is not an entry and cannot be rewritten")
     content = record.content
     head = content[: rule.method.start]
     tail = content[rule.tail_start:]
@@ -841,7 +842,8 @@ def plan_edit(doc: HbaDocument, entry: Entry, state: str, insert_before: Pattern
     if same:
         index = same[0]
         record = records[index]
-        assert record.rule is not None
+        if record.rule is None:
+            raise PgreplError(f"internal error: line {record.number} is not an entry")
         if len(same) > 1:
             warnings.append("lines " + ", ".join(str(doc.records[i].number) for i in same[1:]) + " have the same "
                             "connection type, databases, users and address as line " + str(record.number)
@@ -927,7 +929,8 @@ def check_syntax(plan: Plan, entry: Entry) -> None:
         raise PgreplError("internal error: the edit would add lines the module cannot read: "
                           + "; ".join(repr(mask_line(c)) for c in added) + "; nothing was changed")
     if plan.action in ("added", "updated"):
-        assert plan.index is not None
+        if plan.index is None:
+            raise PgreplError("internal error: an added or updated entry has no position")
         record = new.records[plan.index]
         rule = record.rule
         if (record.kind != "rule" or rule is None or rule.selector.key != entry.selector.key

@@ -48,7 +48,6 @@ XID_COLUMNS = ("xmin", "catalog_xmin", "backend_xmin")
 WAL_RECEIVER_ALIASES = {"received_lsn": "flushed_lsn"}
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Version-specific column lists (facts from the PostgreSQL release notes and system_views.sql)
 # ---------------------------------------------------------------------------------------------------------------

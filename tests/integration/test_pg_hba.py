@@ -245,8 +245,8 @@ def test_server_validation_refuses_what_our_syntax_allows_and_restores_the_file(
     ({"method": "md5", "options": {"pg_hba_bogus": "1"}}, 'unrecognized authentication option name: "pg_hba_bogus"'),
     ({"method": "oauth"}, "oauth needs PostgreSQL 18"),
 ])
-def test_entries_the_server_would_refuse_leave_file_and_server_alone(live: PgCluster, extra: dict[str, Any],
-                                                                    server_says: str) -> None:
+def test_entries_the_server_would_refuse_leave_file_and_server_alone(
+        live: PgCluster, extra: dict[str, Any], server_says: str) -> None:
     original = live.hba_file.read_bytes()
     reloads = sighups(live)
     result = run_module("pg_hba", args(live, **extra))
@@ -346,11 +346,11 @@ CLOSED_PORT = 1
     ({"databases": '"pg_hba_unbalanced'}, "databases: '\"pg_hba_unbalanced' has an unbalanced double quote"),
     ({"users": "pg_hba#x"}, "users: 'pg_hba#x' contains '#'"),
     ({"address": "10.0.0.0/33"}, "address: '10.0.0.0/33' is not valid: invalid CIDR mask"),
-    ({"users": APP, "address": "10.1.2.3/8", "method": "md5"}, "address: '10.1.2.3/8' has host bits set, so it "
-                                                                "really means 10.0.0.0/8"),
+    ({"users": APP, "address": "10.1.2.3/8", "method": "md5"},
+     "address: '10.1.2.3/8' has host bits set, so it really means 10.0.0.0/8"),
     ({"method": "krb5"}, "value of method must be one of"),
-    ({"contype": "local", "address": "127.0.0.1/32"}, "address: '127.0.0.1/32' must not be set when contype is "
-                                                       "local"),
+    ({"contype": "local", "address": "127.0.0.1/32"},
+     "address: '127.0.0.1/32' must not be set when contype is local"),
     ({"address": None}, "address: required when contype is host"),
     ({"insert_before": "[unclosed"}, "insert_before: '[unclosed' is not a valid regular expression"),
     ({"insert_after": "^pg_hba_no_such_line"}, "insert_after: the regular expression '^pg_hba_no_such_line' "

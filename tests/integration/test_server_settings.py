@@ -119,8 +119,8 @@ def own_cluster(bench_dir: Path) -> Iterator[PgCluster]:
 def roles(primary: PgCluster) -> Iterator[None]:
     """A plain login role, and one granted exactly what a non-superuser needs for one setting (PostgreSQL 15+)."""
     for role in (PLAIN_ROLE, GRANTED_ROLE):
-        primary.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
-                                                                        sql.Literal(ROLE_PASSWORD)))
+        primary.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(ROLE_PASSWORD)))
     grants = [
         "GRANT ALTER SYSTEM ON PARAMETER log_min_duration_statement TO {}",
         "GRANT SELECT ON pg_catalog.pg_file_settings TO {}",

@@ -353,8 +353,9 @@ def test_update_keeps_the_comment_and_the_legacy_address_text() -> None:
     text = read("legacy_mixed.conf")
     result = plan(text, contype="host", address="10.0.0.0/8", method="scram-sha-256")
     assert result.action == "updated" and result.line_number == 3
-    assert result.new_text.splitlines()[2] == ("host    all             all             10.1.2.3/8              "
-                                                "scram-sha-256     # host bits set (means 10.0.0.0/8)")
+    expected = ("host    all             all             10.1.2.3/8              "
+                "scram-sha-256     # host bits set (means 10.0.0.0/8)")
+    assert result.new_text.splitlines()[2] == expected
 
 
 def test_comment_given_replaces_and_empty_comment_removes() -> None:
@@ -461,14 +462,12 @@ def test_new_entry_renders_in_the_sample_columns() -> None:
 def test_check_syntax_catches_a_broken_plan() -> None:
     text = read("hardened.conf")
     result = plan(text, **REPL)
-    bad = Plan(result.action, result.old_text, result.new_text.replace("replicator      10.0.0.5/32",
-                                                                      'replicator      "10.0.0.5/32'),
-               result.index, result.line_number)
+    broken_text = result.new_text.replace("replicator      10.0.0.5/32", 'replicator      "10.0.0.5/32')
+    bad = Plan(result.action, result.old_text, broken_text, result.index, result.line_number)
     with pytest.raises(PgreplError, match="cannot read"):
         check_syntax(bad, entry(**REPL))
-    wrong = Plan(result.action, result.old_text, result.new_text.replace("replicator      10.0.0.5/32",
-                                                                        "replicator      10.0.0.6/32"),
-                 result.index, result.line_number)
+    wrong_text = result.new_text.replace("replicator      10.0.0.5/32", "replicator      10.0.0.6/32")
+    wrong = Plan(result.action, result.old_text, wrong_text, result.index, result.line_number)
     with pytest.raises(PgreplError, match="does not read back"):
         check_syntax(wrong, entry(**REPL))
 
