@@ -1,0 +1,1166 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A data directory made a fresh physical copy of a primary with pg_basebackup, safely and idempotently.
+
+Everything that can refuse runs before anything changes: the options, the target directory (symlink, config
+directory, parent of another cluster), the passfile, a real replication connection (IDENTIFY_SYSTEM, and
+READ_REPLICATION_SLOT on PostgreSQL 15+), and the decision from the directory's system identifier. The copy
+is made in a temporary sibling directory, checked, and only then swapped in; an old directory is renamed
+aside, never deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import SSL_MODES, PgreplError, psycopg
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    BIN_DIR_GLOBS,
+    binary_version,
+    major_of_path,
+    read_data_dir,
+    read_postmaster,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
+
+BASEBACKUP = "pg_basebackup"
+CHECKPOINTS = ("fast", "spread")
+MOVED_INFIX = ".pgrepl-moved-"
+CLONE_INFIX = ".pgrepl-clone-"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# Seconds the up-front replication connection may take to open (it is also written into primary_conninfo).
+CONNECT_TIMEOUT = 10
+# Lines of pg_basebackup's output kept in the result.
+LOG_TAIL_LINES = 30
+# How long a helper command (test -r, pg_controldata) may take.
+HELPER_TIMEOUT = 30
+# READ_REPLICATION_SLOT exists from PostgreSQL 15 on.
+READ_SLOT_MIN_VERSION = 150000
+NAME_MAX_BYTES = 63
+# How deep and how wide the search for a cluster below data_dir goes (a bound, not a promise of completeness).
+NESTED_SEARCH_DEPTH = 3
+NESTED_SEARCH_MAX_ENTRIES = 20000
+
+# Directories that are never a data directory; refusing them keeps a typo from renaming a system tree aside.
+SYSTEM_DIRS = frozenset((
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc", "/root",
+    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/lib", "/usr/local", "/var", "/var/lib", "/var/tmp",
+    "/var/lib/postgresql", "/var/lib/pgsql", "/etc/postgresql",
+))
+
+# Role names carried in a conninfo, a .pgpass line and pg_hba.conf: a conservative set, so that no quoting
+# mistake anywhere along that path can turn a name into extra keywords.
+REPLICATION_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@$-]*")
+# application_name also ends up in synchronous_standby_names; keep it to what needs no quoting surprises there.
+APPLICATION_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+# One host name, IP address (v6 with zone) or unix socket directory; a comma would make libpq try several hosts.
+HOST_RE = re.compile(r"[A-Za-z0-9_.:%/\[\]-]+")
+_CONNINFO_KEY_RE = re.compile(r"[a-z_]+")
+_PASSWORD_KEY_RE = re.compile(r"(?<![A-Za-z0-9_])password\s*=")
+_ERROR_LINE_RE = re.compile(r"(?i)\b(error|fatal|could not|cannot|failed|invalid)\b")
+
+# States of data_dir as decided from its facts (the diff shows them).
+STATE_MISSING = "missing"
+STATE_EMPTY = "empty"
+STATE_STANDBY = "standby-of-primary"
+STATE_FORMER_PRIMARY = "former-primary"
+STATE_OTHER_CLUSTER = "other-cluster"
+STATE_FILES = "files"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# options
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    """The module's options after validation (no file system or network access was needed to build it)."""
+
+    data_dir: str
+    primary_host: str
+    passfile: str
+    primary_port: int = 5432
+    replication_user: str = "replicator"
+    slot_name: str | None = None
+    application_name: str | None = None
+    sslmode: str = "prefer"
+    os_user: str = "postgres"
+    move_aside: bool = True
+    checkpoint: str = "fast"
+    timeout: int = 3600
+    force_reclone: bool = False
+    bin_dir: str | None = None
+    preflight: bool = False
+
+
+def _no_control_chars(option: str, value: str) -> None:
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise PgreplError(f"{option}: {value!r} contains a control character (a newline, a tab or NUL)")
+
+
+def _require_bool(params: dict[str, Any], option: str, default: bool) -> bool:
+    value = params.get(option)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise PgreplError(f"{option}: {value!r} is not a boolean (true or false)")
+    return value
+
+
+def _require_int(params: dict[str, Any], option: str, default: int, low: int, high: int, what: str) -> int:
+    value = params.get(option)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PgreplError(f"{option}: {value!r} is not an integer")
+    if not low <= value <= high:
+        raise PgreplError(f"{option}: {value} is not {what} ({low}-{high})")
+    return value
+
+
+def validate_abs_path(option: str, value: Any) -> str:
+    """An absolute path without control characters, normalised (no trailing slash, no '..')."""
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"{option}: {value!r} is not a path (it must be a non-empty absolute path)")
+    _no_control_chars(option, value)
+    if not os.path.isabs(value):
+        raise PgreplError(f"{option}: {value!r} must be an absolute path")
+    return os.path.normpath(value)
+
+
+def validate_data_dir_path(value: Any) -> str:
+    """data_dir as a path: absolute, not '/', not a system directory."""
+    path = validate_abs_path("data_dir", value)
+    if path == "/" or path.startswith("//"):
+        raise PgreplError(f"data_dir: {value!r} is the root directory, never a data directory")
+    if path in SYSTEM_DIRS:
+        raise PgreplError(f"data_dir: {value!r} is a system directory, never a data directory: give the "
+                          "cluster's own directory (for example /var/lib/postgresql/15/main)")
+    return path
+
+
+def validate_replication_user(value: Any) -> str:
+    """A role name that can travel through a conninfo, a .pgpass line and pg_hba.conf unquoted and unchanged."""
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"replication_user: {value!r} is not a role name (it must be a non-empty string)")
+    size = len(value.encode("utf-8", errors="replace"))
+    if size > NAME_MAX_BYTES:
+        raise PgreplError(f"replication_user: {value!r} is {size} bytes long; PostgreSQL's limit is "
+                          f"{NAME_MAX_BYTES} bytes")
+    if REPLICATION_USER_RE.fullmatch(value) is None:
+        raise PgreplError(f"replication_user: {value!r} is not accepted: use letters, digits and _ . @ $ - "
+                          "(starting with a letter, digit or _); quotes, spaces, '=', ':' and backslashes are "
+                          "refused because the name travels through a conninfo string and a .pgpass line")
+    return value
+
+
+def validate_host(value: Any) -> str:
+    """One host name, IP address or socket directory."""
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"primary_host: {value!r} is not a host (it must be a host name, an IP address or a "
+                          "unix socket directory)")
+    if HOST_RE.fullmatch(value) is None:
+        raise PgreplError(f"primary_host: {value!r} is not one host name, IP address or socket directory "
+                          "(spaces, quotes, commas and '=' are refused)")
+    return value
+
+
+def validate_application_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or APPLICATION_NAME_RE.fullmatch(value) is None:
+        detail = ""
+        if isinstance(value, str) and len(value) > NAME_MAX_BYTES:
+            detail = f", it has {len(value)} characters and at most {NAME_MAX_BYTES} are allowed"
+        raise PgreplError(f"application_name: {value!r} is not accepted (^[A-Za-z0-9_.-]{{1,63}}${detail})")
+    return value
+
+
+def request_from_params(params: dict[str, Any]) -> CloneRequest:
+    """Validate every option before anything is read, run or connected."""
+    data_dir = validate_data_dir_path(params.get("data_dir"))
+    passfile = validate_abs_path("passfile", params.get("passfile"))
+    bin_dir = params.get("bin_dir")
+    if bin_dir is not None:
+        bin_dir = validate_abs_path("bin_dir", bin_dir)
+    slot_name = params.get("slot_name")
+    if slot_name is not None:
+        slot_name = validate_slot_name(slot_name, "slot_name")
+    sslmode = params.get("sslmode") or "prefer"
+    if sslmode not in SSL_MODES:
+        raise PgreplError(f"sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}")
+    checkpoint = params.get("checkpoint") or "fast"
+    if checkpoint not in CHECKPOINTS:
+        raise PgreplError(f"checkpoint: {checkpoint!r} is not one of {', '.join(CHECKPOINTS)}")
+    os_user = params.get("os_user") or "postgres"
+    if not isinstance(os_user, str) or re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", os_user) is None:
+        raise PgreplError(f"os_user: {os_user!r} is not a user name")
+    if os_user == "root":
+        raise PgreplError("os_user: 'root' cannot own a data directory (PostgreSQL refuses to run as root); "
+                          "use the postgres user")
+    return CloneRequest(
+        data_dir=data_dir,
+        primary_host=validate_host(params.get("primary_host")),
+        passfile=passfile,
+        primary_port=_require_int(params, "primary_port", 5432, 1, 65535, "a TCP port"),
+        replication_user=validate_replication_user(
+            params.get("replication_user") if params.get("replication_user") is not None else "replicator"),
+        slot_name=slot_name,
+        application_name=validate_application_name(params.get("application_name")),
+        sslmode=sslmode,
+        os_user=os_user,
+        move_aside=_require_bool(params, "move_aside", True),
+        checkpoint=checkpoint,
+        timeout=_require_int(params, "timeout", 3600, 1, 7 * 24 * 3600, "a number of seconds"),
+        force_reclone=_require_bool(params, "force_reclone", False),
+        bin_dir=bin_dir,
+        preflight=_require_bool(params, "preflight", False),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# conninfo
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def quote_conninfo_value(value: str) -> str:
+    """A libpq conninfo value, always single-quoted, backslashes and quotes escaped: it can never end early."""
+    if "\x00" in value:
+        raise PgreplError("a conninfo value contains a NUL character")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def build_conninfo(pairs: list[tuple[str, str]]) -> str:
+    """'key='value' key='value'' from (keyword, value) pairs; keywords are checked, values quoted."""
+    parts = []
+    for key, value in pairs:
+        if _CONNINFO_KEY_RE.fullmatch(key) is None:
+            raise PgreplError(f"{key!r} is not a libpq keyword")
+        parts.append(f"{key}={quote_conninfo_value(str(value))}")
+    return " ".join(parts)
+
+
+def conninfo_pairs(request: CloneRequest) -> list[tuple[str, str]]:
+    """The libpq keywords of the replication connection (never a password: it comes from the passfile)."""
+    pairs = [
+        ("host", request.primary_host),
+        ("port", str(request.primary_port)),
+        ("user", request.replication_user),
+        ("passfile", request.passfile),
+        ("sslmode", request.sslmode),
+        ("connect_timeout", str(CONNECT_TIMEOUT)),
+    ]
+    if request.application_name:
+        pairs.append(("application_name", request.application_name))
+    return pairs
+
+
+def clone_conninfo(request: CloneRequest) -> str:
+    """What pg_basebackup gets with -d (and what -R writes into primary_conninfo)."""
+    return build_conninfo(conninfo_pairs(request))
+
+
+def describe_primary(request: CloneRequest) -> str:
+    return (f"primary_host={request.primary_host} primary_port={request.primary_port} "
+            f"replication_user={request.replication_user}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the OS user that owns the copy
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OsUser:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def lookup_os_user(name: str, getpwnam: Callable[[str], Any] = pwd.getpwnam) -> OsUser:
+    try:
+        entry = getpwnam(name)
+    except KeyError:
+        raise PgreplError(f"os_user: {name!r} is not a user on this host (create the PostgreSQL OS user first, "
+                          "usually by installing the server package)") from None
+    if entry.pw_uid == 0:
+        raise PgreplError(f"os_user: {name!r} has uid 0; PostgreSQL refuses to run as root")
+    return OsUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir or "/")
+
+
+def _find_tool(name: str, which: Callable[[str], str | None]) -> str | None:
+    found = which(name)
+    if found:
+        return found
+    for directory in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def as_user_command(cmd: list[str], user: OsUser, euid: int,
+                    which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """cmd run as user: directly when we are that user, else through runuser, setpriv or su (as root)."""
+    if euid == user.uid:
+        return list(cmd)
+    if euid != 0:
+        raise PgreplError(f"os_user: the module runs as uid {euid} and cannot run {cmd[0]} as {user.name!r}: "
+                          "run the task as root (become: true) or as that user")
+    runuser = _find_tool("runuser", which)
+    if runuser:
+        return [runuser, "-u", user.name, "--", *cmd]
+    setpriv = _find_tool("setpriv", which)
+    if setpriv:
+        return [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", *cmd]
+    su_tool = _find_tool("su", which)
+    if su_tool:
+        return [su_tool, "-s", "/bin/sh", user.name, "-c", "exec " + " ".join(shlex.quote(part) for part in cmd)]
+    raise PgreplError(f"os_user: none of runuser, setpriv or su is installed: cannot run {cmd[0]} as {user.name!r}")
+
+
+def clean_env(user: OsUser) -> dict[str, str]:
+    """The environment of commands run as os_user: no PG* variable (no PGPASSWORD), C locale, their home."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": user.home}
+
+
+def scrub_libpq_env(environ: Any) -> list[str]:
+    """Remove PG* variables from this process, so the connection test uses exactly the given options."""
+    removed = sorted(key for key in list(environ) if key.startswith("PG"))
+    for key in removed:
+        del environ[key]
+    return removed
+
+
+def user_can(user: OsUser, test_flag: str, path: str, euid: int) -> bool:
+    """Whether `test <flag> path` succeeds as the user (ACLs and every parent's x bit included)."""
+    test_bin = _find_tool("test", shutil.which) or "/usr/bin/test"
+    cmd = as_user_command([test_bin, test_flag, path], user, euid)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env=clean_env(user), timeout=HELPER_TIMEOUT, check=False,
+                              cwd="/", stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the passfile
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_passfile_stat(path: str, st: os.stat_result | None, data_dir: str) -> None:
+    """Refuse a passfile libpq would ignore or that would move aside with the data directory."""
+    if st is None:
+        raise PgreplError(f"passfile: {path!r} does not exist (write it first, e.g. with pgrepl.streaming.passfile)")
+    if not stat.S_ISREG(st.st_mode):
+        raise PgreplError(f"passfile: {path!r} is not a regular file")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise PgreplError(f"passfile: {path!r} has mode {mode:04o}; libpq ignores a password file that the group "
+                          "or others may read or write: chmod 0600 it")
+    if path == data_dir or path.startswith(data_dir.rstrip("/") + "/"):
+        raise PgreplError(f"passfile: {path!r} is inside data_dir {data_dir!r}: it would be moved aside with the "
+                          "data directory; keep it outside (for example in the postgres user's home)")
+
+
+def check_passfile(request: CloneRequest, user: OsUser, euid: int) -> None:
+    try:
+        st: os.stat_result | None = os.stat(request.passfile)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise PgreplError(f"passfile: cannot stat {request.passfile!r}: {exc.strerror or exc}") from None
+    check_passfile_stat(request.passfile, st, request.data_dir)
+    if not user_can(user, "-r", request.passfile, euid):
+        raise PgreplError(f"passfile: {request.passfile!r} is not readable by os_user {user.name!r}, and "
+                          f"pg_basebackup runs as that user: chown it to {user.name} (mode 0600) and make its "
+                          "directory searchable by that user")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what data_dir is
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DirFacts:
+    """What data_dir is, read without pg_controldata and without changing anything."""
+
+    path: str
+    parent_exists: bool = True
+    exists: bool = False
+    is_symlink: bool = False
+    symlink_target: str | None = None
+    is_dir: bool = False
+    empty: bool = False
+    entries: list[str] = field(default_factory=list)
+    is_mount: bool = False
+    pg_version: str | None = None
+    has_pg_control: bool = False
+    has_postgresql_conf: bool = False
+    has_pg_hba_conf: bool = False
+    nested_cluster: str | None = None
+    postmaster_running: bool = False
+    postmaster_pid: int | None = None
+
+
+def find_nested_cluster(path: str, max_depth: int = NESTED_SEARCH_DEPTH,
+                        max_entries: int = NESTED_SEARCH_MAX_ENTRIES) -> str | None:
+    """A data directory (PG_VERSION and global/) below path, up to max_depth levels, symlinks not followed."""
+    seen = 0
+    level = [path]
+    for _depth in range(max_depth):
+        following: list[str] = []
+        for directory in level:
+            try:
+                with os.scandir(directory) as entries:
+                    children = sorted(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+            except OSError:
+                continue
+            for child in children:
+                seen += 1
+                if seen > max_entries:
+                    return None
+                if os.path.isfile(os.path.join(child, "PG_VERSION")) and \
+                        os.path.isdir(os.path.join(child, "global")):
+                    return child
+                following.append(child)
+        level = following
+    return None
+
+
+def inspect_data_dir(path: str) -> DirFacts:
+    facts = DirFacts(path=path)
+    parent = os.path.dirname(path)
+    facts.parent_exists = os.path.isdir(parent)
+    if os.path.islink(path):
+        facts.exists = True
+        facts.is_symlink = True
+        facts.symlink_target = os.path.realpath(path)
+        return facts
+    if not os.path.lexists(path):
+        return facts
+    facts.exists = True
+    facts.is_dir = os.path.isdir(path)
+    if not facts.is_dir:
+        return facts
+    try:
+        facts.entries = sorted(os.listdir(path))
+    except OSError as exc:
+        raise PgreplError(f"data_dir: cannot list {path!r}: {exc.strerror or exc}") from None
+    facts.empty = not facts.entries
+    try:
+        facts.is_mount = os.stat(path).st_dev != os.stat(parent).st_dev
+    except OSError:
+        facts.is_mount = False
+    names = set(facts.entries)
+    facts.has_postgresql_conf = "postgresql.conf" in names
+    facts.has_pg_hba_conf = "pg_hba.conf" in names
+    facts.has_pg_control = os.path.isfile(os.path.join(path, "global", "pg_control"))
+    if "PG_VERSION" in names:
+        try:
+            with open(os.path.join(path, "PG_VERSION"), encoding="utf-8", errors="replace") as handle:
+                text = handle.read(64).strip()
+            facts.pg_version = text if re.fullmatch(r"\d+(\.\d+)?", text) else None
+        except OSError:
+            facts.pg_version = None
+    if "PG_VERSION" not in names and not facts.empty:
+        facts.nested_cluster = find_nested_cluster(path)
+    postmaster = read_postmaster(path)
+    facts.postmaster_running = bool(postmaster["postmaster_running"])
+    facts.postmaster_pid = postmaster["postmaster_pid"]
+    return facts
+
+
+def check_data_dir_static(facts: DirFacts) -> None:
+    """Refusals that need no primary: symlink, not a directory, config directory, parent of a cluster."""
+    path = facts.path
+    if not facts.parent_exists:
+        raise PgreplError(f"data_dir: the parent directory of {path!r} does not exist: create it first "
+                          "(the copy is made in a sibling directory and renamed into place)")
+    if facts.is_symlink:
+        raise PgreplError(f"data_dir is a symlink to {facts.symlink_target}: give the real path "
+                          f"(data_dir: {path!r}); cloning through a symlink replaces the link, not its target")
+    if facts.exists and not facts.is_dir:
+        raise PgreplError(f"data_dir: {path!r} exists and is not a directory")
+    if not facts.exists:
+        return
+    if "PG_VERSION" not in facts.entries and (facts.has_postgresql_conf or facts.has_pg_hba_conf):
+        present = (("postgresql.conf", facts.has_postgresql_conf), ("pg_hba.conf", facts.has_pg_hba_conf))
+        found = " and ".join(name for name, there in present if there)
+        raise PgreplError(f"data_dir: {path!r} looks like a PostgreSQL configuration directory (it has {found} but "
+                          "no PG_VERSION), such as Debian's /etc/postgresql/N/main: give the data directory "
+                          "(for example /var/lib/postgresql/N/main)")
+    if facts.nested_cluster:
+        raise PgreplError(f"data_dir: {path!r} holds another cluster at {facts.nested_cluster!r}: give the "
+                          "cluster's own directory, not a parent of one")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the decision (pure)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirState:
+    """What data_dir holds, relative to the primary."""
+
+    kind: str
+    system_identifier: str | None = None
+    pg_version: str | None = None
+
+    def describe(self) -> str:
+        if self.kind in (STATE_OTHER_CLUSTER, STATE_FORMER_PRIMARY):
+            if self.system_identifier:
+                return f"{self.kind}({self.system_identifier})"
+            if self.pg_version:
+                return f"{self.kind}(PostgreSQL {self.pg_version})"
+        return self.kind
+
+
+def classify(facts: DirFacts, primary_sysid: str, primary_major: str, dir_sysid: str | None,
+             has_signal: bool) -> DirState:
+    """data_dir's state from its facts and (for a cluster of the primary's major) its system identifier."""
+    if not facts.exists:
+        return DirState(STATE_MISSING)
+    if facts.empty:
+        return DirState(STATE_EMPTY)
+    if facts.pg_version is None or not facts.has_pg_control:
+        return DirState(STATE_FILES, pg_version=facts.pg_version)
+    if facts.pg_version == primary_major and dir_sysid == primary_sysid:
+        return DirState(STATE_STANDBY if has_signal else STATE_FORMER_PRIMARY, dir_sysid, facts.pg_version)
+    return DirState(STATE_OTHER_CLUSTER, dir_sysid, facts.pg_version)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """'kept' (nothing to do) or 'clone'; whether the old directory moves aside; whether to clone in place."""
+
+    action: str
+    move_old_aside: bool = False
+    in_place: bool = False
+
+
+def decide(state: DirState, facts: DirFacts, move_aside: bool, force_reclone: bool,
+           ignore_running: bool = False) -> Decision:
+    """The action for this state and these options, or a PgreplError saying why it is refused.
+
+    ``ignore_running`` (preflight): a running server is reported, not refused, since the caller stops it next.
+    """
+    path = facts.path
+    if state.kind == STATE_MISSING:
+        return Decision("clone")
+    if state.kind == STATE_EMPTY:
+        return Decision("clone", in_place=facts.is_mount)
+    if state.kind == STATE_STANDBY and not force_reclone:
+        return Decision("kept")
+    if state.kind == STATE_FORMER_PRIMARY and not force_reclone:
+        raise PgreplError(
+            f"data_dir holds a former primary of the same cluster (system identifier {state.system_identifier}): "
+            "rejoin it with pg_rewind (pgrepl.streaming.rejoin) or set force_reclone "
+            f"(data_dir: {path!r} has no standby.signal or recovery.signal)")
+    what = {
+        STATE_STANDBY: f"a copy of this primary (system identifier {state.system_identifier})",
+        STATE_FORMER_PRIMARY: f"a former primary of this cluster (system identifier {state.system_identifier})",
+        STATE_OTHER_CLUSTER: "another cluster (" + (f"system identifier {state.system_identifier}"
+                                                    if state.system_identifier
+                                                    else f"PostgreSQL {state.pg_version}") + ")",
+        STATE_FILES: f"{len(facts.entries)} entries that are not a PostgreSQL cluster of the primary's version",
+    }[state.kind]
+    if facts.postmaster_running and not ignore_running:
+        raise PgreplError(f"data_dir: {path!r} holds {what} and a server is running on it (postmaster.pid names "
+                          f"the live process {facts.postmaster_pid}): stop the server first; this module never "
+                          "stops servers")
+    if not move_aside:
+        option = "force_reclone is true but move_aside" if force_reclone else "move_aside"
+        raise PgreplError(f"data_dir: {path!r} holds {what} and {option} is false: nothing was changed; "
+                          "set move_aside: true to rename it aside (it is never deleted), or empty it yourself")
+    if facts.is_mount:
+        raise PgreplError(f"data_dir: {path!r} is a mount point and holds {what}: a mount point cannot be renamed "
+                          "aside; move its contents away yourself, or use a directory below the mount point")
+    return Decision("clone", move_old_aside=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# names of the sibling directories
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def utc_stamp(now: float) -> str:
+    """20250131T235959Z"""
+    return time.strftime(STAMP_FORMAT, time.gmtime(now))
+
+
+def sibling_name(data_dir: str, infix: str, stamp: str, exists: Callable[[str], bool] = os.path.lexists) -> str:
+    """<data_dir><infix><stamp>, with -1, -2... appended when that name is taken."""
+    base = f"{data_dir.rstrip('/')}{infix}{stamp}"
+    candidate = base
+    counter = 0
+    while exists(candidate):
+        counter += 1
+        candidate = f"{base}-{counter}"
+    return candidate
+
+
+def stale_clone_dirs(data_dir: str) -> list[str]:
+    return sorted(glob.glob(glob.escape(data_dir) + CLONE_INFIX + "*"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the primary, through a physical replication connection
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrimaryFacts:
+    system_identifier: str
+    timeline: int
+    xlogpos: str
+    server_version: int
+    # None: not checked (server older than 15 or no slot_name); "" : missing; else the slot's type.
+    slot_type: str | None = None
+
+    @property
+    def major(self) -> str:
+        return str(self.server_version // 10000)
+
+
+def explain_replication_error(request: CloneRequest, text: str) -> str:
+    """The connection failure as a sentence naming the primary, the user, the likely cause and the server's text."""
+    lowered = text.lower()
+    target = describe_primary(request)
+    if "password authentication failed" in lowered or "authentication failed" in lowered:
+        hint = f"the password for {request.replication_user} in passfile {request.passfile} is wrong"
+    elif "no password supplied" in lowered:
+        hint = (f"passfile {request.passfile} has no line matching "
+                f"{request.primary_host}:{request.primary_port}:replication:{request.replication_user}")
+    elif "pg_hba.conf" in lowered:
+        hint = (f"the primary's pg_hba.conf has no 'replication' line admitting {request.replication_user} from "
+                "this host")
+    elif any(marker in lowered for marker in ("replication role", "replication attribute",
+                                              "permission denied to start wal sender")) \
+            or ("does not exist" in lowered and "role" in lowered):
+        hint = f"the role {request.replication_user} is missing or lacks the REPLICATION attribute"
+    elif "ssl" in lowered:
+        hint = f"TLS negotiation failed with sslmode={request.sslmode}"
+    else:
+        hint = "the primary is unreachable or refused the connection"
+    return (f"cannot open a replication connection to the primary ({target}): {hint}; nothing was changed. "
+            f"Server said: {text.strip()}")
+
+
+def _result_rows(result: Any) -> list[dict[str, str | None]]:
+    names = [(result.fname(index) or b"").decode("utf-8", "replace") for index in range(result.nfields)]
+    rows = []
+    for row in range(result.ntuples):
+        values: dict[str, str | None] = {}
+        for index, name in enumerate(names):
+            raw = result.get_value(row, index)
+            values[name] = None if raw is None else bytes(raw).decode("utf-8", "replace")
+        rows.append(values)
+    return rows
+
+
+def replication_command(conn: Any, command: str) -> list[dict[str, str | None]]:
+    """A replication command over the simple query protocol (a walsender refuses the extended one)."""
+    result = conn.pgconn.exec_(command.encode("ascii"))
+    if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+        message = (result.error_message or b"").decode("utf-8", "replace").strip()
+        raise PgreplError(f"{command.split()[0]} failed on the primary: {message or 'no result'}")
+    return _result_rows(result)
+
+
+def connect_replication(request: CloneRequest, connect: Callable[..., Any] | None = None) -> Any:
+    if psycopg is None:
+        raise PgreplError("the Python library psycopg (version 3) is required on the managed host")
+    opener = connect or psycopg.connect
+    # replication=true: a physical replication connection (a walsender), what pg_basebackup opens. The server
+    # ignores dbname there, but libpq matches passfile lines on it: pg_basebackup and the standby's walreceiver
+    # both send dbname=replication, so this test finds exactly the passfile line they will use.
+    kwargs: dict[str, Any] = dict(conninfo_pairs(request))
+    kwargs.update(replication="true", dbname="replication", autocommit=True)
+    try:
+        return opener(**kwargs)
+    except psycopg.Error as exc:
+        raise PgreplError(explain_replication_error(request, str(exc))) from None
+
+
+def probe_primary(request: CloneRequest, connect: Callable[..., Any] | None = None) -> PrimaryFacts:
+    """IDENTIFY_SYSTEM (and READ_REPLICATION_SLOT on 15+) with the real credentials; read-only."""
+    conn = connect_replication(request, connect)
+    try:
+        rows = replication_command(conn, "IDENTIFY_SYSTEM")
+        if not rows or not rows[0].get("systemid") or not rows[0].get("timeline"):
+            raise PgreplError(f"IDENTIFY_SYSTEM on the primary ({describe_primary(request)}) returned no system "
+                              "identifier")
+        version = int(conn.pgconn.server_version)
+        slot_type: str | None = None
+        if request.slot_name and version >= READ_SLOT_MIN_VERSION:
+            # slot_name matched ^[a-z0-9_]{1,63}$, so it is a plain quoted identifier.
+            slot_rows = replication_command(conn, f'READ_REPLICATION_SLOT "{request.slot_name}"')
+            slot_type = (slot_rows[0].get("slot_type") if slot_rows else None) or ""
+        return PrimaryFacts(
+            system_identifier=str(rows[0]["systemid"]),
+            timeline=int(str(rows[0]["timeline"])),
+            xlogpos=str(rows[0].get("xlogpos") or ""),
+            server_version=version,
+            slot_type=slot_type,
+        )
+    finally:
+        conn.close()
+
+
+def slot_problem(request: CloneRequest, primary: PrimaryFacts) -> str | None:
+    """Why the slot cannot be used (missing, logical), or None when it is fine or could not be checked."""
+    if not request.slot_name or primary.slot_type is None:
+        return None
+    if primary.slot_type == "":
+        return (f"slot_name: the replication slot {request.slot_name!r} does not exist on the primary "
+                f"({request.primary_host}:{request.primary_port})")
+    if primary.slot_type != "physical":
+        return (f"slot_name: {request.slot_name!r} is a {primary.slot_type} slot on the primary; a standby needs a "
+                "physical slot")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pg_basebackup
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def candidate_basebackups(globber: Callable[[str], list[str]] = glob.glob,
+                          which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    found: list[str] = []
+    for pattern in BIN_DIR_GLOBS:
+        for bin_dir in sorted(globber(pattern)):
+            binary = os.path.join(bin_dir, BASEBACKUP)
+            if binary not in found:
+                found.append(binary)
+    on_path = which(BASEBACKUP)
+    if on_path and on_path not in found:
+        found.append(on_path)
+    return found
+
+
+def find_basebackup(major: str, bin_dir: str | None,
+                    version_of: Callable[[str], str | None] = binary_version,
+                    candidates: Callable[[], list[str]] = candidate_basebackups,
+                    is_executable: Callable[[str], bool] = lambda path: os.path.isfile(path) and os.access(
+                        path, os.X_OK)) -> str:
+    """pg_basebackup of the primary's major (an older one fails against a newer server), or a refusal."""
+    if bin_dir:
+        binary = os.path.join(bin_dir, BASEBACKUP)
+        if not is_executable(binary):
+            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {BASEBACKUP}")
+        version = version_of(binary)
+        if version != major:
+            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but the primary is "
+                              f"PostgreSQL {major}: point bin_dir at the {major} binaries (the standby runs the "
+                              "primary's major)")
+        return binary
+    ranked = sorted(candidates(), key=lambda path: 0 if major_of_path(os.path.dirname(path)) == major else
+                    (1 if major_of_path(os.path.dirname(path)) is None else 2))
+    tried = []
+    for binary in ranked:
+        if not is_executable(binary):
+            continue
+        tried.append(binary)
+        if version_of(binary) == major:
+            return binary
+    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
+    raise PgreplError(f"bin_dir: no {BASEBACKUP} of PostgreSQL {major} (the primary's major) is installed "
+                      f"(tried: {looked}): install the PostgreSQL {major} client/server package or set bin_dir")
+
+
+def basebackup_command(binary: str, target: str, request: CloneRequest) -> list[str]:
+    """pg_basebackup that writes standby.signal and primary_conninfo, streams WAL, never prompts."""
+    cmd = [binary, "-D", target, "-R", "-X", "stream", f"--checkpoint={request.checkpoint}", "-P", "-v", "-w",
+           "-d", clone_conninfo(request)]
+    if request.slot_name:
+        cmd += ["-S", request.slot_name]
+    return cmd
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    returncode: int
+    lines: list[str]
+    timed_out: bool
+
+
+def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str]) -> CommandOutcome:
+    """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, cwd="/", start_new_session=True)
+    except OSError as exc:
+        raise PgreplError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+    timed_out = False
+    try:
+        output, _err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+        output, _err = proc.communicate()
+    text = (output or b"").decode("utf-8", "replace").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n") if line.strip()]
+    return CommandOutcome(proc.returncode if proc.returncode is not None else -1, lines, timed_out)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def error_lines(lines: list[str]) -> list[str]:
+    """The lines of pg_basebackup's output that say what went wrong (the last lines when none match)."""
+    picked = [line for line in lines if _ERROR_LINE_RE.search(line)]
+    return (picked or lines)[-5:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# postgresql.auto.conf of the copy
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_conf_value(raw: str) -> str:
+    """A postgresql.conf value: quoted ('' and backslash escapes) or bare (up to a comment)."""
+    raw = raw.strip()
+    if not raw.startswith("'"):
+        return raw.split("#", 1)[0].strip()
+    out = []
+    index = 1
+    while index < len(raw):
+        char = raw[index]
+        if char == "'":
+            if index + 1 < len(raw) and raw[index + 1] == "'":
+                out.append("'")
+                index += 2
+                continue
+            break
+        if char == "\\" and index + 1 < len(raw):
+            out.append(raw[index + 1])
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def read_conf_setting(text: str, name: str) -> str | None:
+    """The last value of a setting in a postgresql.conf-style text (None when it is not set)."""
+    value = None
+    pattern = re.compile(r"^\s*" + re.escape(name) + r"(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE)
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match:
+            value = parse_conf_value(match.group(1))
+    return value
+
+
+def conninfo_has_password(conninfo: str) -> bool:
+    """Whether a conninfo string carries a password keyword (parsed by libpq when psycopg is there)."""
+    if _PASSWORD_KEY_RE.search(conninfo):
+        return True
+    if psycopg is not None:
+        try:
+            return "password" in psycopg.conninfo.conninfo_to_dict(conninfo)
+        except psycopg.Error:
+            return False
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CloneContext:
+    """What the steps share."""
+
+    request: CloneRequest
+    user: OsUser
+    euid: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _data_dir_sysid(facts: DirFacts, request: CloneRequest, primary_major: str,
+                    warnings: list[str]) -> tuple[str | None, bool]:
+    """(system identifier, has standby.signal or recovery.signal) of an existing cluster in data_dir."""
+    if facts.pg_version is None or not facts.has_pg_control:
+        return None, False
+    same_major = facts.pg_version == primary_major
+    try:
+        dir_facts, dir_warnings = read_data_dir(facts.path, request.bin_dir if same_major else None)
+    except PgreplError as exc:
+        if same_major:
+            raise PgreplError(f"data_dir: cannot read the system identifier of {facts.path!r}, so whether it already "
+                              f"is a copy of this primary cannot be told: {exc}") from None
+        warnings.append(f"data_dir: {facts.path!r} holds a PostgreSQL {facts.pg_version} cluster that could not be "
+                        f"read: {exc}")
+        return None, False
+    has_signal = bool(dir_facts.get("standby_signal") or dir_facts.get("recovery_signal"))
+    sysid = dir_facts.get("system_identifier")
+    if sysid is None and same_major:
+        raise PgreplError(f"data_dir: {facts.path!r} is a PostgreSQL {facts.pg_version} cluster but no "
+                          f"pg_controldata of that version was found to read its system identifier: set bin_dir "
+                          f"({'; '.join(dir_warnings)})")
+    return sysid, has_signal
+
+
+def verify_copy(path: str, request: CloneRequest, primary: PrimaryFacts) -> None:
+    """The new copy must be of this primary, a standby, with no password in primary_conninfo."""
+    facts, warnings = read_data_dir(path, request.bin_dir)
+    if facts.get("system_identifier") is None:
+        raise PgreplError(f"cannot read the system identifier of the copy in {path!r}: {'; '.join(warnings)}")
+    if facts.get("system_identifier") != primary.system_identifier:
+        raise PgreplError(f"the copy in {path!r} has system identifier {facts.get('system_identifier')}, not the "
+                          f"primary's {primary.system_identifier}")
+    if not os.path.isfile(os.path.join(path, "standby.signal")):
+        raise PgreplError(f"the copy in {path!r} has no standby.signal (pg_basebackup -R did not write it)")
+    auto_conf = os.path.join(path, "postgresql.auto.conf")
+    try:
+        with open(auto_conf, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise PgreplError(f"cannot read {auto_conf!r} of the copy: {exc.strerror or exc}") from None
+    conninfo = read_conf_setting(text, "primary_conninfo") or ""
+    if conninfo_has_password(conninfo) or _PASSWORD_KEY_RE.search(text):
+        raise PgreplError(f"the copy's {auto_conf} holds a password in primary_conninfo: refusing to keep it "
+                          "(the copy was removed); the password must come only from the passfile")
+    if request.slot_name and read_conf_setting(text, "primary_slot_name") != request.slot_name:
+        raise PgreplError(f"the copy's {auto_conf} does not name primary_slot_name {request.slot_name!r}")
+
+
+def _remove_tree(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _empty_dir(path: str) -> None:
+    """Remove what a failed in-place clone wrote into a directory that was empty before."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry)
+            except OSError:
+                pass
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _prepare_target(path: str, ctx: CloneContext, create: bool) -> None:
+    try:
+        if create:
+            os.mkdir(path, 0o700)
+        if ctx.euid == 0:
+            os.chown(path, ctx.user.uid, ctx.user.gid)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise PgreplError(f"data_dir: cannot prepare {path!r} for the copy: {exc.strerror or exc}") from None
+
+
+def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decision: Decision,
+                  moved_to: str | None, tmp: str) -> list[str]:
+    """Clone into tmp (or in place), verify, swap; returns pg_basebackup's output lines."""
+    request = ctx.request
+    target = request.data_dir if decision.in_place else tmp
+    _prepare_target(target, ctx, create=not decision.in_place)
+
+    def undo() -> None:
+        if decision.in_place:
+            _empty_dir(target)
+        else:
+            _remove_tree(target)
+
+    where = "data_dir is untouched" if not decision.in_place else "data_dir was emptied again"
+    try:
+        cmd = as_user_command(basebackup_command(binary, target, request), ctx.user, ctx.euid)
+        outcome = run_with_timeout(cmd, request.timeout, clean_env(ctx.user))
+    except PgreplError:
+        undo()
+        raise
+    if outcome.timed_out:
+        undo()
+        raise PgreplError(f"pg_basebackup from the primary ({describe_primary(request)}) did not finish within "
+                          f"timeout={request.timeout}s and was stopped; the temporary copy was removed and {where}. "
+                          f"Last output: {' | '.join(outcome.lines[-3:])}")
+    if outcome.returncode != 0:
+        undo()
+        raise PgreplError(f"pg_basebackup from the primary ({describe_primary(request)}) failed (exit "
+                          f"{outcome.returncode}): {' | '.join(error_lines(outcome.lines))}; the temporary copy was "
+                          f"removed and {where}")
+    try:
+        verify_copy(target, request, primary)
+    except PgreplError:
+        undo()
+        raise
+    if decision.in_place:
+        return outcome.lines
+    # The server may have been started while we copied: never rename a live data directory.
+    if moved_to and read_postmaster(request.data_dir)["postmaster_running"]:
+        undo()
+        raise PgreplError(f"data_dir: a server was started on {request.data_dir!r} during the clone: stop it first; "
+                          "the new copy was removed and data_dir is untouched")
+    parent = os.path.dirname(request.data_dir)
+    if moved_to:
+        try:
+            os.rename(request.data_dir, moved_to)
+        except OSError as exc:
+            undo()
+            raise PgreplError(f"data_dir: cannot move {request.data_dir!r} aside to {moved_to!r}: "
+                              f"{exc.strerror or exc}; the new copy was removed and data_dir is untouched") from None
+    try:
+        os.rename(tmp, request.data_dir)
+    except OSError as exc:
+        restored = ""
+        if moved_to:
+            try:
+                os.rename(moved_to, request.data_dir)
+                restored = " and the old data_dir was put back"
+            except OSError:
+                restored = f"; the old data_dir stays at {moved_to!r}"
+        undo()
+        detail = "it is not empty any more" if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) else exc.strerror
+        raise PgreplError(f"data_dir: cannot rename the copy into {request.data_dir!r} ({detail}): the copy was "
+                          f"removed{restored}") from None
+    _fsync_dir(parent)
+    return outcome.lines
+
+
+def _record(tracker: ChangeTracker, before_state: str, after_state: str, moved_to: str | None) -> None:
+    tracker.record("data_dir_state", before_state, after_state)
+    tracker.record("moved_aside_to", None, moved_to)
+
+
+def run_standby_clone(module: Any) -> dict[str, Any]:
+    """The module body: validate, prove the connection, decide, then clone (or predict it in check mode)."""
+    started = time.monotonic()
+    request = request_from_params(module.params)
+    user = lookup_os_user(request.os_user)
+    euid = os.geteuid()
+    ctx = CloneContext(request=request, user=user, euid=euid)
+    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
+
+    facts = inspect_data_dir(request.data_dir)
+    check_data_dir_static(facts)
+    check_passfile(request, user, euid)
+    parent = os.path.dirname(request.data_dir)
+    if not user_can(user, "-x", parent, euid):
+        raise PgreplError(f"data_dir: os_user {user.name!r} cannot reach {parent!r} (a directory on the way is not "
+                          "searchable by that user), so pg_basebackup could not write the copy there")
+
+    removed = scrub_libpq_env(os.environ)
+    if removed:
+        ctx.warnings.append(f"ignored the environment variables {', '.join(removed)}: the replication connection "
+                            "uses only this module's options and the passfile")
+    primary = probe_primary(request)
+    stale = stale_clone_dirs(request.data_dir)
+    if stale:
+        ctx.warnings.append(f"temporary directories of an interrupted clone are left beside data_dir (safe to "
+                            f"remove): {', '.join(stale)}")
+
+    dir_sysid, has_signal = _data_dir_sysid(facts, request, primary.major, ctx.warnings)
+    state = classify(facts, primary.system_identifier, primary.major, dir_sysid, has_signal)
+    decision = decide(state, facts, request.move_aside, request.force_reclone, ignore_running=request.preflight)
+
+    problem = slot_problem(request, primary)
+    tracker = ChangeTracker(module.check_mode)
+    result: dict[str, Any] = {
+        "changed": False,
+        "outcome": "kept",
+        "moved_aside_to": None,
+        "data_dir_state": state.describe(),
+        "system_identifier": primary.system_identifier,
+        "primary_timeline": primary.timeline,
+        "primary_major": int(primary.major),
+        "duration_seconds": 0.0,
+        "log": [],
+        "slot_name": request.slot_name,
+        "application_name": request.application_name,
+        "pg_basebackup": None,
+        "server_running": facts.postmaster_running,
+    }
+    if decision.action == "kept":
+        if problem:
+            ctx.warnings.append(f"{problem}: the standby in data_dir cannot stream through it until that is fixed")
+        _record(tracker, state.describe(), state.describe(), None)
+        return _finish(module, result, tracker, ctx, started)
+
+    binary = find_basebackup(primary.major, request.bin_dir)
+    result["pg_basebackup"] = binary
+    if problem:
+        advice = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"
+        if not module.check_mode:
+            raise PgreplError(f"{problem}: {advice}")
+        ctx.warnings.append(f"{problem}: the clone would fail unless the slot exists by then ({advice})")
+    stamp = utc_stamp(time.time())
+    moved_to = sibling_name(request.data_dir, MOVED_INFIX, stamp) if decision.move_old_aside else None
+    tmp = sibling_name(request.data_dir, CLONE_INFIX, stamp)
+    _record(tracker, state.describe(), STATE_STANDBY, moved_to)
+    result["moved_aside_to"] = moved_to
+    if request.preflight:
+        # Everything that can refuse has run; nothing was changed and nothing will be by this call.
+        result["outcome"] = "would_clone"
+        return _finish(module, result, tracker, ctx, started)
+    if not tracker.apply:
+        result["outcome"] = "would_clone"
+        result["changed"] = True
+        return _finish(module, result, tracker, ctx, started)
+    lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
+    result["outcome"] = "cloned"
+    result["changed"] = True
+    result["log"] = lines[-LOG_TAIL_LINES:]
+    return _finish(module, result, tracker, ctx, started)
+
+
+def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: CloneContext,
+            started: float) -> dict[str, Any]:
+    result["duration_seconds"] = round(time.monotonic() - started, 1)
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in ctx.warnings:
+        module.warn(warning)
+    return result

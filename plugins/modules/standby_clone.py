@@ -1,0 +1,290 @@
+#!/usr/bin/python
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module pgrepl.streaming.standby_clone."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: standby_clone
+short_description: Make a data directory a fresh physical copy of a primary with pg_basebackup
+version_added: 0.1.0
+author: pgrepl maintainers (@pgrepl)
+description:
+  - Makes O(data_dir) a standby copy of the primary with C(pg_basebackup -R -X stream), through a replication
+    slot, with the password read only from O(passfile). Idempotent by system identifier, it never deletes data.
+  - Before anything changes it validates the options, refuses dangerous targets (a symlink, C(/), a configuration
+    directory such as Debian's C(/etc/postgresql/N/main), a parent of another cluster), proves that a physical
+    replication connection with the real credentials works (C(IDENTIFY_SYSTEM); on PostgreSQL 15 and later also
+    C(READ_REPLICATION_SLOT) to check the slot), and decides from the data directory.
+  - A missing or empty O(data_dir) is cloned. One that already is a standby copy of this primary (same system
+    identifier, with C(standby.signal) or C(recovery.signal)) is kept (RV(outcome=kept), C(changed=false)) unless
+    O(force_reclone). A former primary of the same cluster (same system identifier, no signal file) is refused
+    with a pointer to pg_rewind. Anything else (another cluster, a fresh package install's cluster, other files)
+    is renamed aside to C(<data_dir>.pgrepl-moved-<UTC timestamp>) and then cloned, or refused with
+    O(move_aside=false).
+  - The copy is made in a temporary sibling directory C(<data_dir>.pgrepl-clone-<UTC timestamp>) (mode 0700, owned
+    by O(os_user)), checked (system identifier of the primary, C(standby.signal), no password in
+    C(primary_conninfo)) and only then renamed into place. When pg_basebackup fails, only that temporary directory
+    is removed and O(data_dir) is untouched.
+  - Runs as root (C(become=true)) and runs pg_basebackup as O(os_user) through C(runuser) (or C(setpriv), or
+    C(su)), so the copy belongs to that user. It never starts or stops a server, and refuses to change a data
+    directory on which a server runs.
+options:
+  data_dir:
+    description:
+      - The data directory to make a copy of the primary. Absolute; not C(/) or a system directory; not a symlink
+        (give the real path); its parent directory must exist.
+    type: path
+    required: true
+  bin_dir:
+    description:
+      - Directory holding C(pg_basebackup) and C(pg_controldata) of the primary's major version.
+      - When not given, the module looks in C(/usr/lib/postgresql/*/bin), C(/usr/pgsql-*/bin), C(/opt/pgpro/*/bin)
+        and PATH for a C(pg_basebackup) whose version is the primary's major, and refuses when there is none.
+      - When given, its C(pg_basebackup) must be of the primary's major.
+    type: path
+  primary_host:
+    description:
+      - Host name, IP address or unix socket directory of the primary (one host).
+    type: str
+    required: true
+  primary_port:
+    description: Port of the primary.
+    type: int
+    default: 5432
+  replication_user:
+    description:
+      - Role with the REPLICATION attribute used for the copy (and written into C(primary_conninfo)).
+      - Letters, digits and C(_ . @ $ -) only, at most 63 bytes; quotes, spaces, C(=), C(:) and backslashes are
+        refused.
+    type: str
+    default: replicator
+  passfile:
+    description:
+      - Absolute path of the libpq password file holding the replication password (a line
+        C(host:port:replication:user:password)). The only source of the password; there is no password option.
+      - Must be a regular file with mode 0600 or stricter (libpq ignores a more open one), readable by O(os_user),
+        and outside O(data_dir). It is written into C(primary_conninfo) as C(passfile=...), so the standby finds
+        it too.
+    type: path
+    required: true
+  slot_name:
+    description:
+      - Physical replication slot on the primary that the copy streams through (C(pg_basebackup -S), written into
+        C(primary_slot_name)). It must already exist; the module never creates slots.
+      - C(^[a-z0-9_]{1,63}$). Without it, pg_basebackup uses a temporary slot for the copy only and the standby
+        gets no C(primary_slot_name).
+    type: str
+  application_name:
+    description:
+      - C(application_name) of the standby, written into C(primary_conninfo), is the name the primary shows in
+        C(pg_stat_replication) and the one C(synchronous_standby_names) refers to.
+      - C(^[A-Za-z0-9_.-]{1,63}$).
+    type: str
+  sslmode:
+    description: libpq C(sslmode) of the replication connection (and of C(primary_conninfo)).
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  os_user:
+    description: OS user that runs pg_basebackup and owns the copy (not root).
+    type: str
+    default: postgres
+  move_aside:
+    description:
+      - When O(data_dir) holds anything that must be replaced, rename it to C(<data_dir>.pgrepl-moved-<UTC
+        timestamp YYYYmmddTHHMMSSZ>) (never deleted). With V(false), refuse instead and change nothing.
+    type: bool
+    default: true
+  checkpoint:
+    description: C(pg_basebackup --checkpoint). V(fast) starts at once; V(spread) waits for a spread checkpoint.
+    type: str
+    default: fast
+    choices: [fast, spread]
+  timeout:
+    description:
+      - Seconds pg_basebackup may take. At the deadline it is stopped, the temporary copy removed and the task
+        fails with O(data_dir) untouched.
+    type: int
+    default: 3600
+  preflight:
+    description:
+      - Prove the replication connection, check the slot and decide, then stop: nothing is created, renamed or
+        copied, and a server running on O(data_dir) is reported in RV(server_running) instead of refused.
+      - The standby role runs this before it stops anything, so a wrong password or pg_hba never leaves a node
+        stopped. Reports C(changed=false) and V(would_clone) or V(kept) in RV(outcome).
+    type: bool
+    default: false
+  force_reclone:
+    description:
+      - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.
+        The old directory is moved aside (needs O(move_aside=true)), never deleted.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description:
+      - Validates, inspects O(data_dir) and opens the replication connection (read-only C(IDENTIFY_SYSTEM)) for
+        real; predicts the clone (RV(outcome=would_clone)) and where the old directory would move, without creating,
+        renaming or copying anything.
+      - A missing slot is a warning in check mode (an earlier task may create it), a failure in a real run.
+    support: full
+  diff_mode:
+    description: Before and after of the data directory's state and where the old one moved.
+    support: full
+notes:
+  - Needs psycopg 3 on the managed host for the connection test, and the PostgreSQL server binaries of the
+    primary's major version (pg_basebackup, pg_controldata).
+  - The moved-aside directories take disk space until you remove them; the module never deletes them.
+  - The module takes no lock; do not run two clones of the same data directory at the same time.
+seealso:
+  - name: pg_basebackup
+    description: The tool this module runs.
+    link: https://www.postgresql.org/docs/current/app-pgbasebackup.html
+  - name: The password file
+    description: Format of the passfile.
+    link: https://www.postgresql.org/docs/current/libpq-pgpass.html
+'''
+
+EXAMPLES = r'''
+- name: Clone the standby from the primary through its slot (service already stopped)
+  pgrepl.streaming.standby_clone:
+    data_dir: /var/lib/postgresql/15/main
+    primary_host: db1.example.com
+    replication_user: replicator
+    passfile: /var/lib/postgresql/.pgpass
+    slot_name: db2
+    application_name: db2
+  become: true
+  register: pgrepl_clone
+
+- name: Refuse instead of moving a non-empty data directory aside
+  pgrepl.streaming.standby_clone:
+    data_dir: /var/lib/pgsql/16/data
+    bin_dir: /usr/pgsql-16/bin
+    primary_host: 10.0.0.11
+    passfile: /var/lib/pgsql/.pgpass
+    slot_name: db3
+    sslmode: verify-full
+    move_aside: false
+  become: true
+
+- name: Rebuild a standby that drifted (the old copy is kept beside it)
+  pgrepl.streaming.standby_clone:
+    data_dir: /var/lib/postgresql/15/main
+    primary_host: db1.example.com
+    passfile: /var/lib/postgresql/.pgpass
+    slot_name: db2
+    application_name: db2
+    force_reclone: true
+    timeout: 14400
+  become: true
+'''
+
+RETURN = r'''
+outcome:
+  description: V(cloned), V(kept) (already a copy of this primary) or V(would_clone) (check mode).
+  returned: success
+  type: str
+  sample: cloned
+moved_aside_to:
+  description: Where the old data directory was (or in check mode would be) renamed; null when nothing moved.
+  returned: success
+  type: str
+  sample: /var/lib/postgresql/15/main.pgrepl-moved-20250131T235959Z
+data_dir_state:
+  description:
+    - What O(data_dir) held before the run; V(missing), V(empty), V(standby-of-primary), V(former-primary(N)),
+      V(other-cluster(N)) (N a system identifier, or C(PostgreSQL <major>) when it could not be read) or V(files).
+  returned: success
+  type: str
+  sample: other-cluster(7312345678901234567)
+system_identifier:
+  description: The primary's system identifier (a string; it does not fit every JSON reader's integers).
+  returned: success
+  type: str
+  sample: "7312345678901234567"
+primary_timeline:
+  description: The primary's current timeline (from C(IDENTIFY_SYSTEM)).
+  returned: success
+  type: int
+  sample: 1
+primary_major:
+  description: The primary's major version.
+  returned: success
+  type: int
+  sample: 15
+duration_seconds:
+  description: How long the module ran.
+  returned: success
+  type: float
+  sample: 12.4
+log:
+  description: The last lines of pg_basebackup's output (progress and messages); empty when nothing was cloned.
+  returned: success
+  type: list
+  elements: str
+  sample: ["pg_basebackup: checkpoint completed", "pg_basebackup: base backup completed"]
+slot_name:
+  description: The slot the copy streams through (O(slot_name)).
+  returned: success
+  type: str
+  sample: db2
+application_name:
+  description: The application_name written into C(primary_conninfo) (O(application_name)).
+  returned: success
+  type: str
+  sample: db2
+pg_basebackup:
+  description: The pg_basebackup binary used (or that would be used); null when nothing is cloned.
+  returned: success
+  type: str
+  sample: /usr/lib/postgresql/15/bin/pg_basebackup
+server_running:
+  description: Whether a server was running on O(data_dir) when the module looked (only O(preflight) goes on
+    past a running server).
+  returned: success
+  type: bool
+  sample: false
+diff:
+  description: Before and after of the data directory's state and of where the old one moved (in diff mode).
+  returned: when diff mode is on
+  type: dict
+  sample: {"before": {"data_dir_state": "empty", "moved_aside_to": null},
+           "after": {"data_dir_state": "standby-of-primary", "moved_aside_to": null}}
+'''
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import run_standby_clone
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+
+
+def main() -> None:
+    module = build_module(
+        {
+            "data_dir": {"type": "path", "required": True},
+            "bin_dir": {"type": "path"},
+            "primary_host": {"type": "str", "required": True},
+            "primary_port": {"type": "int", "default": 5432},
+            "replication_user": {"type": "str", "default": "replicator"},
+            "passfile": {"type": "path", "required": True},
+            "slot_name": {"type": "str"},
+            "application_name": {"type": "str"},
+            "sslmode": {"type": "str", "default": "prefer",
+                        "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+            "os_user": {"type": "str", "default": "postgres"},
+            "move_aside": {"type": "bool", "default": True},
+            "checkpoint": {"type": "str", "default": "fast", "choices": ["fast", "spread"]},
+            "timeout": {"type": "int", "default": 3600},
+            "force_reclone": {"type": "bool", "default": False},
+            "preflight": {"type": "bool", "default": False},
+        },
+        with_connection=False,
+        supports_check_mode=True,
+    )
+    run(module, run_standby_clone)
+
+
+if __name__ == '__main__':
+    main()

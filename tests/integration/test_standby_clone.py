@@ -1,0 +1,723 @@
+"""pgrepl.streaming.standby_clone through Ansible, as root, against the shared primary.
+
+On the shared primary this file creates two roles and two slots (prefixed standby_clone_) and drops them at the
+end. Every data directory it clones, initdb's or starts lives in its own temporary directory and is stopped and
+removed at the end; the timeout scenario uses a primary of its own (a spread checkpoint it can make slow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from psycopg import sql
+
+from ansible_runner import run_tasks
+from cluster import PgCluster, _as_postgres, find_bin_dir, free_port
+
+MODULE = "pgrepl.streaming.standby_clone"
+ROLE = "standby_clone_rep"
+PASSWORD = "standby-clone-rep-pw-9Zt"
+NOREP_ROLE = "standby_clone_norep"
+NOREP_PASSWORD = "standby-clone-norep-pw-4Qw"
+SLOT = "standby_clone_slot"
+SLOT2 = "standby_clone_slot2"
+APP = "standby_clone_app"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def clone(args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
+    """The module's own result as a play registers it (the JSON callback overwrites a result key named action)."""
+    run = run_tasks([{"name": "under test", MODULE: args, "register": "clone_result"},
+                     {"name": "show", "ansible.builtin.debug": {"var": "clone_result"}}], check=check, diff=diff)
+    assert len(run.results) == 2, f"{run.stdout}\n{run.stderr}"
+    return run.results[1]["clone_result"]
+
+
+def chown_postgres(path: Path) -> None:
+    entry = pwd.getpwnam("postgres")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def write_passfile(path: Path, lines: list[str], mode: int = 0o600, owner_postgres: bool = True) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.chmod(path, mode)
+    if owner_postgres:
+        chown_postgres(path)
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry below root (root included): type, mode, owner, size, mtime and a hash of regular files."""
+    found: dict[str, tuple] = {}
+    if not os.path.lexists(root):
+        return found
+    for current, dirs, files in os.walk(root, followlinks=False):
+        for name in [""] + dirs + files if current == str(root) else dirs + files:
+            path = Path(current) / name if name else Path(current)
+            st = path.lstat()
+            digest = ""
+            if stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                digest = os.readlink(path)
+            found[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
+                                                  st.st_size, st.st_mtime_ns, digest)
+    return found
+
+
+def pgrepl_siblings(data_dir: Path) -> list[str]:
+    """The module's moved-aside and temporary directories beside data_dir."""
+    return sorted(name for name in os.listdir(data_dir.parent) if name.startswith(data_dir.name + ".pgrepl-"))
+
+
+def sysid_of(data_dir: Path) -> str:
+    env = dict(os.environ, LC_ALL="C")
+    out = subprocess.run([str(find_bin_dir() / "pg_controldata"), "-D", str(data_dir)], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Database system identifier:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no system identifier in pg_controldata output:\n{out}")
+
+
+def postmaster_identity(cluster: PgCluster) -> tuple[str, str]:
+    """(pid, start time) from postmaster.pid: unchanged means the server was not restarted."""
+    lines = (cluster.data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+    return lines[0], lines[2]
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+@dataclass
+class Bench:
+    """The shared primary plus what this file set up on it, and the clusters to clean up."""
+
+    primary: PgCluster
+    work: Path
+    passfile: Path
+    auth: Path
+    clusters: list[PgCluster] = field(default_factory=list)
+    mounts: list[Path] = field(default_factory=list)
+    counter: int = 0
+
+    def target(self, prefix: str) -> PgCluster:
+        """A fresh, not yet existing data directory (work/<unique>/data) whose parent exists."""
+        self.counter += 1
+        cluster = PgCluster(self.work, f"{prefix}{self.counter}")
+        cluster._prepare_dirs()
+        self.clusters.append(cluster)
+        return cluster
+
+    def args(self, data_dir: Path | str, **overrides: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"data_dir": str(data_dir), "primary_host": "127.0.0.1",
+                                "primary_port": self.primary.port, "replication_user": ROLE,
+                                "passfile": str(self.passfile), "slot_name": SLOT, "application_name": APP,
+                                "sslmode": "disable"}
+        args.update(overrides)
+        return args
+
+    def start_copy(self, cluster: PgCluster) -> None:
+        """Start a cloned copy on its own port and socket (config lines appended, as cluster.py does)."""
+        conf = (cluster.data_dir / "postgresql.conf").read_text(encoding="utf-8")
+        if f"port = {cluster.port}\n" not in conf:
+            cluster._write_local_conf()
+        cluster.start()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench(primary: PgCluster) -> Iterator[Bench]:
+    work = Path(tempfile.mkdtemp(prefix="pgrepl-clone-"))
+    os.chmod(work, 0o755)
+    auth = work / "auth"
+    auth.mkdir(mode=0o755)
+    os.chmod(auth, 0o755)
+    primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    primary.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+        sql.Identifier(NOREP_ROLE), sql.Literal(NOREP_PASSWORD)))
+    for slot in (SLOT, SLOT2):
+        primary.sql("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+    passfile = write_passfile(auth / "good.pgpass", [
+        f"127.0.0.1:{primary.port}:replication:{ROLE}:{PASSWORD}",
+        f"127.0.0.1:{primary.port}:replication:{NOREP_ROLE}:{NOREP_PASSWORD}",
+    ])
+    state = Bench(primary=primary, work=work, passfile=passfile, auth=auth)
+    try:
+        yield state
+    finally:
+        for cluster in state.clusters:
+            try:
+                cluster.stop("immediate")
+            except subprocess.CalledProcessError:
+                pass
+        for mount in state.mounts:
+            subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+        wait_for(lambda: primary.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN (%s, %s) "
+                                        "AND active", (SLOT, SLOT2)) == 0, "the test slots to be released")
+        for slot in (SLOT, SLOT2):
+            primary.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                        (slot,))
+        for role in (ROLE, NOREP_ROLE):
+            primary.sql(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class FirstClone:
+    cluster: PgCluster
+    check: dict[str, Any]
+    existed_after_check: bool
+    siblings_after_check: list[str]
+    real: dict[str, Any]
+    args: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def first(bench: Bench) -> FirstClone:
+    """A copy cloned into a missing directory: check mode first, then the real run (both with diff)."""
+    cluster = bench.target("first")
+    args = bench.args(cluster.data_dir)
+    checked = clone(args, check=True, diff=True)
+    existed = os.path.lexists(cluster.data_dir)
+    siblings = pgrepl_siblings(cluster.data_dir)
+    real = clone(args, diff=True)
+    return FirstClone(cluster, checked, existed, siblings, real, args)
+
+
+def stopped(bench: Bench, cluster: PgCluster) -> None:
+    cluster.stop("fast")
+    wait_for(lambda: not (cluster.data_dir / "postmaster.pid").exists(), "the copy to stop")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a copy into a missing directory, its stream, and idempotence
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_check_mode_predicts_the_clone_and_creates_nothing(bench: Bench, first: FirstClone) -> None:
+    assert first.check.get("failed") is not True, first.check
+    assert first.check["changed"] is True
+    assert first.check["outcome"] == "would_clone"
+    assert first.check["moved_aside_to"] is None
+    assert first.check["data_dir_state"] == "missing"
+    assert first.check["log"] == []
+    assert first.existed_after_check is False
+    assert first.siblings_after_check == []
+
+
+def test_check_mode_diff_predicts_a_standby_of_the_primary(bench: Bench, first: FirstClone) -> None:
+    assert first.check["diff"] == {"before": {"data_dir_state": "missing", "moved_aside_to": None},
+                                   "after": {"data_dir_state": "standby-of-primary", "moved_aside_to": None}}
+
+
+def test_clone_result(bench: Bench, first: FirstClone) -> None:
+    sysid = bench.primary.scalar("SELECT system_identifier::text FROM pg_control_system()")
+    result = first.real
+    assert result.get("failed") is not True, result
+    assert (result["changed"], result["outcome"], result["moved_aside_to"]) == (True, "cloned", None)
+    assert result["system_identifier"] == sysid
+    assert result["primary_timeline"] == 1
+    assert (result["slot_name"], result["application_name"]) == (SLOT, APP)
+    assert result["pg_basebackup"] == str(find_bin_dir() / "pg_basebackup")
+    assert any("base backup completed" in line for line in result["log"]), result["log"]
+    assert result["diff"] == first.check["diff"]
+    assert PASSWORD not in json.dumps(result)
+
+
+def test_clone_is_a_standby_copy_owned_by_postgres(bench: Bench, first: FirstClone) -> None:
+    data_dir = first.cluster.data_dir
+    st = data_dir.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    assert (st.st_uid, st.st_gid) == (pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
+    assert (data_dir / "standby.signal").is_file()
+    assert sysid_of(data_dir) == bench.primary.scalar("SELECT system_identifier::text FROM pg_control_system()")
+    assert pgrepl_siblings(data_dir) == []
+
+
+def test_clone_conninfo_has_passfile_slot_and_no_password(bench: Bench, first: FirstClone) -> None:
+    auto_conf = (first.cluster.data_dir / "postgresql.auto.conf").read_text(encoding="utf-8")
+    assert PASSWORD not in auto_conf
+    assert "password=" not in auto_conf
+    assert f"passfile=''{bench.passfile}''" in auto_conf
+    assert f"user={ROLE}" in auto_conf and f"application_name={APP}" in auto_conf
+    assert f"primary_slot_name = '{SLOT}'" in auto_conf
+
+
+def test_clone_streams_from_the_primary_through_the_slot(bench: Bench, first: FirstClone) -> None:
+    cluster = first.cluster
+    bench.start_copy(cluster)
+    try:
+        cluster.wait_streaming()
+        wait_for(lambda: bench.primary.scalar(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = %s AND usename = %s "
+            "AND state = 'streaming'", (APP, ROLE)) == 1, "pg_stat_replication to show the copy")
+        slot = bench.primary.sql("SELECT s.active, r.application_name FROM pg_replication_slots s "
+                                 "JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = %s", (SLOT,))
+        assert slot == [(True, APP)]
+        assert cluster.scalar("SELECT pg_is_in_recovery()") is True
+    finally:
+        stopped(bench, cluster)
+
+
+def test_rerun_on_the_running_copy_is_kept_and_does_not_restart_it(bench: Bench, first: FirstClone) -> None:
+    cluster = first.cluster
+    bench.start_copy(cluster)
+    try:
+        cluster.wait_streaming()
+        before = postmaster_identity(cluster)
+        checked = clone(first.args, check=True)
+        result = clone(first.args, diff=True)
+        assert (checked["changed"], checked["outcome"]) == (False, "kept")
+        assert (result["changed"], result["outcome"], result["moved_aside_to"]) == (False, "kept", None)
+        assert result["data_dir_state"] == "standby-of-primary"
+        assert result["diff"]["before"] == result["diff"]["after"]
+        assert postmaster_identity(cluster) == before
+        assert pgrepl_siblings(cluster.data_dir) == []
+    finally:
+        stopped(bench, cluster)
+
+
+def test_rerun_on_the_stopped_copy_is_kept_and_touches_nothing(bench: Bench, first: FirstClone) -> None:
+    cluster = first.cluster
+    before = snapshot(cluster.data_dir)
+    result = clone(first.args)
+    assert (result["changed"], result["outcome"]) == (False, "kept")
+    assert snapshot(cluster.data_dir) == before
+    assert pgrepl_siblings(cluster.data_dir) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what the data directory holds
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_an_existing_empty_directory_is_replaced_by_the_copy(bench: Bench) -> None:
+    cluster = bench.target("empty")
+    cluster.data_dir.mkdir(mode=0o755)
+    checked = clone(bench.args(cluster.data_dir), check=True)
+    assert (checked["changed"], checked["outcome"], checked["data_dir_state"]) == (True, "would_clone", "empty")
+    assert list(cluster.data_dir.iterdir()) == [] and stat.S_IMODE(cluster.data_dir.stat().st_mode) == 0o755
+    result = clone(bench.args(cluster.data_dir))
+    assert (result["changed"], result["outcome"], result["moved_aside_to"]) == (True, "cloned", None)
+    assert stat.S_IMODE(cluster.data_dir.stat().st_mode) == 0o700
+    assert (cluster.data_dir / "PG_VERSION").is_file() and pgrepl_siblings(cluster.data_dir) == []
+    again = clone(bench.args(cluster.data_dir))
+    assert (again["changed"], again["outcome"]) == (False, "kept")
+
+
+def test_another_cluster_is_moved_aside_intact_then_cloned(bench: Bench) -> None:
+    cluster = bench.target("other")
+    cluster.init()
+    other_sysid = sysid_of(cluster.data_dir)
+    before = snapshot(cluster.data_dir)
+    args = bench.args(cluster.data_dir)
+
+    checked = clone(args, check=True, diff=True)
+    assert (checked["changed"], checked["outcome"]) == (True, "would_clone")
+    assert checked["data_dir_state"] == f"other-cluster({other_sysid})"
+    assert checked["moved_aside_to"].startswith(f"{cluster.data_dir}.pgrepl-moved-")
+    assert checked["diff"]["before"] == {"data_dir_state": f"other-cluster({other_sysid})", "moved_aside_to": None}
+    assert checked["diff"]["after"]["moved_aside_to"] == checked["moved_aside_to"]
+    assert snapshot(cluster.data_dir) == before and pgrepl_siblings(cluster.data_dir) == []
+
+    result = clone(args)
+    assert (result["changed"], result["outcome"]) == (True, "cloned")
+    moved = Path(result["moved_aside_to"])
+    assert moved.parent == cluster.data_dir.parent
+    stamp = moved.name.split(".pgrepl-moved-")[1]
+    assert time.strptime(stamp, "%Y%m%dT%H%M%SZ")
+    assert snapshot(moved) == before, "the old cluster must be moved aside unchanged"
+    assert (moved / "PG_VERSION").read_text(encoding="utf-8").strip() == "15"
+    assert sysid_of(moved) == other_sysid
+    assert sysid_of(cluster.data_dir) == result["system_identifier"] != other_sysid
+    assert pgrepl_siblings(cluster.data_dir) == [moved.name]
+
+    again = clone(args)
+    assert (again["changed"], again["outcome"], again["moved_aside_to"]) == (False, "kept", None)
+    assert pgrepl_siblings(cluster.data_dir) == [moved.name]
+
+
+def test_other_files_are_moved_aside(bench: Bench) -> None:
+    cluster = bench.target("files")
+    cluster.data_dir.mkdir()
+    (cluster.data_dir / "notes.txt").write_text("keep me\n", encoding="utf-8")
+    result = clone(bench.args(cluster.data_dir))
+    assert (result["changed"], result["outcome"], result["data_dir_state"]) == (True, "cloned", "files")
+    assert (Path(result["moved_aside_to"]) / "notes.txt").read_text(encoding="utf-8") == "keep me\n"
+    assert (cluster.data_dir / "standby.signal").is_file()
+
+
+def test_move_aside_false_refuses_and_leaves_the_other_cluster_alone(bench: Bench) -> None:
+    cluster = bench.target("keepout")
+    cluster.init()
+    before = snapshot(cluster.data_dir)
+    for check in (True, False):
+        result = clone(bench.args(cluster.data_dir, move_aside=False), check=check)
+        assert result["failed"] is True
+        assert "holds another cluster" in result["msg"] and "move_aside is false: nothing was changed" in result["msg"]
+    assert snapshot(cluster.data_dir) == before
+    assert pgrepl_siblings(cluster.data_dir) == []
+
+
+def test_a_running_server_in_the_target_is_refused(bench: Bench) -> None:
+    cluster = bench.target("running")
+    cluster.init()
+    cluster.start()
+    try:
+        identity = postmaster_identity(cluster)
+        names = sorted(os.listdir(cluster.data_dir))
+        result = clone(bench.args(cluster.data_dir))
+        assert result["failed"] is True
+        assert "stop the server first" in result["msg"] and f"live process {identity[0]}" in result["msg"]
+        assert postmaster_identity(cluster) == identity
+        assert sorted(os.listdir(cluster.data_dir)) == names
+        assert cluster.scalar("SELECT 1") == 1
+        assert pgrepl_siblings(cluster.data_dir) == []
+    finally:
+        cluster.stop("fast")
+
+
+def test_a_symlinked_data_dir_is_refused(bench: Bench) -> None:
+    cluster = bench.target("link")
+    real = cluster.data_dir.parent / "real"
+    real.mkdir()
+    (real / "file.txt").write_text("x", encoding="utf-8")
+    cluster.data_dir.symlink_to(real)
+    before = snapshot(cluster.data_dir.parent)
+    result = clone(bench.args(cluster.data_dir))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"data_dir is a symlink to {real}: give the real path")
+    assert snapshot(cluster.data_dir.parent) == before
+
+
+def test_a_config_directory_is_refused(bench: Bench) -> None:
+    cluster = bench.target("etc")
+    conf_dir = cluster.data_dir
+    conf_dir.mkdir()
+    (conf_dir / "postgresql.conf").write_text("data_directory = '/var/lib/postgresql/15/main'\n", encoding="utf-8")
+    (conf_dir / "pg_hba.conf").write_text("local all postgres peer\n", encoding="utf-8")
+    before = snapshot(conf_dir)
+    result = clone(bench.args(conf_dir))
+    assert result["failed"] is True
+    assert "looks like a PostgreSQL configuration directory" in result["msg"]
+    assert snapshot(conf_dir) == before and pgrepl_siblings(conf_dir) == []
+
+
+def test_a_wrong_password_is_refused_before_anything_changes(bench: Bench) -> None:
+    cluster = bench.target("wrongpw")
+    cluster.data_dir.mkdir()
+    (cluster.data_dir / "notes.txt").write_text("keep me\n", encoding="utf-8")
+    wrong = write_passfile(bench.auth / "wrong.pgpass", [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:nope"])
+    before = snapshot(cluster.data_dir)
+    for check in (True, False):
+        result = clone(bench.args(cluster.data_dir, passfile=str(wrong)), check=check)
+        assert result["failed"] is True
+        assert result["msg"].startswith(
+            f"cannot open a replication connection to the primary (primary_host=127.0.0.1 "
+            f"primary_port={bench.primary.port} replication_user={ROLE}): the password for {ROLE} in passfile")
+        assert "password authentication failed" in result["msg"] and "nothing was changed" in result["msg"]
+        assert snapshot(cluster.data_dir) == before
+        assert pgrepl_siblings(cluster.data_dir) == []
+
+
+def test_a_password_in_the_environment_is_never_used(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PGPASSWORD would let the connection test pass while pg_basebackup (clean environment) fails: ignored."""
+    cluster = bench.target("envpw")
+    wrong = write_passfile(bench.auth / "env.pgpass", [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:nope"])
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    result = clone(bench.args(cluster.data_dir, passfile=str(wrong)))
+    assert result["failed"] is True, result
+    assert result["msg"].startswith("cannot open a replication connection to the primary")
+    assert "password authentication failed" in result["msg"]
+    assert not os.path.lexists(cluster.data_dir) and pgrepl_siblings(cluster.data_dir) == []
+
+
+def test_a_missing_slot_fails_clearly_and_leaves_no_directory(bench: Bench) -> None:
+    cluster = bench.target("noslot")
+    args = bench.args(cluster.data_dir, slot_name="standby_clone_nosuch")
+    checked = clone(args, check=True)
+    assert (checked["changed"], checked["outcome"]) == (True, "would_clone")
+    assert any("'standby_clone_nosuch' does not exist on the primary" in warning and "would fail" in warning
+               for warning in checked.get("warnings", [])), checked
+    result = clone(args)
+    assert result["failed"] is True
+    assert result["msg"].startswith("slot_name: the replication slot 'standby_clone_nosuch' does not exist on the "
+                                    f"primary (127.0.0.1:{bench.primary.port}): create it first")
+    assert not os.path.lexists(cluster.data_dir)
+    assert pgrepl_siblings(cluster.data_dir) == []
+
+
+def test_a_former_primary_is_refused_then_force_reclone_moves_it_aside(bench: Bench) -> None:
+    cluster = bench.target("former")
+    args = bench.args(cluster.data_dir, slot_name=SLOT2, application_name="standby_clone_former")
+    assert clone(args)["outcome"] == "cloned"
+    bench.start_copy(cluster)
+    try:
+        cluster.wait_streaming()
+        _as_postgres([str(cluster.bin_dir / "pg_ctl"), "-D", str(cluster.data_dir), "-w", "promote"])
+        wait_for(lambda: cluster.scalar("SELECT pg_is_in_recovery()") is False, "the copy to be promoted")
+    finally:
+        stopped(bench, cluster)
+    sysid = sysid_of(cluster.data_dir)
+    assert not (cluster.data_dir / "standby.signal").exists()
+    before = snapshot(cluster.data_dir)
+
+    refused = clone(args)
+    assert refused["failed"] is True
+    assert refused["msg"].startswith(
+        f"data_dir holds a former primary of the same cluster (system identifier {sysid}): rejoin it with "
+        "pg_rewind (pgrepl.streaming.rejoin) or set force_reclone")
+    assert snapshot(cluster.data_dir) == before and pgrepl_siblings(cluster.data_dir) == []
+
+    forced = dict(args, force_reclone=True)
+    checked = clone(forced, check=True)
+    assert (checked["changed"], checked["outcome"]) == (True, "would_clone")
+    assert checked["data_dir_state"] == f"former-primary({sysid})" and checked["moved_aside_to"]
+    assert snapshot(cluster.data_dir) == before and pgrepl_siblings(cluster.data_dir) == []
+
+    result = clone(forced)
+    assert (result["changed"], result["outcome"]) == (True, "cloned")
+    moved = Path(result["moved_aside_to"])
+    assert snapshot(moved) == before
+    assert (cluster.data_dir / "standby.signal").is_file()
+    assert clone(args)["outcome"] == "kept"
+
+
+def test_force_reclone_of_a_copy_moves_the_copy_aside(bench: Bench) -> None:
+    cluster = bench.target("force")
+    args = bench.args(cluster.data_dir)
+    assert clone(args)["outcome"] == "cloned"
+    before = snapshot(cluster.data_dir)
+    forced = dict(args, force_reclone=True)
+    checked = clone(forced, check=True, diff=True)
+    assert (checked["changed"], checked["outcome"], checked["data_dir_state"]) == (
+        True, "would_clone", "standby-of-primary")
+    assert checked["diff"]["after"]["moved_aside_to"] == checked["moved_aside_to"]
+    assert snapshot(cluster.data_dir) == before
+    result = clone(forced)
+    assert (result["changed"], result["outcome"]) == (True, "cloned")
+    assert snapshot(Path(result["moved_aside_to"])) == before
+    assert sysid_of(cluster.data_dir) == result["system_identifier"]
+    assert clone(args)["changed"] is False
+
+
+def test_an_empty_mount_point_is_cloned_in_place(bench: Bench) -> None:
+    cluster = bench.target("mnt")
+    cluster.data_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0755", "tmpfs", str(cluster.data_dir)],
+                   check=True, capture_output=True)
+    bench.mounts.append(cluster.data_dir)
+    try:
+        result = clone(bench.args(cluster.data_dir))
+        assert (result["changed"], result["outcome"], result["moved_aside_to"]) == (True, "cloned", None)
+        assert os.path.ismount(cluster.data_dir)
+        st = cluster.data_dir.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, pwd.getpwnam("postgres").pw_uid)
+        assert sysid_of(cluster.data_dir) == result["system_identifier"]
+        assert clone(bench.args(cluster.data_dir))["outcome"] == "kept"
+        before = snapshot(cluster.data_dir)
+        refused = clone(bench.args(cluster.data_dir, force_reclone=True))
+        assert refused["failed"] is True and "is a mount point" in refused["msg"]
+        assert snapshot(cluster.data_dir) == before and pgrepl_siblings(cluster.data_dir) == []
+    finally:
+        subprocess.run(["umount", str(cluster.data_dir)], check=True, capture_output=True)
+        bench.mounts.remove(cluster.data_dir)
+
+
+def test_the_timeout_stops_pg_basebackup_and_removes_the_temporary_copy(bench: Bench) -> None:
+    """A primary of this test's own, with dirty buffers, so that a spread checkpoint surely outlasts timeout=1."""
+    source = PgCluster(bench.work, "slowprimary")
+    source.init()
+    with open(source.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write("checkpoint_timeout = 30min\ncheckpoint_completion_target = 0.9\nbgwriter_lru_maxpages = 0\n")
+    bench.clusters.append(source)
+    source.start()
+    source.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    source.sql("CREATE TABLE standby_clone_ballast AS SELECT g, repeat('x', 200) AS pad "
+               "FROM generate_series(1, 40000) AS g")
+    passfile = write_passfile(bench.auth / "slow.pgpass", [f"127.0.0.1:{source.port}:replication:{ROLE}:{PASSWORD}"])
+    cluster = bench.target("timeout")
+    args = bench.args(cluster.data_dir, primary_port=source.port, passfile=str(passfile), slot_name=None,
+                      checkpoint="spread", timeout=1)
+    started = time.monotonic()
+    result = clone(args)
+    assert result["failed"] is True
+    assert "did not finish within timeout=1s and was stopped" in result["msg"], result["msg"]
+    assert time.monotonic() - started < 60
+    assert not os.path.lexists(cluster.data_dir)
+    assert pgrepl_siblings(cluster.data_dir) == []
+    assert processes_mentioning(f"{cluster.data_dir}.pgrepl-clone-") == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bad input: failed, a message naming the option and the value, nothing changed on disk
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _unreachable(bench: Bench, target: Path) -> dict[str, Any]:
+    return bench.args(target, primary_port=free_port())
+
+
+def _open_passfile(bench: Bench, target: Path) -> dict[str, Any]:
+    path = write_passfile(bench.auth / "open.pgpass", [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:x"],
+                          mode=0o644)
+    return bench.args(target, passfile=str(path))
+
+
+def _root_passfile(bench: Bench, target: Path) -> dict[str, Any]:
+    path = write_passfile(bench.auth / "root.pgpass", [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:x"],
+                          owner_postgres=False)
+    return bench.args(target, passfile=str(path))
+
+
+def _passfile_inside(bench: Bench, target: Path) -> dict[str, Any]:
+    path = write_passfile(target / ".pgpass", [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:{PASSWORD}"])
+    return bench.args(target, passfile=str(path))
+
+
+def _parent_of_cluster(bench: Bench, target: Path) -> dict[str, Any]:
+    inner = target / "15" / "main"
+    (inner / "global").mkdir(parents=True)
+    (inner / "PG_VERSION").write_text("15\n", encoding="utf-8")
+    return bench.args(target)
+
+
+BAD_INPUTS: list[tuple[str, Callable[[Bench, Path], dict[str, Any]], str]] = [
+    ("relative_data_dir", lambda b, t: b.args("relative/data"), "data_dir: 'relative/data' must be an absolute path"),
+    ("root_data_dir", lambda b, t: b.args("/"), "data_dir: '/' is the root directory, never a data directory"),
+    ("system_data_dir", lambda b, t: b.args("/var/lib/postgresql"), "data_dir: '/var/lib/postgresql' is a system"),
+    ("missing_parent", lambda b, t: b.args(t / "no" / "data"), "the parent directory of"),
+    ("parent_of_a_cluster", _parent_of_cluster, "holds another cluster at"),
+    ("bad_slot_name", lambda b, t: b.args(t, slot_name="Bad-Slot"),
+     "slot_name: 'Bad-Slot' is not a valid slot name (^[a-z0-9_]{1,63}$)"),
+    ("slot_injection", lambda b, t: b.args(t, slot_name='x" TEMPORARY'), "slot_name: 'x\" TEMPORARY' is not a valid"),
+    ("long_application_name", lambda b, t: b.args(t, application_name="a" * 64),
+     "application_name: '" + "a" * 64 + "' is not accepted"),
+    ("application_name_injection", lambda b, t: b.args(t, application_name="x' password=evil"),
+     "application_name: \"x' password=evil\" is not accepted"),
+    ("port_zero", lambda b, t: b.args(t, primary_port=0), "primary_port: 0 is not a TCP port (1-65535)"),
+    ("port_not_a_number", lambda b, t: b.args(t, primary_port="fivefour"), "primary_port"),
+    ("missing_passfile", lambda b, t: b.args(t, passfile=str(b.auth / "nope.pgpass")), "does not exist"),
+    ("passfile_mode_0644", _open_passfile, "has mode 0644; libpq ignores a password file"),
+    ("passfile_not_readable_by_os_user", _root_passfile, "is not readable by os_user 'postgres'"),
+    ("passfile_inside_data_dir", _passfile_inside, "is inside data_dir"),
+    ("replication_user_injection", lambda b, t: b.args(t, replication_user="rep' host=evil"),
+     "replication_user: \"rep' host=evil\" is not accepted"),
+    ("primary_host_injection", lambda b, t: b.args(t, primary_host="127.0.0.1 dbname=evil"),
+     "primary_host: '127.0.0.1 dbname=evil' is not one host name"),
+    ("unknown_os_user", lambda b, t: b.args(t, os_user="standby_clone_nosuch"),
+     "os_user: 'standby_clone_nosuch' is not a user on this host"),
+    ("root_os_user", lambda b, t: b.args(t, os_user="root"), "os_user: 'root' cannot own a data directory"),
+    ("bad_sslmode", lambda b, t: b.args(t, sslmode="sometimes"), "sslmode"),
+    ("zero_timeout", lambda b, t: b.args(t, timeout=0), "timeout: 0 is not a number of seconds"),
+    ("bin_dir_without_pg_basebackup", lambda b, t: b.args(t, bin_dir=str(b.auth)), "has no executable pg_basebackup"),
+    ("unreachable_primary", _unreachable, "cannot open a replication connection to the primary (primary_host="
+                                          "127.0.0.1 primary_port="),
+    ("role_without_replication", lambda b, t: b.args(t, replication_user=NOREP_ROLE),
+     f"the role {NOREP_ROLE} is missing or lacks the REPLICATION attribute"),
+]
+
+
+@dataclass
+class BadRun:
+    target: Path
+    before: dict[str, tuple]
+    after: dict[str, tuple]
+    result: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(bench: Bench) -> dict[str, BadRun]:
+    """Every bad input against its own target holding a file, all in one ansible-playbook run (one task each)."""
+    prepared: list[tuple[str, Path, dict[str, Any]]] = []
+    for name, build, _message in BAD_INPUTS:
+        target = bench.target("bad").data_dir
+        target.mkdir()
+        (target / "notes.txt").write_text("keep me\n", encoding="utf-8")
+        prepared.append((name, target, build(bench, target)))
+    before = {name: snapshot(target.parent) for name, target, _args in prepared}
+    run = run_tasks([{"name": name, MODULE: args} for name, _target, args in prepared])
+    assert len(run.results) == len(prepared), f"{run.stdout}\n{run.stderr}"
+    return {name: BadRun(target, before[name], snapshot(target.parent), result)
+            for (name, target, _args), result in zip(prepared, run.results)}
+
+
+@pytest.mark.parametrize(("name", "message"), [pytest.param(name, message, id=name)
+                                               for name, _build, message in BAD_INPUTS])
+def test_bad_input_is_refused_and_nothing_changes(bad_runs: dict[str, BadRun], name: str, message: str) -> None:
+    run = bad_runs[name]
+    assert run.result.get("failed") is True, run.result
+    assert message in run.result["msg"], run.result["msg"]
+    assert run.after == run.before
+    assert not os.path.lexists(run.target / "standby.signal")
+
+
+def test_preflight_proves_the_connection_past_a_running_server_and_changes_nothing(bench: Bench) -> None:
+    """What the standby role runs before it stops anything: a verdict, never a change."""
+    cluster = bench.target("preflight")
+    cluster.init()
+    cluster.start()
+    try:
+        before = snapshot(cluster.data_dir)
+        result = clone(bench.args(cluster.data_dir, preflight=True))
+        assert not result.get("failed"), result
+        assert (result["changed"], result["outcome"], result["server_running"]) == (False, "would_clone", True)
+        assert result["moved_aside_to"] is not None and not os.path.exists(result["moved_aside_to"])
+        assert cluster.scalar("SELECT 1") == 1  # still running, untouched
+        assert pgrepl_siblings(cluster.data_dir) == []
+
+        wrong = write_passfile(bench.auth / "preflight.pgpass",
+                               [f"127.0.0.1:{bench.primary.port}:replication:{ROLE}:nope"])
+        refused = clone(bench.args(cluster.data_dir, preflight=True, passfile=str(wrong)))
+        assert refused["failed"] is True and "password authentication failed" in refused["msg"], refused
+    finally:
+        cluster.stop()
+    # The cluster is still there, whole: the same files but the running server's own (postmaster.pid, ...).
+    after = snapshot(cluster.data_dir)
+    assert {"PG_VERSION", "global/pg_control", "base"} <= after.keys()
+    assert after["PG_VERSION"] == before["PG_VERSION"]
