@@ -18,7 +18,7 @@ suite_of() { case $1 in pg15*) echo bookworm ;; pg17* | pg18*) echo trixie ;; *)
 package_of() { case $1 in pg18*) echo postgresql-18/sid ;; *) echo postgresql ;; esac; }
 recipe_hash() { # everything that shapes image $1
   {
-    cat build.sh Dockerfile.node
+    cat build.sh Dockerfile.node pgrepl-firstboot-cluster.service
     echo "$PACKAGES $(suite_of "$1") $(package_of "$1")"
     if [[ $1 == *-ssh ]]; then cat Dockerfile.ssh; fi
   } | sha256sum | cut -c1-12
