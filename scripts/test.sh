@@ -16,8 +16,15 @@ failed=()
 stage_deps() { bash scripts/deps.sh; }
 
 stage_lint() {
-  ruff check plugins tests scripts
+  ruff check plugins tests scripts extensions
   ansible-lint --profile production --offline
+  # Every module's documentation renders (what `ansible-doc pgrepl.streaming.<module>` shows users).
+  local module
+  for module in plugins/modules/*.py; do
+    module=$(basename "$module" .py)
+    ansible-doc "pgrepl.streaming.$module" >/dev/null || { echo "ansible-doc pgrepl.streaming.$module failed"; return 1; }
+  done
+  echo "ansible-doc renders all $(ls plugins/modules/*.py | wc -l) modules"
 }
 
 stage_sanity() {
