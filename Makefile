@@ -1,5 +1,5 @@
 # The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
-.PHONY: test deps lint sanity units integration clean
+.PHONY: test deps lint sanity units integration images molecule clean
 
 test: ## set up everything, then run the whole suite (what CI runs)
 	bash scripts/test.sh
@@ -18,6 +18,12 @@ units: deps ## pure-logic unit tests
 
 integration: deps ## modules through Ansible against a real PostgreSQL primary and standby
 	bash scripts/test.sh integration
+
+images: deps ## build the test host images (Debian packages only, cached by recipe hash)
+	bash scripts/test.sh images
+
+molecule: deps ## role scenarios on systemd containers (extensions/molecule/)
+	bash scripts/test.sh images molecule
 
 clean: ## remove the venv and build copies (not the test images)
 	rm -rf .venv .build tests/output

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, stage by stage, each stage timed. `make test` runs it; so does .ci/run.
-# Usage: scripts/test.sh [stage ...]   stages: deps lint sanity units integration (default: all, in that order)
+# Usage: scripts/test.sh [stage ...]
+#   stages: deps lint sanity units integration images molecule (default: all, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -9,7 +10,7 @@ export PATH=$VENV/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
 export ANSIBLE_HOME=$ROOT/.build/ansible-home
 stages=("$@")
-((${#stages[@]})) || stages=(deps lint sanity units integration)
+((${#stages[@]})) || stages=(deps lint sanity units integration images molecule)
 declare -A took
 failed=()
 
@@ -43,6 +44,18 @@ stage_sanity() {
 stage_units() { pytest -q tests/unit; }
 
 stage_integration() { pytest -q tests/integration; }
+
+# Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
+# stage (never a skip).
+stage_images() { bash tests/images/build.sh pg15; }
+
+stage_molecule() {
+  bash scripts/docker-engine.sh
+  local scenario
+  for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default}; do
+    molecule test -s "$scenario" || return 1
+  done
+}
 
 for stage in "${stages[@]}"; do
   printf '\n===== stage %s =====\n' "$stage"
