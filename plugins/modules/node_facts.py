@@ -19,7 +19,7 @@ description:
     M(pgrepl.streaming.replication_info).
   - Works before psycopg is installed (the live facts are then left out), so check mode on a fresh host can
     predict what a run would do.
-  - Read-only: never reports a change.
+  - Read-only, it never reports a change.
 options:
   version:
     description: PostgreSQL major to manage. Default is the newest installed.
