@@ -111,7 +111,7 @@ options:
     default: 3600
   preflight:
     description:
-      - Prove the replication connection, check the slot and decide, then stop: nothing is created, renamed or
+      - Prove the replication connection, check the slot and decide, then stop; nothing is created, renamed or
         copied, and a server running on O(data_dir) is reported in RV(server_running) instead of refused.
       - The standby role runs this before it stops anything, so a wrong password or pg_hba never leaves a node
         stopped. Reports C(changed=false) and V(would_clone) or V(kept) in RV(outcome).
