@@ -53,8 +53,10 @@ options:
     default: postgres
 attributes:
   check_mode:
+    description: Runs the same in check mode (it only reads).
     support: full
   diff_mode:
+    description: Nothing to show; it never changes anything.
     support: none
 requirements:
   - psycopg >= 3.1 for the live facts (optional)
@@ -96,7 +98,7 @@ data_dir_facts:
   type: dict
 addresses:
   description: The host's global IPv4 addresses; the first is on the interface of the default route (what
-    the roles use for O(pgrepl_address) when it is not set).
+    the roles use for C(pgrepl_address) when it is not set).
   returned: always
   type: list
   elements: str
