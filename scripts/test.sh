@@ -47,12 +47,13 @@ stage_integration() { pytest -q tests/integration; }
 
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
 # stage (never a skip).
-stage_images() { bash tests/images/build.sh pg15; }
+stage_images() { bash tests/images/build.sh pg15 pg17 pg18; }
 
 stage_molecule() {
   bash scripts/docker-engine.sh
   local scenario
-  for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default}; do
+  # default runs the whole sequence (check mode included); pg17 and pg18 converge, re-run and verify.
+  for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default pg17 pg18}; do
     molecule test -s "$scenario" || return 1
   done
 }

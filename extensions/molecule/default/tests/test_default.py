@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
-PRIMARY = "pgrepl-default-primary"
-STANDBYS = ["pgrepl-default-standby1", "pgrepl-default-standby2"]
+# Every scenario names its hosts <scenario>-primary, -standby1, -standby2 (MOLECULE_SCENARIO_NAME is set by
+# Molecule for the verifier).
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
+PRIMARY = f"pgrepl-{SCENARIO}-primary"
+STANDBYS = [f"pgrepl-{SCENARIO}-standby1", f"pgrepl-{SCENARIO}-standby2"]
 PASSWORD = "molecule-replication-pw-3Hk"
 
 
@@ -16,6 +20,11 @@ def psql(host, query: str) -> str:
     result = host.run("runuser -u postgres -- psql -XAtc %s", query)
     assert result.rc == 0, result.stderr
     return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def major(all_hosts) -> int:
+    return int(all_hosts[PRIMARY].ansible.get_variables()["pgrepl_test_major"])
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +61,9 @@ def test_every_standby_streams_through_its_active_slot(all_hosts) -> None:
         assert psql(all_hosts[standby], "SELECT status FROM pg_stat_wal_receiver") == "streaming"
 
 
-def test_no_password_in_configuration_or_logs(all_hosts) -> None:
+def test_no_password_in_configuration_or_logs(all_hosts, major) -> None:
     for host in all_hosts.values():
-        auto = host.file("/var/lib/postgresql/15/main/postgresql.auto.conf")
+        auto = host.file(f"/var/lib/postgresql/{major}/main/postgresql.auto.conf")
         assert PASSWORD not in auto.content_string
         assert "password=" not in auto.content_string
         logs = host.run("cat /var/log/postgresql/*.log")
@@ -70,11 +79,11 @@ def test_passfile_is_private_and_holds_every_other_node(all_hosts) -> None:
         assert len(lines) == 2, f"{host_name}: {lines}"
 
 
-def test_pg_hba_parses_and_keeps_the_original_lines_in_order(all_hosts) -> None:
+def test_pg_hba_parses_and_keeps_the_original_lines_in_order(all_hosts, major) -> None:
     for host_name, host in all_hosts.items():
         assert psql(host, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == "0"
         original = host.file("/root/pg_hba.conf.orig").content_string.splitlines()
-        current = host.file("/etc/postgresql/15/main/pg_hba.conf").content_string.splitlines()
+        current = host.file(f"/etc/postgresql/{major}/main/pg_hba.conf").content_string.splitlines()
         added = [line for line in current if "pgrepl.streaming" in line]
         assert len(added) == 2, f"{host_name}: {added}"
         assert [line for line in current if line not in added] == original
@@ -83,9 +92,9 @@ def test_pg_hba_parses_and_keeps_the_original_lines_in_order(all_hosts) -> None:
         assert all(current.index(line) < reject for line in added)
 
 
-def test_the_unrelated_database_was_moved_aside_not_deleted(all_hosts) -> None:
-    standby1 = all_hosts["pgrepl-default-standby1"]
-    moved = standby1.run("ls -d /var/lib/postgresql/15/main.pgrepl-moved-*").stdout.split()
+def test_the_unrelated_database_was_moved_aside_not_deleted(all_hosts, major) -> None:
+    standby1 = all_hosts[STANDBYS[0]]
+    moved = standby1.run(f"ls -d /var/lib/postgresql/{major}/main.pgrepl-moved-*").stdout.split()
     assert len(moved) == 1
     assert standby1.file(moved[0] + "/PG_VERSION").exists
     assert standby1.file(moved[0] + "/base").is_directory
