@@ -386,8 +386,11 @@ def test_bad_input_fails_clearly_and_changes_nothing(live: PgCluster, extra: dic
 def test_every_fixture_reads_the_same_for_us_and_for_the_server(live: PgCluster, fixture: str) -> None:
     """pg_hba_file_rules reads the file on disk: same entry lines, and every line we refuse the server refuses."""
     data = (FIXTURES / fixture).read_bytes()
-    live.hba_file.write_bytes(data)  # no reload: the running server keeps its rules
-    rows = dict(live.sql("SELECT line_number, error FROM pg_hba_file_rules"))
+    # The session is opened before the fixture lands on disk, so whatever rules the server loads meanwhile
+    # (a reload from elsewhere), this query still runs; pg_hba_file_rules reads the file on disk.
+    with live.connect() as conn:
+        live.hba_file.write_bytes(data)  # no reload: the running server keeps its rules
+        rows = dict(conn.execute("SELECT line_number, error FROM pg_hba_file_rules").fetchall())
     doc = parse_document(data.decode())
     ours = {r.number: r.error for r in doc.records if r.kind in ("rule", "invalid", "include")}
     assert set(ours) == set(rows)
