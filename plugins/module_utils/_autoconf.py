@@ -41,7 +41,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_postmaster,
     validate_data_dir,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir, read_bytes
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 
 AUTO_CONF = "postgresql.auto.conf"
@@ -575,19 +575,6 @@ def resolve_owner(owner: str | None, facts: DirFacts) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def create_signal(path: str, uid: int, gid: int) -> None:
     """An empty signal file, mode 0600, owned by uid:gid."""
     try:
@@ -606,7 +593,7 @@ def create_signal(path: str, uid: int, gid: int) -> None:
         os.unlink(path)
         raise PgreplError(f"data_dir: cannot give {path!r} the owner {uid}:{gid}: {exc.strerror or exc}") from None
     os.close(fd)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path), quiet=True)
 
 
 def remove_signal(path: str) -> None:
@@ -616,7 +603,7 @@ def remove_signal(path: str) -> None:
         return
     except OSError as exc:
         raise PgreplError(f"data_dir: cannot remove {path!r}: {exc.strerror or exc}") from None
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path), quiet=True)
 
 
 def write_auto_conf(facts: DirFacts, text: str, uid: int, gid: int) -> None:

@@ -12,6 +12,7 @@ aside, never deleted.
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import os
 import pwd
@@ -27,13 +28,18 @@ from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import SSL_MODES, PgreplError, psycopg
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import build, quote_value
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     BIN_DIR_GLOBS,
     binary_version,
-    major_of_path,
+    first_of_major,
+    installed_binaries,
+    is_executable_file,
+    rank_for_major,
     read_data_dir,
     read_postmaster,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 
 BASEBACKUP = "pg_basebackup"
@@ -241,17 +247,17 @@ def quote_conninfo_value(value: str) -> str:
     """A libpq conninfo value, always single-quoted, backslashes and quotes escaped: it can never end early."""
     if "\x00" in value:
         raise PgreplError("a conninfo value contains a NUL character")
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return quote_value(value, always=True)
 
 
 def build_conninfo(pairs: list[tuple[str, str]]) -> str:
     """'key='value' key='value'' from (keyword, value) pairs; keywords are checked, values quoted."""
-    parts = []
     for key, value in pairs:
         if _CONNINFO_KEY_RE.fullmatch(key) is None:
             raise PgreplError(f"{key!r} is not a libpq keyword")
-        parts.append(f"{key}={quote_conninfo_value(str(value))}")
-    return " ".join(parts)
+        if "\x00" in str(value):
+            raise PgreplError("a conninfo value contains a NUL character")
+    return build([(key, str(value)) for key, value in pairs], always_quote=True)
 
 
 def conninfo_pairs(request: CloneRequest) -> list[tuple[str, str]]:
@@ -744,25 +750,10 @@ def slot_problem(request: CloneRequest, primary: PrimaryFacts) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def candidate_basebackups(globber: Callable[[str], list[str]] = glob.glob,
-                          which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    found: list[str] = []
-    for pattern in BIN_DIR_GLOBS:
-        for bin_dir in sorted(globber(pattern)):
-            binary = os.path.join(bin_dir, BASEBACKUP)
-            if binary not in found:
-                found.append(binary)
-    on_path = which(BASEBACKUP)
-    if on_path and on_path not in found:
-        found.append(on_path)
-    return found
-
-
 def find_basebackup(major: str, bin_dir: str | None,
                     version_of: Callable[[str], str | None] = binary_version,
-                    candidates: Callable[[], list[str]] = candidate_basebackups,
-                    is_executable: Callable[[str], bool] = lambda path: os.path.isfile(path) and os.access(
-                        path, os.X_OK)) -> str:
+                    candidates: Callable[[], list[str]] = functools.partial(installed_binaries, BASEBACKUP),
+                    is_executable: Callable[[str], bool] = is_executable_file) -> str:
     """pg_basebackup of the primary's major (an older one fails against a newer server), or a refusal."""
     if bin_dir:
         binary = os.path.join(bin_dir, BASEBACKUP)
@@ -774,15 +765,10 @@ def find_basebackup(major: str, bin_dir: str | None,
                               f"PostgreSQL {major}: point bin_dir at the {major} binaries (the standby runs the "
                               "primary's major)")
         return binary
-    ranked = sorted(candidates(), key=lambda path: 0 if major_of_path(os.path.dirname(path)) == major else
-                    (1 if major_of_path(os.path.dirname(path)) is None else 2))
-    tried = []
-    for binary in ranked:
-        if not is_executable(binary):
-            continue
-        tried.append(binary)
-        if version_of(binary) == major:
-            return binary
+    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
+    found, tried = first_of_major(major, ranked, version_of, is_executable)
+    if found:
+        return found
     looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
     raise PgreplError(f"bin_dir: no {BASEBACKUP} of PostgreSQL {major} (the primary's major) is installed "
                       f"(tried: {looked}): install the PostgreSQL {major} client/server package or set bin_dir")
@@ -978,19 +964,6 @@ def _empty_dir(path: str) -> None:
                 pass
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _prepare_target(path: str, ctx: CloneContext, create: bool) -> None:
     try:
         if create:
@@ -1066,7 +1039,7 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         detail = "it is not empty any more" if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) else exc.strerror
         raise PgreplError(f"data_dir: cannot rename the copy into {request.data_dir!r} ({detail}): the copy was "
                           f"removed{restored}") from None
-    _fsync_dir(parent)
+    fsync_dir(parent, quiet=True)
     return outcome.lines
 
 

@@ -36,16 +36,17 @@ class Pair:
     end: int  # index just past the value's text
 
 
-def quote_value(value: str) -> str:
-    """A value as libpq reads it back unchanged: bare when it is plain, else single-quoted with escapes."""
-    if _BARE_RE.fullmatch(value):
+def quote_value(value: str, always: bool = False) -> str:
+    """A value as libpq reads it back unchanged: bare when it is plain (unless ``always``), else single-quoted
+    with backslashes and quotes escaped."""
+    if not always and _BARE_RE.fullmatch(value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def build(pairs: list[tuple[str, str]]) -> str:
-    """keyword=value pairs, in the given order, joined by one blank."""
-    return " ".join(f"{keyword}={quote_value(value)}" for keyword, value in pairs)
+def build(pairs: list[tuple[str, str]], always_quote: bool = False) -> str:
+    """keyword=value pairs, in the given order, joined by one blank (every value quoted when ``always_quote``)."""
+    return " ".join(f"{keyword}={quote_value(value, always_quote)}" for keyword, value in pairs)
 
 
 def is_uri(text: str) -> bool:

@@ -156,7 +156,7 @@ def validate_bin_dir(bin_dir: str) -> str:
     if not os.path.isdir(bin_dir):
         raise PgreplError(f"bin_dir: {bin_dir!r} is not a directory")
     binary = os.path.join(bin_dir, CONTROLDATA)
-    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+    if not is_executable_file(binary):
         raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {CONTROLDATA}")
     return binary
 
@@ -169,7 +169,7 @@ def _c_locale_env() -> dict[str, str]:
 
 
 def binary_version(binary: str) -> str | None:
-    """Major version a pg_controldata binary reports with --version (None when it cannot run)."""
+    """Major version a PostgreSQL binary (pg_controldata, pg_basebackup) reports with --version (None: cannot run)."""
     try:
         proc = subprocess.run([binary, "--version"], capture_output=True, text=True, env=_c_locale_env(),
                               timeout=CONTROLDATA_TIMEOUT, check=False)
@@ -180,27 +180,50 @@ def binary_version(binary: str) -> str | None:
     return parse_version_output(proc.stdout)
 
 
-def candidate_binaries(major: str, globber: Callable[[str], list[str]] = glob.glob,
+def installed_binaries(name: str, globber: Callable[[str], list[str]] = glob.glob,
                        which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """Every pg_controldata of the usual layouts, the ones whose path names this major first, then PATH."""
+    """Every binary called name in the usual layouts (in BIN_DIR_GLOBS order), then the one on PATH."""
     found: list[str] = []
     for pattern in BIN_DIR_GLOBS:
         for bin_dir in sorted(globber(pattern)):
-            binary = os.path.join(bin_dir, CONTROLDATA)
+            binary = os.path.join(bin_dir, name)
             if binary not in found:
                 found.append(binary)
-    on_path = which(CONTROLDATA)
+    on_path = which(name)
     if on_path and on_path not in found:
         found.append(on_path)
-    return sorted(found, key=lambda binary: _rank_for_major(binary, major))
+    return found
 
 
-def _rank_for_major(binary: str, major: str) -> int:
+def candidate_binaries(major: str, globber: Callable[[str], list[str]] = glob.glob,
+                       which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """Every pg_controldata of the usual layouts, the ones whose path names this major first, then PATH."""
+    return sorted(installed_binaries(CONTROLDATA, globber, which), key=lambda binary: rank_for_major(binary, major))
+
+
+def rank_for_major(binary: str, major: str) -> int:
     """Sort key: paths naming this major first, paths naming no major next, other majors last."""
     path_major = major_of_path(os.path.dirname(binary))
     if path_major == major:
         return 0
     return 1 if path_major is None else 2
+
+
+def is_executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def first_of_major(major: str, candidates: list[str], version_of: Callable[[str], str | None],
+                   is_executable: Callable[[str], bool] = is_executable_file) -> tuple[str | None, list[str]]:
+    """(the first executable candidate whose --version is this major, the executable ones asked on the way)."""
+    tried: list[str] = []
+    for binary in candidates:
+        if not is_executable(binary):
+            continue
+        tried.append(binary)
+        if version_of(binary) == major:
+            return binary, tried
+    return None, tried
 
 
 def find_controldata(major: str, bin_dir: str | None,
@@ -216,14 +239,7 @@ def find_controldata(major: str, bin_dir: str | None,
             raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version} but the data directory is "
                               f"PostgreSQL {major} (PG_VERSION): point bin_dir at the {major} binaries")
         return binary, [binary]
-    tried: list[str] = []
-    for binary in candidates(major):
-        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-            continue
-        tried.append(binary)
-        if version_of(binary) == major:
-            return binary, tried
-    return None, tried
+    return first_of_major(major, candidates(major), version_of)
 
 
 def run_controldata(binary: str, data_dir: str) -> str:

@@ -72,7 +72,12 @@ def _copy_selinux_label(src: str, fd: int) -> None:
         pass
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str, quiet: bool = False) -> None:
+    """Flush a directory's entries (a rename, a new or removed file) to disk; a directory we cannot open is skipped.
+
+    A filesystem that refuses fsync on a directory (EINVAL, EBADF) is tolerated; any other error is raised,
+    unless ``quiet`` (best effort: every error is ignored).
+    """
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -80,7 +85,7 @@ def _fsync_dir(directory: str) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:  # some filesystems refuse fsync on a directory
-        if exc.errno not in (errno.EINVAL, errno.EBADF):
+        if not quiet and exc.errno not in (errno.EINVAL, errno.EBADF):
             raise
     finally:
         os.close(fd)
@@ -137,7 +142,7 @@ def atomic_write(path: str, data: bytes, backup: bool = False, mode: int = 0o600
     except OSError as exc:
         _unlink_quietly(tmp)
         raise PgreplError(f"{option}: cannot write {path!r}: {exc.strerror or exc}") from None
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return backup_path
 
 

@@ -292,8 +292,27 @@ class Selector:
 # The file model: records that render back byte for byte.
 # --------------------------------------------------------------------------------------------------------------
 
+class _Selects:
+    """What a parsed rule and a requested entry share: which connections they match, and their options."""
+
+    contype: str
+    databases: list[Token]
+    users: list[Token]
+    address_info: Address | None
+    options: list[Token]
+
+    @property
+    def selector(self) -> Selector:
+        return Selector(self.contype, frozenset(name_key(t, DB_KEYWORDS) for t in self.databases),
+                        frozenset(name_key(t, USER_KEYWORDS) for t in self.users), self.address_info)
+
+    @property
+    def option_pairs(self) -> list[tuple[str, str]]:
+        return sorted(_option_pair(t.value) for t in self.options)
+
+
 @dataclass
-class Rule:
+class Rule(_Selects):
     """A parsed authentication record."""
 
     contype: str
@@ -306,15 +325,6 @@ class Rule:
     options: list[Token]
     comment: str | None  # text after '#', stripped; None without a comment
     tail_start: int  # offset just after the last token (blanks and comment follow)
-
-    @property
-    def selector(self) -> Selector:
-        return Selector(self.contype, frozenset(name_key(t, DB_KEYWORDS) for t in self.databases),
-                        frozenset(name_key(t, USER_KEYWORDS) for t in self.users), self.address_info)
-
-    @property
-    def option_pairs(self) -> list[tuple[str, str]]:
-        return sorted(_option_pair(t.value) for t in self.options)
 
 
 def _option_pair(value: str) -> tuple[str, str]:
@@ -517,7 +527,7 @@ def mask_text(text: str) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 @dataclass
-class Entry:
+class Entry(_Selects):
     """A validated entry, with every value as it will be written."""
 
     contype: str
@@ -528,15 +538,6 @@ class Entry:
     method: str | None
     options: list[Token] = field(default_factory=list)
     comment: str | None = None  # None: keep what the file has; '': remove it
-
-    @property
-    def selector(self) -> Selector:
-        return Selector(self.contype, frozenset(name_key(t, DB_KEYWORDS) for t in self.databases),
-                        frozenset(name_key(t, USER_KEYWORDS) for t in self.users), self.address_info)
-
-    @property
-    def option_pairs(self) -> list[tuple[str, str]]:
-        return sorted(_option_pair(t.value) for t in self.options)
 
     def method_and_options(self) -> str:
         return " ".join([self.method or ""] + [t.text for t in self.options])

@@ -21,12 +21,11 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, SECRET_KEYWORDS
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported
 
 MIN_MAJOR = 10  # pg_current_wal_lsn() and friends; 13 to 18 are the supported and tested ones
-MASK = "********"
-SECRET_CONNINFO_KEYS = ("password", "sslpassword")
 
 # pg_settings read for decisions; primary_conninfo is returned masked.
 SETTINGS_NAMES = (
@@ -268,7 +267,7 @@ def _mask_keyword_value(text: str) -> str:
             probe += 1
         value_end = _conninfo_value_end(text, probe)
         out.append(text[key_start:probe])
-        if keyword.lower() in SECRET_CONNINFO_KEYS:
+        if keyword.lower() in SECRET_KEYWORDS:
             out.append(MASK)
         else:
             out.append(text[probe:value_end])
@@ -293,7 +292,7 @@ def _mask_uri(text: str) -> str:
         params = []
         for part in query.split("&"):
             key, eq, _value = part.partition("=")
-            params.append(f"{key}={MASK}" if eq and key.lower() in SECRET_CONNINFO_KEYS else part)
+            params.append(f"{key}={MASK}" if eq and key.lower() in SECRET_KEYWORDS else part)
         rest = base + "?" + "&".join(params)
     return f"{scheme}://{rest}"
 
