@@ -54,6 +54,14 @@ options:
       - Seconds to wait for the connection before failing.
     type: int
     default: 10
+  login_os_user:
+    description:
+      - OS user whose identity opens a unix-socket connection (peer authentication), usually the server's own
+        user C(postgres).
+      - Lets a module that runs as root (C(become=true)) connect as that user for the connect call only,
+        without a second C(become_user) hop, which costs a round trip per task. When the module already runs as
+        that user it changes nothing; when it runs as another non-root user it fails and says so.
+    type: str
 requirements:
   - psycopg >= 3.1 on the managed host (Debian/Ubuntu and RHEL 9+ package C(python3-psycopg))
 notes:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    SSL_MODES,
     PgreplError,
     connect,
     describe_target,
@@ -42,6 +43,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     validate_data_dir,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir, read_bytes
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 
 AUTO_CONF = "postgresql.auto.conf"
@@ -725,6 +727,26 @@ def hide_secret_options(module: Any) -> None:
         for key, value in options.items():
             if isinstance(key, str) and key.lower() in SECRET_KEYWORDS and value not in (None, ""):
                 module.no_log_values.add(str(value))
+
+
+STANDBY_CONFIG_SPEC = ModuleSpec(
+    {
+        "data_dir": {"type": "path", "required": True},
+        "state": {"type": "str", "default": "standby", "choices": ["standby", "primary"]},
+        "primary_host": {"type": "str"},
+        "primary_port": {"type": "int", "default": 5432},
+        "replication_user": {"type": "str"},
+        "passfile": {"type": "path"},
+        "application_name": {"type": "str"},
+        "sslmode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "conninfo_options": {"type": "dict"},
+        "primary_slot_name": {"type": "str"},
+        "remove_settings": {"type": "list", "elements": "str", "default": ["synchronous_standby_names"]},
+        "owner": {"type": "str"},
+        "reload": {"type": "bool", "default": True},
+    },
+    required_if=[("state", "standby", ["primary_host"])],
+)
 
 
 def run_standby_config(module: Any) -> dict[str, Any]:

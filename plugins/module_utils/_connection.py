@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 # `sql` is imported here once and re-exported to the other module_utils files.
@@ -35,6 +38,7 @@ def connection_argument_spec() -> dict[str, dict[str, Any]]:
         "ssl_mode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
         "ssl_rootcert": {"type": "path"},
         "connect_timeout": {"type": "int", "default": 10},
+        "login_os_user": {"type": "str"},
     }
 
 
@@ -140,6 +144,44 @@ def explain_connect_error(params: dict[str, Any], exc: Exception) -> str:
     return f"cannot connect to {target}: {text}"
 
 
+def _os_user_ids(name: str) -> tuple[int, int]:
+    import pwd  # pylint: disable=import-outside-toplevel  # POSIX only, like everything that uses it
+
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise PgreplError(f"login_os_user: there is no OS user {name!r} on this host") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+@contextlib.contextmanager
+def as_os_user(name: str | None) -> Iterator[None]:
+    """Run the block with the effective uid/gid of OS user ``name`` (then switch back).
+
+    Peer authentication reads the credentials of the process at connect() time, so a module that runs as root
+    can open a unix-socket connection as the server's OS user without an extra become (su/sudo) round trip;
+    everything after the connect runs as root again. Without ``name``, or when already that user, a no-op.
+    """
+    if not name:
+        yield
+        return
+    uid, gid = _os_user_ids(name)
+    current = os.geteuid()
+    if current == uid:
+        yield
+        return
+    if current != 0:
+        raise PgreplError(f"login_os_user: connecting as OS user {name!r} needs the module to run as root "
+                          f"(it runs as uid {current}): use become: true, or leave login_os_user unset")
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
 def connect(params: dict[str, Any], autocommit: bool = True) -> Any:
     """Open a connection or raise PgreplError with a message that names the cause."""
     if psycopg is None:
@@ -147,7 +189,8 @@ def connect(params: dict[str, Any], autocommit: bool = True) -> Any:
                           "install python3-psycopg (Debian/Ubuntu, RHEL 9+) or `pip install psycopg`")
     validate_connection_params(params)
     try:
-        return psycopg.connect(autocommit=autocommit, **conninfo_kwargs(params))
+        with as_os_user(params.get("login_os_user")):
+            return psycopg.connect(autocommit=autocommit, **conninfo_kwargs(params))
     except psycopg.Error as exc:
         raise PgreplConnectionError(explain_connect_error(params, exc), is_unreachable(str(exc))) from None
 

@@ -30,6 +30,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes, remove_quietly
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 
 CONTYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 METHODS = ("trust", "reject", "scram-sha-256", "md5", "password", "gss", "sspi", "ident", "peer", "ldap",
@@ -1113,6 +1114,28 @@ def _server_for(params: dict[str, Any], warnings: list[str]) -> tuple[str, Serve
         server.conn.close()
         return path, None, None
     return path, server, None
+
+
+PG_HBA_SPEC = ModuleSpec(
+    {
+        "contype": {"type": "str", "required": True, "choices": list(CONTYPES)},
+        "databases": {"type": "raw", "default": ["all"]},
+        "users": {"type": "raw", "default": ["all"]},
+        "address": {"type": "str"},
+        "method": {"type": "str", "choices": list(METHODS)},
+        "options": {"type": "raw"},
+        "secret_options": {"type": "dict", "no_log": True},
+        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+        "comment": {"type": "str"},
+        "path": {"type": "path"},
+        "insert_before": {"type": "str"},
+        "insert_after": {"type": "str"},
+        "backup": {"type": "bool", "default": False},
+        "reload": {"type": "bool", "default": True},
+    },
+    mutually_exclusive=[("insert_before", "insert_after")],
+    required_if=[("state", "present", ["method"])],
+)
 
 
 def run_pg_hba(module: Any) -> dict[str, Any]:

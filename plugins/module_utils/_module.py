@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -22,6 +23,28 @@ def build_module(argument_spec: dict[str, Any], with_connection: bool = True, **
     spec.update(argument_spec)
     kwargs.setdefault("supports_check_mode", True)
     return AnsibleModule(argument_spec=spec, **kwargs)
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module's options and their constraints, kept beside its logic so that node_plan can check the same
+    parameters the module itself would accept (one definition for both)."""
+
+    options: dict[str, Any]
+    with_connection: bool = True
+    mutually_exclusive: list[tuple[str, ...]] = field(default_factory=list)
+    required_if: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def argument_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = connection_argument_spec() if self.with_connection else {}
+        spec.update(self.options)
+        return spec
+
+
+def module_from_spec(spec: ModuleSpec) -> AnsibleModule:
+    """The AnsibleModule of a ModuleSpec (check mode always supported)."""
+    return AnsibleModule(argument_spec=spec.argument_spec(), supports_check_mode=True,
+                         mutually_exclusive=spec.mutually_exclusive or None, required_if=spec.required_if or None)
 
 
 def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], needs_psycopg: bool = True) -> None:

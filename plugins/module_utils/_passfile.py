@@ -20,6 +20,7 @@ from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 
 MASK = "********"
 WILDCARD = "*"
@@ -327,6 +328,30 @@ def _attributes(mode: int | None, uid: int | None, gid: int | None) -> str:
     if mode is None or uid is None or gid is None:
         return "(no file)\n"
     return f"mode: {mode:04o}\nowner: {user_name(uid)}\ngroup: {group_name(gid)}\n"
+
+
+PASSFILE_SPEC = ModuleSpec(
+    {
+        "path": {"type": "path", "required": True},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "entries": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                # raw: the module checks the types itself, so that a list is refused instead of written as text
+                "host": {"type": "raw"},
+                "port": {"type": "raw", "default": DEFAULT_PORT},
+                "database": {"type": "raw", "default": DEFAULT_DATABASE},
+                "user": {"type": "raw"},
+                "password": {"type": "raw", "no_log": True},
+            },
+        },
+        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    },
+    with_connection=False,
+)
 
 
 def run_passfile(module: Any) -> dict[str, Any]:

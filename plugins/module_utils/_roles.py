@@ -21,6 +21,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_dict,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (
     MAX_PASSWORD_BYTES,
     ScramFormatError,
@@ -54,6 +55,9 @@ def replication_user_argument_spec() -> dict[str, dict[str, Any]]:
                             "no_log": False},
         "conn_limit": {"type": "int", "default": -1},
     }
+
+
+REPLICATION_USER_SPEC = ModuleSpec(replication_user_argument_spec())
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
     ServerFacts,
     check_supported,
@@ -828,6 +829,12 @@ def manage_settings(conn: Any, requests: list[Request], reload: bool, check_mode
                     for text in (item.info.setting, item.files.auto, item.files.other, item.request.display)
                     for secret in conninfo_secrets(text)],
     }
+
+
+SERVER_SETTINGS_SPEC = ModuleSpec({
+    "settings": {"type": "dict", "required": True},
+    "reload": {"type": "bool", "default": True},
+})
 
 
 def run_server_settings(module: Any) -> dict[str, Any]:

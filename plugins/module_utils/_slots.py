@@ -18,6 +18,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
 
@@ -314,6 +315,15 @@ def manage_slot(conn: Any, request: SlotRequest, check_mode: bool) -> SlotOutcom
         "terminated_pids": terminated,
     }
     return SlotOutcome(result=result, diff=tracker.diff(), warnings=warnings)
+
+
+REPLICATION_SLOT_SPEC = ModuleSpec({
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "immediately_reserve": {"type": "bool", "default": False},
+    "force": {"type": "bool", "default": False},
+    "allow_on_standby": {"type": "bool", "default": False},
+})
 
 
 def run_replication_slot(module: Any) -> dict[str, Any]:

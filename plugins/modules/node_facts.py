@@ -66,7 +66,6 @@ EXAMPLES = r"""
 - name: Gather the facts every later task decides from
   pgrepl.streaming.node_facts:
   become: true
-  become_user: postgres
   register: node
 
 - name: A custom layout (Postgres Pro 1C)
@@ -102,6 +101,10 @@ addresses:
   returned: always
   type: list
   elements: str
+service_enabled:
+  description: Whether C(systemctl is-enabled) says the service starts at boot; null without systemctl.
+  returned: always
+  type: bool
 running:
   description: Whether a live postmaster owns the data directory.
   returned: always
@@ -171,6 +174,15 @@ def ipv4_addresses(module) -> list:
     return [address for _not_default, address in sorted(found, key=lambda item: item[0])]
 
 
+def service_enabled(module, service: str) -> bool | None:
+    """Whether systemd starts the service at boot (None without systemctl): lets the roles skip a no-op task."""
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl or not service:
+        return None
+    rc, _out, _err = module.run_command([systemctl, "is-enabled", service])
+    return rc == 0
+
+
 def gather(module) -> dict:
     params = module.params
     try:
@@ -184,7 +196,7 @@ def gather(module) -> dict:
     state = data_dir_state(layout["data_dir"])
     result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
-              "addresses": ipv4_addresses(module)}
+              "addresses": ipv4_addresses(module), "service_enabled": service_enabled(module, layout["service"])}
     if state == "pgdata":
         facts, warnings = read_data_dir(layout["data_dir"], layout["bin_dir"])
         result["data_dir_facts"] = facts
@@ -194,7 +206,9 @@ def gather(module) -> dict:
     if result["running"] and result["psycopg"]:
         info, warnings = replication_info({
             "login_user": params["os_user"], "login_unix_socket": layout["socket_dir"], "login_host": "",
-            "login_port": layout["port"], "login_db": "postgres", "connect_timeout": 5})
+            "login_port": layout["port"], "login_db": "postgres", "connect_timeout": 5,
+            # Peer authentication as the server's OS user, also when the module runs as root.
+            "login_os_user": params["os_user"]})
         for warning in warnings:
             module.warn(warning)
         info.pop("changed", None)

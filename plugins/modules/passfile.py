@@ -230,38 +230,12 @@ diff:
   elements: dict
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import (
-    DEFAULT_DATABASE,
-    DEFAULT_PORT,
-    run_passfile,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
 
 
 def main() -> None:
-    module = build_module(
-        {
-            "path": {"type": "path", "required": True},
-            "owner": {"type": "str"},
-            "group": {"type": "str"},
-            "entries": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    # raw: the module checks the types itself, so that a list is refused instead of written as text
-                    "host": {"type": "raw"},
-                    "port": {"type": "raw", "default": DEFAULT_PORT},
-                    "database": {"type": "raw", "default": DEFAULT_DATABASE},
-                    "user": {"type": "raw"},
-                    "password": {"type": "raw", "no_log": True},
-                },
-            },
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        },
-        with_connection=False,
-        supports_check_mode=True,
-    )
+    module = module_from_spec(PASSFILE_SPEC)
     run(module, run_passfile, needs_psycopg=False)
 
 

@@ -254,32 +254,12 @@ diff:
   type: dict
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import CONTYPES, METHODS, run_pg_hba
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 
 
 def main() -> None:
-    module = build_module(
-        {
-            "contype": {"type": "str", "required": True, "choices": list(CONTYPES)},
-            "databases": {"type": "raw", "default": ["all"]},
-            "users": {"type": "raw", "default": ["all"]},
-            "address": {"type": "str"},
-            "method": {"type": "str", "choices": list(METHODS)},
-            "options": {"type": "raw"},
-            "secret_options": {"type": "dict", "no_log": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "comment": {"type": "str"},
-            "path": {"type": "path"},
-            "insert_before": {"type": "str"},
-            "insert_after": {"type": "str"},
-            "backup": {"type": "bool", "default": False},
-            "reload": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-        mutually_exclusive=[("insert_before", "insert_after")],
-        required_if=[("state", "present", ["method"])],
-    )
+    module = module_from_spec(PG_HBA_SPEC)
     run(module, run_pg_hba, needs_psycopg=False)
 
 

@@ -171,21 +171,12 @@ diff:
   sample: {"before": {"present": false, "reserved": false}, "after": {"present": true, "reserved": true}}
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import run_replication_slot
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import REPLICATION_SLOT_SPEC, run_replication_slot
 
 
 def main() -> None:
-    module = build_module(
-        {
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "immediately_reserve": {"type": "bool", "default": False},
-            "force": {"type": "bool", "default": False},
-            "allow_on_standby": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
+    module = module_from_spec(REPLICATION_SLOT_SPEC)
     run(module, run_replication_slot)
 
 

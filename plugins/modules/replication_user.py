@@ -154,15 +154,15 @@ diff:
             password_set: true, password: changed}
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
+    REPLICATION_USER_SPEC,
     ensure_replication_user,
-    replication_user_argument_spec,
 )
 
 
 def main() -> None:
-    module = build_module(replication_user_argument_spec())
+    module = module_from_spec(REPLICATION_USER_SPEC)
     run(module, ensure_replication_user)
 
 

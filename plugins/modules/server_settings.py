@@ -166,15 +166,15 @@ diff:
     after: {wal_keep_size: '1GB'}
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import run_server_settings
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import (
+    SERVER_SETTINGS_SPEC,
+    run_server_settings,
+)
 
 
 def main() -> None:
-    module = build_module({
-        "settings": {"type": "dict", "required": True},
-        "reload": {"type": "bool", "default": True},
-    })
+    module = module_from_spec(SERVER_SETTINGS_SPEC)
     run(module, run_server_settings)
 
 

@@ -245,31 +245,12 @@ diff:
   elements: dict
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import run_standby_config
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import SSL_MODES
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import STANDBY_CONFIG_SPEC, run_standby_config
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 
 
 def main() -> None:
-    module = build_module(
-        {
-            "data_dir": {"type": "path", "required": True},
-            "state": {"type": "str", "default": "standby", "choices": ["standby", "primary"]},
-            "primary_host": {"type": "str"},
-            "primary_port": {"type": "int", "default": 5432},
-            "replication_user": {"type": "str"},
-            "passfile": {"type": "path"},
-            "application_name": {"type": "str"},
-            "sslmode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
-            "conninfo_options": {"type": "dict"},
-            "primary_slot_name": {"type": "str"},
-            "remove_settings": {"type": "list", "elements": "str", "default": ["synchronous_standby_names"]},
-            "owner": {"type": "str"},
-            "reload": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-        required_if=[("state", "standby", ["primary_host"])],
-    )
+    module = module_from_spec(STANDBY_CONFIG_SPEC)
     run(module, run_standby_config, needs_psycopg=False)
 
 

@@ -64,3 +64,46 @@ def test_connect_errors_say_which_cause(libpq: str, expected: str) -> None:
 def test_unreachable_message_names_host_and_port_options() -> None:
     message = explain_connect_error(PARAMS, Exception("Connection refused"))
     assert "login_host=db1" in message and "login_port=5432" in message
+
+
+def test_as_os_user_refuses_when_not_root_and_not_that_user(monkeypatch) -> None:
+    import pwd
+
+    from ansible_collections.pgrepl.streaming.plugins.module_utils import _connection
+
+    target = pwd.getpwnam("postgres")
+    monkeypatch.setattr(_connection.os, "geteuid", lambda: target.pw_uid + 12345)
+    with pytest.raises(_connection.PgreplError, match="login_os_user: connecting as OS user 'postgres' needs"):
+        with _connection.as_os_user("postgres"):
+            pass
+
+
+def test_as_os_user_is_a_no_op_without_a_user_or_as_that_user(monkeypatch) -> None:
+    import pwd
+
+    from ansible_collections.pgrepl.streaming.plugins.module_utils import _connection
+
+    calls: list[int] = []
+    monkeypatch.setattr(_connection.os, "seteuid", calls.append)
+    with _connection.as_os_user(None):
+        pass
+    monkeypatch.setattr(_connection.os, "geteuid", lambda: pwd.getpwnam("postgres").pw_uid)
+    with _connection.as_os_user("postgres"):
+        pass
+    assert calls == []
+
+
+def test_as_os_user_switches_back_even_when_the_block_fails(monkeypatch) -> None:
+    import pwd
+
+    from ansible_collections.pgrepl.streaming.plugins.module_utils import _connection
+
+    target = pwd.getpwnam("postgres")
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr(_connection.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(_connection.os, "seteuid", lambda uid: seen.append(("uid", uid)))
+    monkeypatch.setattr(_connection.os, "setegid", lambda gid: seen.append(("gid", gid)))
+    with pytest.raises(RuntimeError):
+        with _connection.as_os_user("postgres"):
+            raise RuntimeError("boom")
+    assert seen == [("gid", target.pw_gid), ("uid", target.pw_uid), ("uid", 0), ("gid", 0)]

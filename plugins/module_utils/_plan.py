@@ -1,0 +1,150 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which managed pieces of a node differ from what is asked: every module's own check mode, in one call.
+
+A converged node should cost one read-only call, not one call per module. node_plan runs the check-mode path
+of each named module (the same code the module runs, with the same option validation, so the prediction is
+exact) and reports per check whether the module would change something. The roles then call only those
+modules. A check that cannot be decided (bad input, server down) counts as pending: the module itself then
+runs and reports its own error, once, in its own task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import (
+    STANDBY_CONFIG_SPEC,
+    run_standby_config,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    PgreplError,
+    connection_argument_spec,
+    psycopg,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
+    REPLICATION_USER_SPEC,
+    ensure_replication_user,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import (
+    SERVER_SETTINGS_SPEC,
+    run_server_settings,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import (
+    REPLICATION_SLOT_SPEC,
+    run_replication_slot,
+)
+
+Body = Callable[[Any], "dict[str, Any]"]
+
+# The modules node_plan can check: name -> (spec, body, needs a server connection).
+MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
+    "server_settings": (SERVER_SETTINGS_SPEC, run_server_settings, True),
+    "replication_user": (REPLICATION_USER_SPEC, ensure_replication_user, True),
+    "replication_slot": (REPLICATION_SLOT_SPEC, run_replication_slot, True),
+    "pg_hba": (PG_HBA_SPEC, run_pg_hba, False),
+    "passfile": (PASSFILE_SPEC, run_passfile, False),
+    "standby_config": (STANDBY_CONFIG_SPEC, run_standby_config, False),
+}
+
+# Result keys worth passing on to the roles (never anything that may carry a secret).
+KEPT_KEYS = ("changed", "restart_required", "outcome")
+
+
+class DryRunModule:
+    """The part of AnsibleModule the module bodies use, in check mode, without exiting the process."""
+
+    def __init__(self, params: dict[str, Any], no_log_values: set[str]) -> None:
+        self.params = params
+        self.check_mode = True
+        self._diff = False
+        self.no_log_values = no_log_values
+        self.warnings: list[str] = []
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+
+def validate_checks(checks: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """checks: {name: {module: M, params: {...} or [{...}, ...]}} -> {name: (M, [params, ...])}."""
+    if not isinstance(checks, dict):
+        raise PgreplError(f"checks: expected a dict of named checks, got {type(checks).__name__}")
+    validated: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for name, check in checks.items():
+        if not isinstance(check, dict) or set(check) - {"module", "params"}:
+            raise PgreplError(f"checks.{name}: expected {{module: <name>, params: <dict or list of dicts>}}")
+        module = check.get("module")
+        if module not in MODULES:
+            raise PgreplError(f"checks.{name}.module: {module!r} is not one of {', '.join(sorted(MODULES))}")
+        params = check.get("params")
+        items = params if isinstance(params, list) else [params]
+        if not all(isinstance(item, dict) for item in items):
+            raise PgreplError(f"checks.{name}.params: expected a dict or a list of dicts")
+        validated[str(name)] = (str(module), list(items))
+    return validated
+
+
+def dry_run(module_name: str, params: dict[str, Any], login: dict[str, Any],
+            no_log_values: set[str]) -> dict[str, Any]:
+    """The module's check-mode result for these params, or {'changed': None, 'error': ...} when undecidable."""
+    spec, body, with_server = MODULES[module_name]
+    merged = dict(params)
+    if spec.with_connection:
+        for key, value in login.items():
+            merged.setdefault(key, value)
+    validator = ArgumentSpecValidator(spec.argument_spec(), mutually_exclusive=spec.mutually_exclusive or None,
+                                      required_if=spec.required_if or None)
+    validation = validator.validate(merged)
+    no_log_values.update(str(value) for value in validation._no_log_values)  # pylint: disable=protected-access
+    if validation.error_messages:
+        return {"changed": None, "error": "; ".join(validation.error_messages)}
+    if with_server and psycopg is None:
+        return {"changed": None, "error": "psycopg is not installed"}
+    shim = DryRunModule(validation.validated_parameters, no_log_values)
+    try:
+        result = body(shim)
+    except PgreplError as exc:
+        return {"changed": None, "error": str(exc)}
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        if psycopg is not None and isinstance(exc, psycopg.Error):
+            return {"changed": None, "error": str(exc).strip()}
+        raise
+    return {key: result[key] for key in KEPT_KEYS if key in result}
+
+
+def with_password(module_name: str, params: dict[str, Any], password: str | None) -> dict[str, Any]:
+    """The replication password where a check leaves it out (so it travels in one no_log option only)."""
+    if not password:
+        return params
+    if module_name == "replication_user" and not params.get("password"):
+        return dict(params, password=password)
+    if module_name == "passfile" and isinstance(params.get("entries"), list):
+        entries = [dict(entry, password=password) if isinstance(entry, dict) and not entry.get("password")
+                   else entry for entry in params["entries"]]
+        return dict(params, entries=entries)
+    return params
+
+
+def plan_node(checks: Any, login: dict[str, Any], no_log_values: set[str],
+              password: str | None = None) -> dict[str, Any]:
+    """Run every check; ``pending[name]`` is true when a module would change something or cannot tell."""
+    pending: dict[str, bool] = {}
+    details: dict[str, list[dict[str, Any]]] = {}
+    for name, (module_name, items) in validate_checks(checks).items():
+        results = [dry_run(module_name, with_password(module_name, item, password), login, no_log_values)
+                   for item in items]
+        details[name] = results
+        pending[name] = any(result.get("changed") is not False for result in results)
+    return {"changed": False, "pending": pending, "details": details,
+            "restart_required": any(result.get("restart_required") for results in details.values()
+                                    for result in results)}
+
+
+def login_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The connection options node_plan was given, to pass on to the checks of modules that connect."""
+    return {key: params[key] for key in connection_argument_spec() if params.get(key) is not None}

@@ -1,0 +1,212 @@
+"""pgrepl.streaming.node_plan (and the login_os_user connection option) against a real PostgreSQL server.
+
+node_plan must predict exactly what each module's own run would report, and change nothing: every test
+compares its prediction with the real module's check mode and run, and the server's state before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg import sql
+
+from ansible_runner import run_module, run_tasks
+from cluster import PgCluster
+
+MODULE = "node_plan"
+SLOT = "node_plan_slot"
+ROLE = "node_plan_repl"
+PASSWORD = "node-plan-secret-Zq8"
+SETTING = "wal_keep_size"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def state(cluster: PgCluster) -> dict[str, Any]:
+    """What a read-only call must leave exactly as it was."""
+    return {
+        "slots": sorted(row[0] for row in cluster.sql("SELECT slot_name FROM pg_replication_slots")),
+        "roles": sorted(row[0] for row in cluster.sql("SELECT rolname FROM pg_roles")),
+        "auto_conf": digest(cluster.data_dir / "postgresql.auto.conf"),
+        "hba": digest(cluster.hba_file),
+    }
+
+
+@pytest.fixture
+def cleanup(primary: PgCluster) -> Iterator[None]:
+    yield
+    primary.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+    primary.sql(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    return tmp_path / "pgpass"
+
+
+def plan(primary: PgCluster, checks: dict[str, Any], check: bool = False, **extra: Any) -> dict[str, Any]:
+    return run_module(MODULE, {**primary.login(), "checks": checks, **extra}, check=check)
+
+
+def hba_params(primary: PgCluster, address: str) -> dict[str, Any]:
+    return {"path": str(primary.hba_file), "contype": "host", "databases": ["replication"], "users": [ROLE],
+            "address": address, "method": "scram-sha-256", "comment": "node_plan test"}
+
+
+def test_converged_pieces_are_not_pending_and_nothing_changes(primary: PgCluster) -> None:
+    current = primary.scalar("SELECT setting || coalesce(unit, '') FROM pg_settings WHERE name = %s", (SETTING,))
+    running = primary.scalar("SELECT current_setting(%s)", (SETTING,))
+    before = state(primary)
+    result = plan(primary, {"settings": {"module": "server_settings", "params": {"settings": {SETTING: running}}}})
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    assert result["pending"] == {"settings": False}, (result, current)
+    # The module itself agrees: its check mode and its real run change nothing either.
+    module = run_module("server_settings", {**primary.login(), "settings": {SETTING: running}})
+    assert module["changed"] is False
+    assert state(primary) == before
+
+
+def test_differences_are_pending_and_the_plan_changes_nothing(primary: PgCluster, cleanup: None,
+                                                              passfile: Path) -> None:
+    before = state(primary)
+    checks = {
+        "settings": {"module": "server_settings", "params": {"settings": {SETTING: "123MB"}}},
+        "slots": {"module": "replication_slot", "params": [{"name": SLOT, "immediately_reserve": True}]},
+        "role": {"module": "replication_user", "params": {"name": ROLE}},
+        "hba": {"module": "pg_hba", "params": [hba_params(primary, "10.77.0.1/32")]},
+        "passfile": {"module": "passfile", "params": {
+            "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
+    }
+    result = plan(primary, checks, replication_password=PASSWORD)
+    assert not result.get("failed"), result
+    assert result["pending"] == {name: True for name in checks}, result
+    assert all(item["changed"] is True for items in result["details"].values() for item in items), result
+    # Read-only: no setting written, no slot, no role, no hba line, no passfile.
+    assert state(primary) == before
+    assert not passfile.exists()
+    # The same call in check mode says the same.
+    assert plan(primary, checks, check=True, replication_password=PASSWORD)["pending"] == result["pending"]
+
+
+def test_pending_matches_the_modules_real_runs(primary: PgCluster, cleanup: None, passfile: Path) -> None:
+    """Apply each module for real, then the plan says converged: prediction and change agree."""
+    slot_args = {"name": SLOT, "immediately_reserve": True}
+    role_args = {"name": ROLE, "password": PASSWORD}
+    pass_args = {"path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE, "password": PASSWORD}]}
+    assert run_module("replication_slot", {**primary.login(), **slot_args})["changed"] is True
+    assert run_module("replication_user", {**primary.login(), **role_args})["changed"] is True
+    assert run_module("passfile", pass_args)["changed"] is True
+    checks = {
+        "slots": {"module": "replication_slot", "params": [slot_args]},
+        "role": {"module": "replication_user", "params": {"name": ROLE}},
+        "passfile": {"module": "passfile", "params": {
+            "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
+    }
+    result = plan(primary, checks, replication_password=PASSWORD)
+    assert result["pending"] == {"slots": False, "role": False, "passfile": False}, result
+    # A different password is a difference the role module would fix: pending, and still nothing changed.
+    verifier = primary.scalar("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (ROLE,))
+    other = plan(primary, {"role": checks["role"], "passfile": checks["passfile"]},
+                 replication_password="another-password-1")
+    assert other["pending"] == {"role": True, "passfile": True}, other
+    assert primary.scalar("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (ROLE,)) == verifier
+    assert PASSWORD in passfile.read_text() and "another-password-1" not in passfile.read_text()
+
+
+def test_the_password_never_reaches_the_output(primary: PgCluster, passfile: Path) -> None:
+    tasks = [{"pgrepl.streaming.node_plan": {
+        **primary.login(), "replication_password": PASSWORD,
+        "checks": {"role": {"module": "replication_user", "params": {"name": ROLE}},
+                   "passfile": {"module": "passfile", "params": {
+                       "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}}}}}]
+    run = run_tasks(tasks, verbosity=3, json_output=False)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert PASSWORD not in run.stdout and PASSWORD not in run.stderr
+
+
+def test_an_undecidable_check_is_pending_with_the_modules_own_error(primary: PgCluster) -> None:
+    before = state(primary)
+    result = plan(primary, {
+        "bad_slot": {"module": "replication_slot", "params": {"name": "Bad-Slot"}},
+        "no_server": {"module": "replication_slot", "params": {"name": SLOT, "login_port": 1,
+                                                               "login_host": "127.0.0.1"}},
+    })
+    assert not result.get("failed"), result
+    assert result["pending"] == {"bad_slot": True, "no_server": True}
+    assert "Bad-Slot" in result["details"]["bad_slot"][0]["error"]
+    assert result["details"]["no_server"][0]["changed"] is None
+    assert state(primary) == before
+
+
+@pytest.mark.parametrize(("checks", "expected"), [
+    ("not-a-dict", "checks"),
+    ({"x": {"module": "drop_database", "params": {}}}, "checks.x.module: 'drop_database'"),
+    ({"x": {"module": "replication_slot"}}, "checks.x.params"),
+    ({"x": {"module": "replication_slot", "params": ["a"]}}, "checks.x.params"),
+    ({"x": {"module": "replication_slot", "params": {"name": "s"}, "extra": 1}}, "checks.x"),
+    ({"x": "replication_slot"}, "checks.x"),
+    ({"x": {"module": None, "params": {}}}, "checks.x.module"),
+    ({"x": {"module": "standby_clone", "params": {}}}, "checks.x.module: 'standby_clone'"),
+], ids=["not-dict", "unknown-module", "no-params", "params-not-dicts", "extra-key", "check-not-dict",
+        "module-null", "module-not-checkable"])
+def test_bad_checks_are_refused_naming_the_option(primary: PgCluster, checks: Any, expected: str) -> None:
+    before = state(primary)
+    result = plan(primary, checks)
+    assert result.get("failed"), result
+    assert expected in result["msg"], result["msg"]
+    assert state(primary) == before
+
+
+# ---------------------------------------------------------------- login_os_user
+
+@pytest.fixture(scope="module")
+def peer_cluster(bench_dir: Path) -> Iterator[PgCluster]:
+    """A server whose unix socket admits only peer authentication (what Debian's pg_hba.conf does)."""
+    cluster = PgCluster(bench_dir, "node_plan_peer")
+    cluster.init()
+    cluster.start()
+    cluster.hba_file.write_text("local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    cluster.reload()
+    yield cluster
+    cluster.destroy()
+
+
+def socket_login(cluster: PgCluster, **extra: Any) -> dict[str, Any]:
+    return {"login_user": "postgres", "login_unix_socket": str(cluster.socket_dir), "login_port": cluster.port,
+            **extra}
+
+
+def test_login_os_user_opens_a_peer_connection_from_root(peer_cluster: PgCluster) -> None:
+    assert os.geteuid() == 0, "the bench runs as root, like a become: true task"
+    refused = run_module("replication_info", socket_login(peer_cluster))
+    assert refused.get("failed") and "peer authentication failed" in refused["msg"].lower(), refused
+    accepted = run_module("replication_info", socket_login(peer_cluster, login_os_user="postgres"))
+    assert not accepted.get("failed"), accepted
+    assert accepted["role"] == "primary"
+
+
+def test_login_os_user_work_after_connect_runs_as_root_again(peer_cluster: PgCluster, tmp_path: Path) -> None:
+    """The passfile written after a peer connection belongs to who the module runs as (the switch is undone)."""
+    target = tmp_path / "pgpass"
+    result = run_module("node_plan", {**socket_login(peer_cluster, login_os_user="postgres"), "checks": {
+        "slot": {"module": "replication_slot", "params": {"name": SLOT}}}})
+    assert result["pending"] == {"slot": True} and result["details"]["slot"][0]["changed"] is True, result
+    written = run_module("passfile", {"path": str(target), "entries": [
+        {"host": "h", "user": "u", "password": "p-1"}]})
+    assert written["changed"] is True and target.stat().st_uid == 0
+
+
+@pytest.mark.parametrize(("os_user", "expected"), [
+    ("no_such_os_user_x", "login_os_user: there is no OS user 'no_such_os_user_x'"),
+], ids=["unknown-user"])
+def test_login_os_user_refuses_an_unknown_user(peer_cluster: PgCluster, os_user: str, expected: str) -> None:
+    result = run_module("replication_info", socket_login(peer_cluster, login_os_user=os_user))
+    assert result.get("failed") and expected in result["msg"], result
