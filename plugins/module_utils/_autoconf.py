@@ -288,6 +288,7 @@ class StandbyRequest:
     owner: str | None
     reload: bool
     passfile: str | None = None
+    min_settings: tuple[tuple[str, int], ...] = ()
 
     @property
     def conninfo(self) -> str:
@@ -397,7 +398,36 @@ def build_standby_request(params: dict[str, Any]) -> StandbyRequest:
         if name not in removals:
             removals.append(name)
     return StandbyRequest(os.path.normpath(data_dir), state, tuple(pairs), slot, tuple(removals), owner, reload,
-                          passfile)
+                          passfile, check_min_settings(params.get("min_settings"), removals))
+
+
+def check_min_settings(value: Any, removals: list[str]) -> tuple[tuple[str, int], ...]:
+    """min_settings: integer settings the standby must have at least (hot standby parity with the primary)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise PgreplError(f"min_settings: {value!r} is not a dict of setting names and whole numbers")
+    checked: list[tuple[str, int]] = []
+    for name in sorted(value, key=str):
+        number = value[name]
+        where = f"min_settings.{name}"
+        if not isinstance(name, str) or not is_valid_setting_name(name):
+            raise PgreplError(f"min_settings: {name!r} is not a setting name ({SETTING_NAME_PATTERN})")
+        if name in MANAGED_SETTINGS or name in removals:
+            raise PgreplError(f"{where}: {name!r} is managed by another option of this module")
+        if isinstance(number, str) and number.strip().isdigit():
+            number = int(number)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise PgreplError(f"{where}: {number!r} is not a whole number >= 0")
+        checked.append((name, number))
+    return tuple(checked)
+
+
+def _whole_number(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------- the data directory
@@ -498,6 +528,7 @@ class Plan:
     conninfo_differences: list[str] = field(default_factory=list)
     password_dropped: bool = False
     warnings: list[str] = field(default_factory=list)
+    raised: list[str] = field(default_factory=list)  # min_settings written (they take effect at a restart)
 
     @property
     def auto_changed(self) -> bool:
@@ -528,6 +559,13 @@ def plan_standby(facts: DirFacts, request: StandbyRequest) -> Plan:
         for name in request.remove_settings:
             if doc.remove(name):
                 plan.settings_changed.append(name)
+        # Raised, never lowered: a value already there that is as high stays as it is.
+        for name, least in request.min_settings:
+            current = _whole_number(doc.get(name))
+            if current is None or current < least:
+                doc.set(name, str(least))
+                plan.settings_changed.append(name)
+                plan.raised.append(name)
         plan.standby_signal = True
         plan.recovery_signal = facts.recovery_signal
     else:
@@ -561,6 +599,8 @@ def restart_needed(facts: DirFacts, plan: Plan) -> bool:
         return False
     if (plan.standby_signal, plan.recovery_signal) != (facts.standby_signal, facts.recovery_signal):
         return True  # entering or leaving recovery happens only at start
+    if plan.raised:
+        return True  # the parity settings (max_connections & co) are read at server start only
     return facts.major < SIGHUP_CONNINFO_MAJOR and any(name in MANAGED_SETTINGS for name in plan.settings_changed)
 
 
@@ -742,6 +782,7 @@ STANDBY_CONFIG_SPEC = ModuleSpec(
         "conninfo_options": {"type": "dict"},
         "primary_slot_name": {"type": "str"},
         "remove_settings": {"type": "list", "elements": "str", "default": ["synchronous_standby_names"]},
+        "min_settings": {"type": "dict"},
         "owner": {"type": "str"},
         "reload": {"type": "bool", "default": True},
     },

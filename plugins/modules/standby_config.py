@@ -97,6 +97,15 @@ options:
       - Replication slot on the primary the standby streams from (C(^[a-z0-9_]{1,63}$)).
       - Omitted leaves an existing C(primary_slot_name) as it is; to remove it, list it in O(remove_settings).
     type: str
+  min_settings:
+    description:
+      - Whole-number settings this standby must have at least, written into C(postgresql.auto.conf) (raised,
+        never lowered: a value there that is already as high is left alone). For hot standby parity: a
+        standby needs C(max_connections), C(max_worker_processes), C(max_wal_senders),
+        C(max_prepared_transactions) and C(max_locks_per_transaction) at least as high as its primary's, or it
+        stops replaying. These are read at server start, so a raised value sets RV(restart_required).
+      - Works while the server is stopped (after a clone, before the first start).
+    type: dict
   remove_settings:
     description:
       - Settings that must not be in C(postgresql.auto.conf) of a standby. Used only with O(state=standby).

@@ -339,6 +339,35 @@ def test_state_primary_on_a_stopped_copy_then_back_to_standby_while_running(copy
     assert run_module(MODULE, standby_args)["changed"] is False
 
 
+def test_min_settings_raise_a_stopped_copy_and_never_lower(copy: PgCluster, primary: PgCluster) -> None:
+    """Hot standby parity: written before the first start, raised only, and the server really runs with them."""
+    args = {"data_dir": str(copy.data_dir), "primary_host": str(primary.socket_dir), "primary_port": primary.port,
+            "min_settings": {"max_connections": 120, "max_locks_per_transaction": 80}}
+    before = auto_conf(copy).read_bytes()
+    predicted = run_module(MODULE, args, check=True, diff=True)
+    assert predicted["changed"] is True and predicted["restart_required"] is False  # stopped: read at start
+    assert auto_conf(copy).read_bytes() == before
+    done = run_module(MODULE, args)
+    assert done["changed"] is True
+    text = auto_conf(copy).read_text()
+    assert "max_connections = '120'" in text and "max_locks_per_transaction = '80'" in text
+    assert run_module(MODULE, args)["changed"] is False
+    # A lower minimum leaves the higher value as it is.
+    lower = dict(args, min_settings={"max_connections": 50})
+    assert run_module(MODULE, lower)["changed"] is False
+    assert "max_connections = '120'" in auto_conf(copy).read_text()
+    copy.start()
+    try:
+        assert copy.scalar("SHOW max_connections") == "120"
+        assert copy.scalar("SHOW max_locks_per_transaction") == "80"
+        # Raised on a running server: written, and the module says a restart is needed.
+        raised = run_module(MODULE, dict(args, min_settings={"max_connections": 130}))
+        assert raised["changed"] is True and raised["restart_required"] is True
+        assert copy.scalar("SHOW max_connections") == "120"
+    finally:
+        copy.stop()
+
+
 # -------------------------------------------------------------------------------------------- bad inputs
 
 def bad_cases() -> list[tuple[str, dict[str, Any], list[str]]]:
@@ -363,6 +392,14 @@ def bad_cases() -> list[tuple[str, dict[str, Any], list[str]]]:
         ("relative_passfile", {"passfile": "pgpass"}, ["passfile: 'pgpass' must be an absolute path"]),
         ("standby_without_primary_host", {"primary_host": None}, ["primary_host"]),
         ("unknown_owner", {"owner": "sc_no_such_user"}, ["owner: 'sc_no_such_user' is not a user on this host"]),
+        ("min_settings_negative", {"min_settings": {"max_connections": -1}},
+         ["min_settings.max_connections: -1 is not a whole number >= 0"]),
+        ("min_settings_not_a_number", {"min_settings": {"max_connections": "lots"}},
+         ["min_settings.max_connections: 'lots' is not a whole number"]),
+        ("min_settings_injection_name", {"min_settings": {"max_connections = 1\nx": 5}},
+         ["min_settings: 'max_connections = 1\\nx' is not a setting name"]),
+        ("min_settings_managed", {"min_settings": {"primary_slot_name": 5}},
+         ["min_settings.primary_slot_name: 'primary_slot_name' is managed"]),
         ("wrong_password", {"application_name": "sc_bad", "login_host": "127.0.0.1", "login_port": "{primary_port}",
                             "login_password": "wrong-pw"}, ["authentication failed"]),
         ("closed_port", {"application_name": "sc_bad", "login_host": "127.0.0.1", "login_port": "{port}"},

@@ -6,6 +6,7 @@ and the standby plan (what a data directory must become) decided without a serve
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +399,40 @@ def test_create_signal_is_empty_and_0600(tmp_path: Path) -> None:
     create_signal(str(path), os.geteuid(), os.getegid())
     assert path.read_bytes() == b"" and (path.stat().st_mode & 0o777) == 0o600
     create_signal(str(path), os.geteuid(), os.getegid())  # already there: nothing happens
+
+
+# ------------------------------------------------------------------------------------ hot standby parity
+
+def test_min_settings_are_added_when_missing_and_need_a_restart_when_running() -> None:
+    plan = plan_standby(facts(running=True), bench_request(min_settings={"max_connections": 150}))
+    assert plan.raised == ["max_connections"]
+    assert "max_connections = '150'" in (plan.after_text or "")
+    assert restart_needed(facts(running=True), plan) is True
+    assert restart_needed(facts(running=False), plan) is False
+
+
+@pytest.mark.parametrize(("existing", "least", "raised"), [
+    ("100", 150, True), ("150", 150, False), ("200", 150, False), ("junk", 150, True),
+])
+def test_min_settings_raise_only(existing: str, least: int, raised: bool) -> None:
+    text = CLONED + f"max_connections = '{existing}'\n"
+    plan = plan_standby(facts(text), bench_request(min_settings={"max_connections": least}))
+    assert (plan.raised == ["max_connections"]) is raised
+    if not raised:
+        assert plan.after_text == text
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([1], "min_settings: [1] is not a dict"),
+    ({"max_connections": True}, "min_settings.max_connections: True is not a whole number >= 0"),
+    ({"max_connections": 1.5}, "min_settings.max_connections: 1.5 is not a whole number"),
+    ({"bad name": 1}, "min_settings: 'bad name' is not a setting name"),
+    ({"primary_conninfo": 1}, "min_settings.primary_conninfo: 'primary_conninfo' is managed"),
+])
+def test_min_settings_bad_values_are_refused(value: Any, message: str) -> None:
+    with pytest.raises(PgreplError, match=re.escape(message)):
+        bench_request(min_settings=value)
+
+
+def test_min_settings_accept_digit_strings() -> None:
+    assert bench_request(min_settings={"max_connections": "120"}).min_settings == (("max_connections", 120),)
