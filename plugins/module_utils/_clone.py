@@ -111,6 +111,7 @@ class CloneRequest:
     force_reclone: bool = False
     bin_dir: str | None = None
     preflight: bool = False
+    stop_service: str | None = None
 
 
 def _no_control_chars(option: str, value: str) -> None:
@@ -235,7 +236,33 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         force_reclone=_require_bool(params, "force_reclone", False),
         bin_dir=bin_dir,
         preflight=_require_bool(params, "preflight", False),
+        stop_service=validate_unit_name(params.get("stop_service")),
     )
+
+
+def validate_unit_name(value: Any) -> str | None:
+    """stop_service: a systemd unit name (never an option or a path)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or re.fullmatch(r"[A-Za-z0-9:_.@\\-]+", value) is None or value.startswith("-"):
+        raise PgreplError(f"stop_service: {value!r} is not a systemd unit name")
+    return value
+
+
+def stop_server(request: CloneRequest) -> None:
+    """Stop the server of data_dir through its unit, once every check passed; refuse when it still runs after."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise PgreplError("stop_service: systemctl is not on this host, so the server cannot be stopped through "
+                          f"{request.stop_service!r}; stop it before the clone")
+    proc = subprocess.run([systemctl, "stop", "--", request.stop_service or ""], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise PgreplError(f"stop_service: systemctl stop {request.stop_service} failed: "
+                          f"{(proc.stderr or proc.stdout).strip()}")
+    if read_postmaster(request.data_dir)["postmaster_running"]:
+        raise PgreplError(f"stop_service: {request.stop_service!r} is stopped but a server still runs on data_dir "
+                          f"{request.data_dir!r}: that unit does not run this data directory; nothing was moved")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1077,7 +1104,9 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
 
     dir_sysid, has_signal = _data_dir_sysid(facts, request, primary.major, ctx.warnings)
     state = classify(facts, primary.system_identifier, primary.major, dir_sysid, has_signal)
-    decision = decide(state, facts, request.move_aside, request.force_reclone, ignore_running=request.preflight)
+    # A running server is refused, unless this call is a preflight or stops it itself once every check passed.
+    decision = decide(state, facts, request.move_aside, request.force_reclone,
+                      ignore_running=request.preflight or request.stop_service is not None)
 
     problem = slot_problem(request, primary)
     tracker = ChangeTracker(module.check_mode)
@@ -1122,6 +1151,8 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         result["outcome"] = "would_clone"
         result["changed"] = True
         return _finish(module, result, tracker, ctx, started)
+    if request.stop_service and facts.postmaster_running:
+        stop_server(request)
     lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
     result["outcome"] = "cloned"
     result["changed"] = True

@@ -1,12 +1,15 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which managed pieces of a node differ from what is asked: every module's own check mode, in one call.
+"""Which managed pieces of a node differ from what is asked, and making them so: several modules in one call.
 
 A converged node should cost one read-only call, not one call per module. node_plan runs the check-mode path
 of each named module (the same code the module runs, with the same option validation, so the prediction is
 exact) and reports per check whether the module would change something. The roles then call only those
 modules. A check that cannot be decided (bad input, server down) counts as pending: the module itself then
 runs and reports its own error, once, in its own task.
+
+node_apply runs the same module bodies for real, one after another, in one call: the pieces a role changes
+together (settings, role, pg_hba, passfile, slots) then cost one round trip instead of one per module and item.
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ KEPT_KEYS = ("changed", "restart_required", "outcome")
 
 
 class DryRunModule:
-    """The part of AnsibleModule the module bodies use, in check mode, without exiting the process."""
+    """The part of AnsibleModule the module bodies use, without exiting the process (check mode by default)."""
 
-    def __init__(self, params: dict[str, Any], no_log_values: set[str]) -> None:
+    def __init__(self, params: dict[str, Any], no_log_values: set[str], check_mode: bool = True,
+                 diff: bool = False) -> None:
         self.params = params
-        self.check_mode = True
-        self._diff = False
+        self.check_mode = check_mode
+        self._diff = diff
         self.no_log_values = no_log_values
         self.warnings: list[str] = []
 
@@ -89,10 +93,10 @@ def validate_checks(checks: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     return validated
 
 
-def dry_run(module_name: str, params: dict[str, Any], login: dict[str, Any],
-            no_log_values: set[str]) -> dict[str, Any]:
-    """The module's check-mode result for these params, or {'changed': None, 'error': ...} when undecidable."""
-    spec, body, with_server = MODULES[module_name]
+def validated(module_name: str, params: dict[str, Any], login: dict[str, Any],
+              no_log_values: set[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The module's parameters with its defaults filled in, as AnsibleModule would give them, or the error."""
+    spec = MODULES[module_name][0]
     merged = dict(params)
     if spec.with_connection:
         for key, value in login.items():
@@ -102,10 +106,20 @@ def dry_run(module_name: str, params: dict[str, Any], login: dict[str, Any],
     validation = validator.validate(merged)
     no_log_values.update(str(value) for value in validation._no_log_values)  # pylint: disable=protected-access
     if validation.error_messages:
-        return {"changed": None, "error": "; ".join(validation.error_messages)}
+        return None, "; ".join(validation.error_messages)
+    return validation.validated_parameters, None
+
+
+def dry_run(module_name: str, params: dict[str, Any], login: dict[str, Any],
+            no_log_values: set[str]) -> dict[str, Any]:
+    """The module's check-mode result for these params, or {'changed': None, 'error': ...} when undecidable."""
+    body, with_server = MODULES[module_name][1:]
+    checked, error = validated(module_name, params, login, no_log_values)
+    if checked is None:
+        return {"changed": None, "error": error}
     if with_server and psycopg is None:
         return {"changed": None, "error": "psycopg is not installed"}
-    shim = DryRunModule(validation.validated_parameters, no_log_values)
+    shim = DryRunModule(checked, no_log_values)
     try:
         result = body(shim)
     except PgreplError as exc:
@@ -148,3 +162,38 @@ def plan_node(checks: Any, login: dict[str, Any], no_log_values: set[str],
 def login_options(params: dict[str, Any]) -> dict[str, Any]:
     """The connection options node_plan was given, to pass on to the checks of modules that connect."""
     return {key: params[key] for key in connection_argument_spec() if params.get(key) is not None}
+
+
+def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], password: str | None,
+               check_mode: bool, diff: bool) -> dict[str, Any]:
+    """Run every item of every check for real (or in check mode), in order; stop at the first refusal."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    diffs: list[Any] = []
+    warnings: list[str] = []
+    for name, (module_name, items) in validate_checks(checks).items():
+        body = MODULES[module_name][1]
+        results[name] = []
+        for index, item in enumerate(items):
+            where = f"{name}[{index}] ({module_name})"
+            checked, error = validated(module_name, with_password(module_name, item, password), login,
+                                       no_log_values)
+            if checked is None:
+                raise PgreplError(f"{where}: {error}")
+            shim = DryRunModule(checked, no_log_values, check_mode=check_mode, diff=diff)
+            try:
+                result = body(shim)
+            except PgreplError as exc:
+                raise PgreplError(f"{where}: {exc}") from None
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                if psycopg is not None and isinstance(exc, psycopg.Error):
+                    raise PgreplError(f"{where}: the server refused the operation: {str(exc).strip()}") from None
+                raise
+            warnings.extend(f"{where}: {warning}" for warning in shim.warnings)
+            item_diff = result.pop("diff", None)
+            if diff and item_diff:
+                diffs.extend(item_diff if isinstance(item_diff, list) else [item_diff])
+            results[name].append({key: result[key] for key in KEPT_KEYS if key in result})
+    changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
+    return {"changed": any(changed.values()), "changed_checks": changed, "results": results, "diff": diffs,
+            "warnings": warnings,
+            "restart_required": any(item.get("restart_required") for items in results.values() for item in items)}

@@ -117,6 +117,14 @@ options:
         stopped. Reports C(changed=false) and V(would_clone) or V(kept) in RV(outcome).
     type: bool
     default: false
+  stop_service:
+    description:
+      - systemd unit of the server running on O(data_dir) (for example C(postgresql@15-main)). When set, a
+        running server is not refused: once every check has passed (replication connection, slot, what the data
+        directory holds), the module stops that unit and clones, in the same call. If a server still runs on
+        O(data_dir) after the stop, it refuses and moves nothing.
+      - Not used in check mode or with O(preflight), which change nothing.
+    type: str
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.
@@ -279,6 +287,7 @@ def main() -> None:
             "timeout": {"type": "int", "default": 3600},
             "force_reclone": {"type": "bool", "default": False},
             "preflight": {"type": "bool", "default": False},
+            "stop_service": {"type": "str"},
         },
         with_connection=False,
         supports_check_mode=True,

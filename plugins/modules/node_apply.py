@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module pgrepl.streaming.node_apply."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_apply
+short_description: Several of this collection's modules on one node, in order, in one call
+version_added: 0.1.0
+author: pgrepl maintainers (@pgrepl)
+description:
+  - Runs the bodies of other modules of this collection (C(server_settings), C(replication_user),
+    C(replication_slot), C(pg_hba), C(passfile), C(standby_config)), one item after another, with their own
+    option validation, check mode and diff, and returns what each changed. Each behaves exactly as its own
+    module; only the round trips are saved (one call instead of one per module and item).
+  - The first refusal stops the run and fails the task, naming the check and item (C(hba[1] (pg_hba))); the
+    items before it stay done, as separate tasks would.
+  - The roles use it with the checks M(pgrepl.streaming.node_plan) reported pending.
+options:
+  checks:
+    description:
+      - Named checks, as for M(pgrepl.streaming.node_plan) - C(module) and C(params) (a dict or a list of dicts,
+        one per item); run in the order given.
+      - Modules that connect to the server get this module's connection options unless their params set them.
+      - Do not put passwords here (this option is not hidden); use O(replication_password).
+    type: dict
+    required: true
+  replication_password:
+    description:
+      - Filled in as the C(password) of C(replication_user) checks and of C(passfile) entries that have none.
+        Never shown.
+    type: str
+extends_documentation_fragment:
+  - pgrepl.streaming.connection
+attributes:
+  check_mode:
+    description: Each module body predicts its change and changes nothing.
+    support: full
+  diff_mode:
+    description: The diffs of every module body, in order.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Replication role, pg_hba entries and slots of the primary, in one call
+  pgrepl.streaming.node_apply:
+    login_os_user: postgres
+    checks:
+      role:
+        module: replication_user
+        params: {name: replicator}
+      hba:
+        module: pg_hba
+        params:
+          - {contype: host, databases: [replication], users: [replicator], address: 10.0.0.11/32,
+             method: scram-sha-256}
+          - {contype: host, databases: [replication], users: [replicator], address: 10.0.0.12/32,
+             method: scram-sha-256}
+      slots:
+        module: replication_slot
+        params: [{name: standby1, immediately_reserve: true}, {name: standby2, immediately_reserve: true}]
+    replication_password: "{{ vault_replication_password }}"
+  become: true
+"""
+
+RETURN = r"""
+changed_checks:
+  description: For each check, whether any of its items changed something (or would, in check mode).
+  returned: always
+  type: dict
+  sample: {role: false, hba: true, slots: true}
+results:
+  description: For each check, one result per item - C(changed), and C(restart_required)/C(outcome) where the
+    module returns them.
+  returned: always
+  type: dict
+restart_required:
+  description: Whether a server_settings item wrote a setting that waits for a restart.
+  returned: always
+  type: bool
+"""
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run  # noqa: E402
+from ansible_collections.pgrepl.streaming.plugins.module_utils._plan import apply_node, login_options  # noqa: E402
+
+
+def body(module) -> dict:
+    result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
+                        module.params["replication_password"], module.check_mode, module._diff)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff")
+    return result
+
+
+def main() -> None:
+    module = build_module({"checks": {"type": "dict", "required": True},
+                           "replication_password": {"type": "str", "no_log": True}})
+    run(module, body, needs_psycopg=False)
+
+
+if __name__ == "__main__":
+    main()
