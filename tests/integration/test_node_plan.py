@@ -210,3 +210,69 @@ def test_login_os_user_work_after_connect_runs_as_root_again(peer_cluster: PgClu
 def test_login_os_user_refuses_an_unknown_user(peer_cluster: PgCluster, os_user: str, expected: str) -> None:
     result = run_module("replication_info", socket_login(peer_cluster, login_os_user=os_user))
     assert result.get("failed") and expected in result["msg"], result
+
+
+# ---------------------------------------------------------------- node_apply
+
+def apply(primary: PgCluster, checks: dict[str, Any], check: bool = False, diff: bool = False,
+          **extra: Any) -> dict[str, Any]:
+    return run_module("node_apply", {**primary.login(), "checks": checks, **extra}, check=check, diff=diff)
+
+
+def apply_checks(passfile: Path) -> dict[str, Any]:
+    return {
+        "role": {"module": "replication_user", "params": {"name": ROLE}},
+        "slots": {"module": "replication_slot", "params": [{"name": SLOT, "immediately_reserve": True}]},
+        "passfile": {"module": "passfile", "params": {
+            "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
+    }
+
+
+def test_apply_check_mode_then_real_then_converged(primary: PgCluster, cleanup: None, passfile: Path) -> None:
+    checks = apply_checks(passfile)
+    before = state(primary)
+    predicted = apply(primary, checks, check=True, diff=True, replication_password=PASSWORD)
+    assert not predicted.get("failed"), predicted
+    assert predicted["changed"] is True
+    assert predicted["changed_checks"] == {"role": True, "slots": True, "passfile": True}
+    assert predicted["diff"], "diff mode shows what each module would change"
+    assert state(primary) == before and not passfile.exists()
+
+    done = apply(primary, checks, replication_password=PASSWORD)
+    assert done["changed_checks"] == {"role": True, "slots": True, "passfile": True}, done
+    assert primary.scalar("SELECT rolreplication AND rolcanlogin FROM pg_roles WHERE rolname = %s", (ROLE,))
+    assert primary.scalar("SELECT restart_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+    assert PASSWORD in passfile.read_text() and oct(passfile.stat().st_mode & 0o777) == "0o600"
+    # A real login with the password the passfile holds proves the verifier is right.
+    with primary.connect(host="127.0.0.1", user=ROLE, password=PASSWORD, dbname="replication",
+                         replication="true", autocommit=True) as conn:
+        assert conn.execute("IDENTIFY_SYSTEM").fetchone()
+
+    again = apply(primary, checks, replication_password=PASSWORD)
+    assert again["changed"] is False and again["changed_checks"] == {"role": False, "slots": False,
+                                                                      "passfile": False}
+    assert plan(primary, checks, replication_password=PASSWORD)["pending"] == again["changed_checks"]
+
+
+def test_apply_stops_at_the_first_refusal_naming_the_check(primary: PgCluster, cleanup: None,
+                                                           passfile: Path) -> None:
+    checks = {
+        "slots": {"module": "replication_slot", "params": [{"name": SLOT}, {"name": "Bad-Slot"}]},
+        "passfile": {"module": "passfile", "params": {
+            "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
+    }
+    result = apply(primary, checks, replication_password=PASSWORD)
+    assert result.get("failed"), result
+    assert "slots[1] (replication_slot)" in result["msg"] and "Bad-Slot" in result["msg"], result["msg"]
+    # The item before the refusal is done (as a task before a failing one would be); nothing after it ran.
+    assert primary.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)) == 1
+    assert not passfile.exists()
+
+
+def test_apply_never_shows_the_password(primary: PgCluster, cleanup: None, passfile: Path) -> None:
+    tasks = [{"pgrepl.streaming.node_apply": {**primary.login(), "replication_password": PASSWORD,
+                                              "checks": apply_checks(passfile)}, "diff": True}]
+    run = run_tasks(tasks, verbosity=3, json_output=False)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert PASSWORD not in run.stdout and PASSWORD not in run.stderr
+    assert PASSWORD not in primary.log_text()

@@ -724,3 +724,19 @@ def test_verify_copy_refuses_a_copy_without_standby_signal(tmp_path: Path, contr
 def test_verify_copy_refuses_another_slot(tmp_path: Path, controldata: dict[str, Any]) -> None:
     with pytest.raises(PgreplError, match="does not name primary_slot_name 'db9'"):
         _clone.verify_copy(str(fake_copy(tmp_path, AUTO_CONF)), request(slot_name="db9"), primary())
+
+
+@pytest.mark.parametrize("unit", ["postgresql@15-main", "postgresql-16.service", "postgrespro-1c-16",
+                                  "pgcustom\\x2d15.service"])
+def test_stop_service_accepts_unit_names(unit: str) -> None:
+    assert _clone.validate_unit_name(unit) == unit
+
+
+@pytest.mark.parametrize("unit", ["--now", "postgresql; rm -rf /", "a b", "/etc/x.service", "x\n"])
+def test_stop_service_refuses_what_is_not_a_unit_name(unit: str) -> None:
+    with pytest.raises(_clone.PgreplError, match="stop_service: .* is not a systemd unit name"):
+        _clone.validate_unit_name(unit)
+
+
+def test_stop_service_empty_means_none() -> None:
+    assert _clone.validate_unit_name("") is None and _clone.validate_unit_name(None) is None
