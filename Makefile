@@ -1,11 +1,14 @@
 # The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
-.PHONY: demo demo-clean test deps lint sanity units integration images molecule clean
+.PHONY: demo demo-clean bench test deps lint sanity units integration images molecule clean
 
 demo: ## a primary and two streaming standbys on containers of this machine, then the status table
 	bash scripts/demo.sh
 
 demo-clean: ## remove the demo containers and network
 	bash scripts/demo.sh clean
+
+bench: ## site playbook vs the guides' manual commands on fresh containers (1+2, 1+1, 1+4): docs/performance.md
+	bash scripts/bench.sh
 
 test: ## set up everything, then run the whole suite (what CI runs)
 	bash scripts/test.sh

@@ -1,0 +1,885 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pg_rewind of a stopped former primary against the new primary, decided honestly, and the grants it needs.
+
+The rewind, in order; everything before step 5 only reads:
+
+1. the options, the OS user, the passfile (readable by that user, outside data_dir);
+2. the target data directory from disk and pg_control (``pg_controldata``): it must be a data directory owned
+   by os_user, with no live postmaster, shut down cleanly, with wal_log_hints on or data checksums. A directory
+   that pg_rewind already rewound and that was not started since (state "in archive recovery" and a
+   backup_label written by pg_rewind) is reported as already rewound;
+3. ``pg_rewind --dry-run`` as os_user: it connects to the source, compares the timelines, scans the target's WAL
+   and computes what it would copy, and writes nothing. Its output says whether a rewind is needed;
+4. a SQL session to the source with the same options: its system identifier and timeline, and whether the role
+   is a superuser (refused: pg_rewind needs only four EXECUTE grants, see below). Before PostgreSQL 16, pg_rewind
+   reads the source's timeline only from the checkpoint record in pg_control, so right after a promotion (before
+   the first checkpoint on the new timeline) it says "no rewind required" although the servers diverged; such a
+   source is refused with advice to run CHECKPOINT on it;
+5. outside check mode, and only when a rewind is needed: ``pg_rewind --progress``. pg_rewind runs with
+   ``--no-ensure-shutdown`` (it never starts the target itself) and never with ``--write-recovery-conf``: making
+   the result a standby is the standby_config module's job.
+
+The grants: PostgreSQL's pg_rewind documentation lists the EXECUTE privileges a non-superuser role needs on the
+source; :func:`ensure_rewind_grants` grants whichever of them a role lacks (function privileges are per
+database: grant them in the database pg_rewind connects to).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
+    APPLICATION_NAME_RE,
+    HOST_RE,
+    REPLICATION_USER_RE,
+    OsUser,
+    as_user_command,
+    build_conninfo,
+    check_passfile_stat,
+    clean_env,
+    lookup_os_user,
+    run_with_timeout,
+    scrub_libpq_env,
+    user_can,
+    validate_abs_path,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    SSL_MODES,
+    PgreplError,
+    connect,
+    describe_target,
+    psycopg,
+    query_all,
+    query_dict,
+    sql,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, mask
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    BIN_DIR_GLOBS,
+    binary_version,
+    first_of_major,
+    installed_binaries,
+    is_executable_file,
+    rank_for_major,
+    read_data_dir,
+    validate_data_dir,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
+    check_supported,
+    require_superuser,
+    require_writable,
+    server_facts,
+)
+
+PG_REWIND = "pg_rewind"
+# PostgreSQL 16 made pg_rewind read a just-promoted source's timeline from minRecoveryPointTLI as well.
+STALE_SOURCE_FIXED_MAJOR = 16
+CONNECT_TIMEOUT = 10
+TIMEOUT_MAX = 7 * 24 * 3600
+NAME_MAX_BYTES = 63
+APPLICATION_NAME = "pgrepl.streaming"
+LOG_MAX_LINES = 60
+
+# The states in which pg_rewind accepts a target (pg_controldata's words).
+CLEAN_STATES = ("shut down", "shut down in recovery")
+REWOUND_STATE = "in archive recovery"
+REWOUND_LABEL_RE = re.compile(r"^BACKUP METHOD:\s*pg_rewind\s*$", re.MULTILINE)
+# Configuration files that live in the data directory on some layouts; pg_rewind replaces them with the source's.
+CONFIG_FILES = ("postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf")
+
+OUTCOME_REWOUND = "rewound"
+OUTCOME_WOULD_REWIND = "would_rewind"
+OUTCOME_NOT_NEEDED = "not_needed"
+OUTCOME_ALREADY_REWOUND = "already_rewound"
+
+# The EXECUTE privileges PostgreSQL's pg_rewind documentation lists for a non-superuser role ("Notes").
+REWIND_FUNCTIONS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+
+REWIND_SPEC = ModuleSpec({
+    "data_dir": {"type": "path", "required": True},
+    "bin_dir": {"type": "path"},
+    "source_host": {"type": "str", "required": True},
+    "source_port": {"type": "int", "default": 5432},
+    "source_user": {"type": "str", "required": True},
+    "source_dbname": {"type": "str", "default": "postgres"},
+    "passfile": {"type": "path", "required": True},
+    "sslmode": {"type": "str", "default": "prefer", "choices": list(SSL_MODES)},
+    "os_user": {"type": "str", "default": "postgres"},
+    "timeout": {"type": "int", "default": 3600},
+}, with_connection=False)
+
+REWIND_GRANTS_SPEC = ModuleSpec({
+    "role": {"type": "str", "required": True},
+})
+
+_LSN = r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}"
+_DIVERGED_RE = re.compile(rf"servers diverged at WAL location ({_LSN}) on timeline (\d+)")
+_CHECKPOINT_RE = re.compile(rf"rewinding from last common checkpoint at ({_LSN}) on timeline (\d+)")
+_NEED_COPY_RE = re.compile(r"need to copy (\d+) MB \(total source directory size is (\d+) MB\)")
+_PROGRESS_RE = re.compile(r"^\s*\d+/\d+ kB \(\d+%\) copied\s*$")
+_ERROR_RE = re.compile(r"^pg_rewind: (?:error|fatal): ")
+_TOOL_LINE_RE = re.compile(r"^pg_rewind: ")
+_SECRET_RE = re.compile(r"((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
+_OS_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# options
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewindRequest:
+    """The rewind module's options, validated (nothing was read or run to build it)."""
+
+    data_dir: str
+    source_host: str
+    source_user: str
+    passfile: str
+    source_port: int = 5432
+    source_dbname: str = "postgres"
+    sslmode: str = "prefer"
+    os_user: str = "postgres"
+    timeout: int = 3600
+    bin_dir: str | None = None
+
+
+def _name_option(option: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"{option}: {value!r} is not a name (it must be a non-empty string)")
+    size = len(value.encode("utf-8", errors="replace"))
+    if size > NAME_MAX_BYTES:
+        raise PgreplError(f"{option}: {value!r} is {size} bytes long; PostgreSQL's limit is {NAME_MAX_BYTES} bytes")
+    if pattern.fullmatch(value) is None:
+        raise PgreplError(f"{option}: {value!r} is not accepted: use {allowed}; quotes, spaces, '=', ':' and "
+                          "backslashes are refused because the value travels through a conninfo string and a "
+                          ".pgpass line")
+    return value
+
+
+def _int_option(params: dict[str, Any], option: str, default: int, low: int, high: int, what: str) -> int:
+    value = params.get(option)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PgreplError(f"{option}: {value!r} is not an integer")
+    if not low <= value <= high:
+        raise PgreplError(f"{option}: {value} is not {what} ({low}-{high})")
+    return value
+
+
+def rewind_request(params: dict[str, Any]) -> RewindRequest:
+    """Validate every option before anything is read, run or connected."""
+    data_dir = validate_abs_path("data_dir", params.get("data_dir"))
+    if data_dir == "/":
+        raise PgreplError("data_dir: '/' is the root directory, never a data directory")
+    passfile = validate_abs_path("passfile", params.get("passfile"))
+    if passfile == data_dir or passfile.startswith(data_dir.rstrip("/") + "/"):
+        raise PgreplError(f"passfile: {passfile!r} is inside data_dir {data_dir!r}, where pg_rewind replaces or "
+                          "removes every file that is not on the source: keep it outside (for example in the "
+                          "postgres user's home)")
+    bin_dir = params.get("bin_dir")
+    if bin_dir is not None:
+        bin_dir = validate_abs_path("bin_dir", bin_dir)
+    host = params.get("source_host")
+    if not isinstance(host, str) or host == "" or HOST_RE.fullmatch(host) is None:
+        raise PgreplError(f"source_host: {host!r} is not one host name, IP address or socket directory "
+                          "(spaces, quotes, commas and '=' are refused)")
+    sslmode = params.get("sslmode") or "prefer"
+    if sslmode not in SSL_MODES:
+        raise PgreplError(f"sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}")
+    os_user = params.get("os_user") or "postgres"
+    if not isinstance(os_user, str) or _OS_USER_RE.fullmatch(os_user) is None:
+        raise PgreplError(f"os_user: {os_user!r} is not a user name")
+    if os_user == "root":
+        raise PgreplError("os_user: 'root' cannot own a data directory (PostgreSQL refuses to run as root); "
+                          "use the postgres user")
+    dbname = params.get("source_dbname")
+    return RewindRequest(
+        data_dir=data_dir,
+        source_host=host,
+        source_user=_name_option("source_user", params.get("source_user"), REPLICATION_USER_RE,
+                                 "letters, digits and _ . @ $ - (starting with a letter, digit or _)"),
+        passfile=passfile,
+        source_port=_int_option(params, "source_port", 5432, 1, 65535, "a TCP port"),
+        source_dbname=_name_option("source_dbname", "postgres" if dbname is None else dbname, APPLICATION_NAME_RE,
+                                   "letters, digits and _ . -"),
+        sslmode=sslmode,
+        os_user=os_user,
+        timeout=_int_option(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
+        bin_dir=bin_dir,
+    )
+
+
+def source_pairs(request: RewindRequest) -> list[tuple[str, str]]:
+    """libpq keywords of the source connection: never a password (it comes from the passfile)."""
+    return [
+        ("host", request.source_host),
+        ("port", str(request.source_port)),
+        ("user", request.source_user),
+        ("dbname", request.source_dbname),
+        ("passfile", request.passfile),
+        ("sslmode", request.sslmode),
+        ("connect_timeout", str(CONNECT_TIMEOUT)),
+        ("application_name", APPLICATION_NAME),
+    ]
+
+
+def source_conninfo(request: RewindRequest) -> str:
+    """What pg_rewind gets with --source-server (every value quoted)."""
+    return build_conninfo(source_pairs(request))
+
+
+def describe_source(request: RewindRequest) -> str:
+    return (f"source_host={request.source_host} source_port={request.source_port} "
+            f"source_user={request.source_user} source_dbname={request.source_dbname}")
+
+
+def mask_line(line: str) -> str:
+    """A line of output with any password=... value hidden."""
+    return _SECRET_RE.sub(rf"\1{MASK}", line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the target
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the target data directory says, read without changing anything."""
+
+    data_dir: str
+    major: str
+    cluster_state: str | None
+    system_identifier: str | None
+    checkpoint_timeline: int | None
+    min_recovery_end_timeline: int | None
+    wal_log_hints: bool | None
+    data_checksums: bool | None
+    postmaster_running: bool
+    postmaster_pid: int | None
+    postmaster_pid_file: bool
+    rewound_label: bool
+    owner_uid: int
+    controldata: str | None
+
+    @property
+    def timeline(self) -> int | None:
+        known = [tli for tli in (self.checkpoint_timeline, self.min_recovery_end_timeline) if tli]
+        return max(known) if known else None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(65536)
+    except OSError:
+        return None
+
+
+def inspect_target(data_dir: str, bin_dir: str | None, warnings: list[str]) -> TargetFacts:
+    validate_data_dir(data_dir)
+    facts, read_warnings = read_data_dir(data_dir, bin_dir)
+    warnings.extend(read_warnings)
+    label = _read_text(os.path.join(data_dir, "backup_label")) or ""
+    return TargetFacts(
+        data_dir=data_dir,
+        major=str(facts["pg_version"]),
+        cluster_state=facts.get("cluster_state"),
+        system_identifier=facts.get("system_identifier"),
+        checkpoint_timeline=facts.get("timeline"),
+        min_recovery_end_timeline=facts.get("min_recovery_end_timeline"),
+        wal_log_hints=facts.get("wal_log_hints"),
+        data_checksums=facts.get("data_checksums"),
+        postmaster_running=bool(facts.get("postmaster_running")),
+        postmaster_pid=facts.get("postmaster_pid"),
+        postmaster_pid_file=bool(facts.get("postmaster_pid_file")),
+        rewound_label=REWOUND_LABEL_RE.search(label) is not None,
+        owner_uid=os.stat(data_dir).st_uid,
+        controldata=facts.get("pg_controldata"),
+    )
+
+
+def classify_target(facts: TargetFacts, os_user: OsUser) -> str:
+    """'ready' or 'already_rewound', or a PgreplError saying why pg_rewind must not run on this directory."""
+    path = facts.data_dir
+    if facts.controldata is None:
+        raise PgreplError(f"bin_dir: no pg_controldata of PostgreSQL {facts.major} was found, so whether {path!r} "
+                          "was shut down cleanly cannot be told: set bin_dir to that version's binaries")
+    if facts.owner_uid != os_user.uid:
+        raise PgreplError(f"data_dir: {path!r} belongs to uid {facts.owner_uid}, not to os_user {os_user.name!r} "
+                          f"(uid {os_user.uid}), as whom pg_rewind runs: set os_user to the server's OS user")
+    if facts.postmaster_running:
+        raise PgreplError(f"data_dir: a server is running on {path!r} (postmaster.pid names the live process "
+                          f"{facts.postmaster_pid}): pg_rewind needs the target stopped cleanly; stop it first "
+                          "(pg_ctl stop -m fast). Nothing was changed")
+    state = facts.cluster_state or "unknown"
+    if state == REWOUND_STATE and facts.rewound_label:
+        return OUTCOME_ALREADY_REWOUND
+    if state not in CLEAN_STATES:
+        stale = " and a stale postmaster.pid" if facts.postmaster_pid_file else ""
+        raise PgreplError(
+            f"data_dir: {path!r} was not shut down cleanly (pg_controldata says 'Database cluster state: {state}', "
+            f"with no live server{stale}), and pg_rewind needs a clean shutdown. Nothing was changed. Start the "
+            "server once so that it finishes crash recovery, keeping clients out (for example pg_ctl start -o "
+            "\"-c listen_addresses=''\"), stop it with pg_ctl stop -m fast, then run this again. This module never "
+            "starts a server, and it runs pg_rewind with --no-ensure-shutdown so that pg_rewind does not either")
+    if facts.wal_log_hints is False and facts.data_checksums is False:
+        raise PgreplError(
+            f"data_dir: {path!r} has wal_log_hints off and no data checksums (pg_controldata: 'wal_log_hints "
+            "setting: off', 'Data page checksum version: 0'), so the pages that only hint-bit updates changed "
+            "after the divergence are not in its WAL and pg_rewind refuses it. It cannot be rewound safely: clone "
+            "it again (pgrepl.streaming.standby_clone with force_reclone: true), and set wal_log_hints = on on "
+            "every node so that the next rewind is possible. Nothing was changed")
+    return "ready"
+
+
+def config_files_in(data_dir: str) -> list[str]:
+    """The configuration files in data_dir that pg_rewind replaces with the source's copies."""
+    return [name for name in CONFIG_FILES if os.path.isfile(os.path.join(data_dir, name))]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the binary and its output
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def find_rewind(major: str, bin_dir: str | None,
+                version_of: Callable[[str], str | None] = binary_version,
+                candidates: Callable[[], list[str]] = functools.partial(installed_binaries, PG_REWIND),
+                is_executable: Callable[[str], bool] = is_executable_file) -> str:
+    """pg_rewind of the target's major version (pg_rewind refuses a data directory of another one), or a refusal."""
+    if bin_dir:
+        binary = os.path.join(bin_dir, PG_REWIND)
+        if not is_executable(binary):
+            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {PG_REWIND}")
+        version = version_of(binary)
+        if version != major:
+            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but data_dir is PostgreSQL "
+                              f"{major} (PG_VERSION): point bin_dir at the {major} binaries")
+        return binary
+    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
+    found, tried = first_of_major(major, ranked, version_of, is_executable)
+    if found:
+        return found
+    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
+    raise PgreplError(f"bin_dir: no {PG_REWIND} of PostgreSQL {major} (data_dir's major) is installed "
+                      f"(tried: {looked}): install the PostgreSQL {major} server package or set bin_dir")
+
+
+def rewind_command(binary: str, request: RewindRequest, dry_run: bool) -> list[str]:
+    """pg_rewind that never starts the target, never writes recovery settings, and reports progress."""
+    cmd = [binary, "--target-pgdata", request.data_dir, "--source-server", source_conninfo(request),
+           "--no-ensure-shutdown", "--progress"]
+    if dry_run:
+        cmd.append("--dry-run")
+    return cmd
+
+
+@dataclass
+class RewindReport:
+    """What pg_rewind's output (C locale) says."""
+
+    lines: list[str] = field(default_factory=list)
+    connected: bool = False
+    same_timeline: bool = False
+    no_rewind_required: bool = False
+    divergence_lsn: str | None = None
+    divergence_timeline: int | None = None
+    checkpoint_lsn: str | None = None
+    checkpoint_timeline: int | None = None
+    copy_mb: int | None = None
+    source_mb: int | None = None
+    done: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rewind_needed(self) -> bool | None:
+        """True/False as pg_rewind decided, None when its output does not say."""
+        if self.no_rewind_required:
+            return False
+        if self.checkpoint_lsn is not None or self.divergence_lsn is not None:
+            return True
+        return None
+
+
+def collapse_progress(lines: list[str]) -> list[str]:
+    """Consecutive progress lines ('1234/5678 kB (21%) copied') reduced to the last of each run."""
+    out: list[str] = []
+    previous_progress = False
+    for line in lines:
+        progress = _PROGRESS_RE.match(line) is not None
+        if progress and previous_progress:
+            out[-1] = line.strip()
+        else:
+            out.append(line.strip() if progress else line)
+        previous_progress = progress
+    return out
+
+
+def parse_rewind_output(raw_lines: list[str]) -> RewindReport:
+    """pg_rewind's merged stdout and stderr, line by line; error lines keep their continuation lines."""
+    lines = collapse_progress([mask_line(line.rstrip()) for line in raw_lines if line.strip()])
+    report = RewindReport(lines=lines)
+    in_error = False
+    for line in lines:
+        if _ERROR_RE.match(line):
+            report.errors.append(line)
+            in_error = True
+            continue
+        if in_error and not _TOOL_LINE_RE.match(line) and not _PROGRESS_RE.match(line):
+            report.errors[-1] += " " + line.strip()
+            continue
+        in_error = False
+        if "connected to server" in line:
+            report.connected = True
+        if "source and target cluster are on the same timeline" in line:
+            report.same_timeline = True
+        if line.rstrip().endswith("no rewind required"):
+            report.no_rewind_required = True
+        if line.rstrip().endswith("Done!"):
+            report.done = True
+        match = _DIVERGED_RE.search(line)
+        if match:
+            report.divergence_lsn, report.divergence_timeline = match.group(1).upper(), int(match.group(2))
+        match = _CHECKPOINT_RE.search(line)
+        if match:
+            report.checkpoint_lsn, report.checkpoint_timeline = match.group(1).upper(), int(match.group(2))
+        match = _NEED_COPY_RE.search(line)
+        if match:
+            report.copy_mb, report.source_mb = int(match.group(1)), int(match.group(2))
+    return report
+
+
+def explain_failure(request: RewindRequest, report: RewindReport, returncode: int, dry_run: bool) -> str:
+    """pg_rewind's failure as a sentence: its own error lines quoted, the likely cause, what it left behind."""
+    quoted = " | ".join(report.errors[-3:] or report.lines[-3:]) or "no output"
+    lowered = quoted.lower()
+    hint = ""
+    if "password authentication failed" in lowered:
+        hint = f"; the password for {request.source_user} in passfile {request.passfile} is wrong"
+    elif "no password supplied" in lowered:
+        hint = (f"; passfile {request.passfile} has no line matching {request.source_host}:{request.source_port}:"
+                f"{request.source_dbname}:{request.source_user}")
+    elif "pg_hba.conf" in lowered:
+        hint = (f"; the source's pg_hba.conf has no line admitting {request.source_user} to database "
+                f"{request.source_dbname} from this host")
+    elif "permission denied for function" in lowered:
+        hint = (f"; grant {request.source_user} what pg_rewind needs in database {request.source_dbname} "
+                "(pgrepl.streaming.rewind_grants)")
+    elif "could not find previous wal record" in lowered or "could not open file" in lowered:
+        hint = ("; the target's pg_wal no longer holds WAL back to the last checkpoint before the divergence "
+                "(copy the missing segments back from the archive, or clone it again with standby_clone)")
+    if dry_run or report.checkpoint_lsn is None:
+        where = "nothing was changed"
+    else:
+        where = ("pg_rewind may have changed data_dir before it stopped, and PostgreSQL's documentation advises a "
+                 "fresh base backup then (pgrepl.streaming.standby_clone with force_reclone: true)")
+    mode = "pg_rewind --dry-run" if dry_run else "pg_rewind"
+    return (f"{mode} against the source ({describe_source(request)}) failed (exit {returncode}){hint}; {where}. "
+            f"pg_rewind said: {quoted}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the source, over SQL
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    system_identifier: str
+    in_recovery: bool
+    checkpoint_timeline: int | None
+    min_recovery_end_timeline: int | None
+    wal_file: str | None
+    is_superuser: bool
+    current_user: str
+    version_num: int
+
+    @property
+    def timeline(self) -> int | None:
+        """The timeline the source is on: its WAL insert timeline, or the largest pg_control knows."""
+        known = [tli for tli in (self.checkpoint_timeline, self.min_recovery_end_timeline) if tli]
+        if self.wal_file and re.fullmatch(r"[0-9A-Fa-f]{24}", self.wal_file):
+            known.append(int(self.wal_file[:8], 16))
+        return max(known) if known else None
+
+
+SOURCE_QUERY = (
+    "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text AS system_identifier,"
+    " pg_catalog.pg_is_in_recovery() AS in_recovery,"
+    " (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()) AS checkpoint_timeline,"
+    " (SELECT min_recovery_end_timeline FROM pg_catalog.pg_control_recovery()) AS min_recovery_end_timeline,"
+    " CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"
+    " ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END AS wal_file,"
+    " COALESCE((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false) AS is_superuser,"
+    " current_user AS current_user,"
+    " current_setting('server_version_num')::int AS version_num"
+)
+
+
+def probe_source(request: RewindRequest, opener: Callable[..., Any] | None = None) -> SourceFacts:
+    """One read-only query on the source with the module's options (the same passfile line as pg_rewind's)."""
+    if psycopg is None:
+        raise PgreplError("the Python library psycopg (version 3) is required on the managed host")
+    kwargs: dict[str, Any] = dict(source_pairs(request))
+    kwargs["autocommit"] = True
+    try:
+        conn = (opener or psycopg.connect)(**kwargs)
+    except psycopg.Error as exc:
+        raise PgreplError(f"cannot connect to the source ({describe_source(request)}) to read its timeline; "
+                          f"nothing was changed: {str(exc).strip()}") from None
+    try:
+        row = query_dict(conn, SOURCE_QUERY)
+    except psycopg.Error as exc:
+        raise PgreplError(f"cannot read the source's control data ({describe_source(request)}) as "
+                          f"{request.source_user}: {str(exc).strip()}; nothing was changed") from None
+    finally:
+        conn.close()
+    if row is None:
+        raise PgreplError("the source returned no row for its control data")
+    return SourceFacts(
+        system_identifier=str(row["system_identifier"]),
+        in_recovery=bool(row["in_recovery"]),
+        checkpoint_timeline=row["checkpoint_timeline"],
+        min_recovery_end_timeline=row["min_recovery_end_timeline"],
+        wal_file=row["wal_file"],
+        is_superuser=bool(row["is_superuser"]),
+        current_user=str(row["current_user"]),
+        version_num=int(row["version_num"]),
+    )
+
+
+def source_problem(source: SourceFacts, target: TargetFacts, request: RewindRequest) -> str | None:
+    """Why the source must not be used (superuser, other cluster, a just-promoted source that pg_rewind misreads)."""
+    if source.is_superuser:
+        return (f"source_user: the role {source.current_user!r} is a superuser on the source; pg_rewind must connect "
+                "as an ordinary login role that has only the EXECUTE grants it needs (create one, and run "
+                f"pgrepl.streaming.rewind_grants for it in database {request.source_dbname!r}). Nothing was changed")
+    if target.system_identifier and source.system_identifier != target.system_identifier:
+        return (f"the source ({describe_source(request)}) has system identifier {source.system_identifier} but "
+                f"data_dir {target.data_dir!r} has {target.system_identifier}: they are not copies of the same "
+                "cluster, and pg_rewind cannot join them. Nothing was changed")
+    major = int(target.major) if target.major.isdigit() else 0
+    current = source.timeline
+    if major < STALE_SOURCE_FIXED_MAJOR and source.checkpoint_timeline and current \
+            and source.checkpoint_timeline < current:
+        return (f"the source is on timeline {current} but its pg_control still names timeline "
+                f"{source.checkpoint_timeline} (it was promoted and the first checkpoint on the new timeline has not "
+                f"finished), and pg_rewind of PostgreSQL {target.major} reads the timeline from there: it would "
+                "wrongly find that no rewind is needed. Run CHECKPOINT on the source (pgrepl.streaming.promote does "
+                "by default), or wait for its checkpoint, then run this again. Nothing was changed")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the rewind module
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RewindRun:
+    """What the steps share."""
+
+    request: RewindRequest
+    user: OsUser
+    euid: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
+    """pg_rewind as os_user with a deadline; a failure is a PgreplError quoting pg_rewind's own error lines."""
+    request = ctx.request
+    cmd = as_user_command(rewind_command(binary, request, dry_run), ctx.user, ctx.euid)
+    outcome = run_with_timeout(cmd, request.timeout, clean_env(ctx.user))
+    report = parse_rewind_output(outcome.lines)
+    if outcome.timed_out:
+        where = "nothing was changed" if dry_run else (
+            "data_dir may be partly rewound and unusable: clone it again (pgrepl.streaming.standby_clone with "
+            "force_reclone: true)")
+        raise PgreplError(f"pg_rewind did not finish within timeout={request.timeout}s and was stopped; {where}. "
+                          f"Last output: {' | '.join(report.lines[-3:])}")
+    if outcome.returncode != 0:
+        raise PgreplError(explain_failure(request, report, outcome.returncode, dry_run))
+    if report.rewind_needed is None:
+        raise PgreplError(f"pg_rewind{' --dry-run' if dry_run else ''} succeeded but its output says neither that a "
+                          f"rewind is needed nor that none is: {' | '.join(report.lines[-5:])}")
+    return report
+
+
+def _target_state(facts: TargetFacts) -> dict[str, Any]:
+    return {"cluster_state": facts.cluster_state, "timeline": facts.timeline}
+
+
+def run_rewind(module: Any) -> dict[str, Any]:
+    """The rewind module's body: validate, inspect, dry-run, probe the source, then rewind (not in check mode)."""
+    started = time.monotonic()
+    request = rewind_request(module.params)
+    user = lookup_os_user(request.os_user)
+    euid = os.geteuid()
+    ctx = RewindRun(request=request, user=user, euid=euid)
+    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
+
+    try:
+        st: os.stat_result | None = os.stat(request.passfile)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise PgreplError(f"passfile: cannot stat {request.passfile!r}: {exc.strerror or exc}") from None
+    target = inspect_target(request.data_dir, request.bin_dir, ctx.warnings)
+    decision = classify_target(target, user)
+    check_passfile_stat(request.passfile, st, request.data_dir)
+    if not user_can(user, "-r", request.passfile, euid):
+        raise PgreplError(f"passfile: {request.passfile!r} is not readable by os_user {user.name!r}, as whom "
+                          f"pg_rewind runs: chown it to {user.name} (mode 0600) and make its directory searchable")
+    removed = scrub_libpq_env(os.environ)
+    if removed:
+        ctx.warnings.append(f"ignored the environment variables {', '.join(removed)}: the source connection uses "
+                            "only this module's options and the passfile")
+    binary = find_rewind(target.major, request.bin_dir)
+
+    result: dict[str, Any] = {
+        "changed": False,
+        "outcome": OUTCOME_NOT_NEEDED,
+        "msg": "",
+        "data_dir": request.data_dir,
+        "target_state": target.cluster_state,
+        "target_timeline": target.timeline,
+        "target_timeline_after": target.timeline,
+        "source_timeline": None,
+        "system_identifier": target.system_identifier,
+        "divergence_lsn": None,
+        "divergence_timeline": None,
+        "last_common_checkpoint_lsn": None,
+        "copy_mb": None,
+        "source_size_mb": None,
+        "config_files_from_source": [],
+        "log": [],
+        "pg_rewind": binary,
+        "source_conninfo": mask(source_conninfo(request)),
+        "duration_seconds": 0.0,
+    }
+    tracker = ChangeTracker(module.check_mode)
+    before = _target_state(target)
+
+    if decision == OUTCOME_ALREADY_REWOUND:
+        source = probe_source(request)
+        problem = source_problem(source, target, request)
+        if problem:
+            raise PgreplError(problem)
+        result["source_timeline"] = source.timeline
+        result["outcome"] = OUTCOME_ALREADY_REWOUND
+        result["msg"] = (f"data_dir {request.data_dir!r} was already rewound (state '{REWOUND_STATE}', backup_label "
+                         "written by pg_rewind) and has not been started since: configure it as a standby "
+                         "(pgrepl.streaming.standby_config) and start it to finish its recovery")
+        tracker.record("target", before, before)
+        return _finish(module, result, tracker, ctx, started)
+
+    dry = run_pg_rewind(ctx, binary, dry_run=True)
+    source = probe_source(request)
+    problem = source_problem(source, target, request)
+    if problem:
+        raise PgreplError(problem)
+    _report_into(result, dry)
+    result["source_timeline"] = source.timeline
+    if not dry.rewind_needed:
+        result["msg"] = (f"pg_rewind found no rewind required: data_dir {request.data_dir!r} (timeline "
+                         f"{target.timeline}) can follow the source (timeline {source.timeline}) as it is")
+        tracker.record("target", before, before)
+        return _finish(module, result, tracker, ctx, started)
+
+    config_files = config_files_in(request.data_dir)
+    result["config_files_from_source"] = config_files
+    tracker.record("target", before, {"cluster_state": REWOUND_STATE, "timeline": source.timeline})
+    result["changed"] = True
+    if not tracker.apply:
+        result["outcome"] = OUTCOME_WOULD_REWIND
+        result["msg"] = (f"data_dir {request.data_dir!r} diverged from the source at {dry.divergence_lsn} on timeline "
+                         f"{dry.divergence_timeline} and would be rewound from the last common checkpoint at "
+                         f"{dry.checkpoint_lsn} (pg_rewind --dry-run changed nothing)")
+        return _finish(module, result, tracker, ctx, started)
+
+    real = run_pg_rewind(ctx, binary, dry_run=False)
+    _report_into(result, real)
+    if not real.rewind_needed:
+        # The source moved between the dry run and the real run so that nothing is needed any more.
+        result["changed"] = False
+        result["config_files_from_source"] = []
+        result["msg"] = f"pg_rewind found no rewind required for data_dir {request.data_dir!r}"
+        tracker.record("target", before, before)
+        return _finish(module, result, tracker, ctx, started)
+    if not real.done:
+        raise PgreplError(f"pg_rewind exited 0 but did not report 'Done!': {' | '.join(real.lines[-5:])}")
+    after, _after_warnings = read_data_dir(request.data_dir, request.bin_dir)
+    after_timeline = max([tli for tli in (after.get("timeline"), after.get("min_recovery_end_timeline")) if tli],
+                         default=None)
+    result["target_timeline_after"] = after_timeline
+    tracker.record("target", before, {"cluster_state": after.get("cluster_state"), "timeline": after_timeline})
+    result["outcome"] = OUTCOME_REWOUND
+    result["msg"] = (f"rewound data_dir {request.data_dir!r} from the source ({describe_source(request)}): diverged at "
+                     f"{real.divergence_lsn} on timeline {real.divergence_timeline}, now on timeline {after_timeline}; "
+                     "configure it as a standby (pgrepl.streaming.standby_config) before starting it")
+    if config_files:
+        ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies: "
+                            "check them (port, listen_addresses, primary_conninfo) before starting the server")
+    return _finish(module, result, tracker, ctx, started)
+
+
+def _report_into(result: dict[str, Any], report: RewindReport) -> None:
+    result["divergence_lsn"] = report.divergence_lsn
+    result["divergence_timeline"] = report.divergence_timeline
+    result["last_common_checkpoint_lsn"] = report.checkpoint_lsn
+    result["copy_mb"] = report.copy_mb
+    result["source_size_mb"] = report.source_mb
+    result["log"] = report.lines[-LOG_MAX_LINES:]
+
+
+def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: RewindRun,
+            started: float) -> dict[str, Any]:
+    result["duration_seconds"] = round(time.monotonic() - started, 1)
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in ctx.warnings:
+        module.warn(warning)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the grants pg_rewind needs on the source
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def quote_identifier(name: str) -> str:
+    """A role name as a double-quoted SQL identifier, for statements shown to people (never executed as text)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def rewind_grant_statements(role: str, functions: tuple[str, ...] = REWIND_FUNCTIONS) -> list[str]:
+    """The GRANT statements PostgreSQL's pg_rewind documentation lists, for this role (as text, for reports)."""
+    return [f"GRANT EXECUTE ON FUNCTION {signature} TO {quote_identifier(role)}" for signature in functions]
+
+
+def grant_query(signature: str, role: str) -> Any:
+    """The composed GRANT for one of REWIND_FUNCTIONS (the signature is a constant of this file, the role quoted)."""
+    if signature not in REWIND_FUNCTIONS:
+        raise PgreplError(f"{signature!r} is not one of the functions pg_rewind needs")
+    return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), sql.Identifier(role))
+
+
+@dataclass(frozen=True)
+class GrantOutcome:
+    """Which of the functions the role could execute before, and which were (or would be) granted."""
+
+    present: list[str]
+    missing: list[str]
+    statements: list[str]
+    applied: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.missing)
+
+
+def missing_rewind_grants(conn: Any, role: str) -> tuple[list[str], list[str]]:
+    """(functions the role may execute, functions it may not), in REWIND_FUNCTIONS order."""
+    rows = query_all(
+        conn,
+        "SELECT f.signature, pg_catalog.has_function_privilege(%s::name, f.signature, 'EXECUTE') AS granted"
+        " FROM unnest(%s::text[]) WITH ORDINALITY AS f(signature, position) ORDER BY f.position",
+        (role, list(REWIND_FUNCTIONS)),
+    )
+    present = [row["signature"] for row in rows if row["granted"]]
+    missing = [row["signature"] for row in rows if not row["granted"]]
+    return present, missing
+
+
+def ensure_rewind_grants(conn: Any, role: str, check_mode: bool) -> GrantOutcome:
+    """Grant the role whichever of pg_rewind's functions it may not execute yet (nothing is sent in check mode).
+
+    has_function_privilege counts grants to PUBLIC and to roles this one inherits from, so a role that already
+    may execute a function through them gets no grant of its own. The grants run in one transaction.
+    """
+    present, missing = missing_rewind_grants(conn, role)
+    statements = rewind_grant_statements(role, tuple(missing))
+    if missing and not check_mode:
+        with conn.transaction():
+            with conn.cursor() as cur:
+                for signature in missing:
+                    cur.execute(grant_query(signature, role))
+    return GrantOutcome(present=present, missing=missing, statements=statements,
+                        applied=bool(missing) and not check_mode)
+
+
+def validate_role_name(value: Any) -> str:
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"role: {value!r} is not a role name (it must be a non-empty string)")
+    if "\x00" in value:
+        raise PgreplError(f"role: {value!r} contains a NUL character")
+    size = len(value.encode("utf-8", errors="replace"))
+    if size > NAME_MAX_BYTES:
+        raise PgreplError(f"role: {value!r} is {size} bytes long; PostgreSQL's limit is {NAME_MAX_BYTES} bytes "
+                          "(a longer name would be truncated silently)")
+    return value
+
+
+def run_rewind_grants(module: Any) -> dict[str, Any]:
+    """The rewind_grants module's body."""
+    role = validate_role_name(module.params.get("role"))
+    warnings: list[str] = []
+    conn = connect(module.params)
+    try:
+        facts = server_facts(conn)
+        unsupported = check_supported(facts)
+        if unsupported:
+            warnings.append(unsupported)
+        require_superuser(facts, "granting EXECUTE on pg_catalog functions")
+        require_writable(facts, "grant EXECUTE on pg_rewind's functions")
+        row = query_dict(conn, "SELECT rolsuper, rolcanlogin, current_database() AS database"
+                               " FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
+        if row is None:
+            raise PgreplError(f"role: {role!r} does not exist on {describe_target(module.params)}: create it first "
+                              "(an ordinary LOGIN role, not a superuser)")
+        if row["rolsuper"]:
+            raise PgreplError(f"role: {role!r} is a superuser: pg_rewind should connect as an ordinary login role "
+                              "that has only the grants it needs (and a superuser needs none); give a role without "
+                              "SUPERUSER")
+        if not row["rolcanlogin"]:
+            warnings.append(f"role {role!r} has NOLOGIN: pg_rewind cannot connect as it (grants to a group role reach "
+                            "only its members that inherit)")
+        outcome = ensure_rewind_grants(conn, role, module.check_mode)
+    finally:
+        conn.close()
+    tracker = ChangeTracker(module.check_mode)
+    tracker.record("executable_functions", outcome.present, list(REWIND_FUNCTIONS))
+    result: dict[str, Any] = {
+        "changed": outcome.changed,
+        "role": role,
+        "database": row["database"],
+        "granted": outcome.missing,
+        "already_granted": outcome.present,
+        "statements": outcome.statements,
+        "msg": (f"granted {len(outcome.missing)} of pg_rewind's functions to {role!r} in database "
+                f"{row['database']!r}" if outcome.applied else
+                f"would grant {len(outcome.missing)} of pg_rewind's functions to {role!r} in database "
+                f"{row['database']!r}" if outcome.missing else
+                f"{role!r} may already execute every function pg_rewind needs in database {row['database']!r}"),
+    }
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in warnings:
+        module.warn(warning)
+    return result

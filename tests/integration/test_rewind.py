@@ -1,0 +1,431 @@
+"""pgrepl.streaming.rewind through Ansible, as root, on servers of this file's own.
+
+The scenario of a failover: primary A and its streaming standby B (cloned through a slot, wal_log_hints on). B is
+promoted with pgrepl.streaming.promote, A keeps writing (so the two diverge) and is stopped cleanly. Then A is
+rewound against B as `rewind_user`, a role that is not a superuser and got its grants from
+pgrepl.streaming.rewind_grants, configured by hand as a standby of B, started, and must stream from B.
+
+Everything lives in one temporary directory and is stopped and removed at the end; the shared bench servers are
+not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import rewind_grant_statements
+
+from ansible_runner import run_module
+from cluster import SUPERUSER_PASSWORD, PgCluster, find_bin_dir, free_port
+
+MODULE = "pgrepl.streaming.rewind"
+ROLE = "rewind_user"
+PASSWORD = "rewind-user-pw-8Hv"
+NOGRANT_ROLE = "rewind_nogrant"
+NOGRANT_PASSWORD = "rewind-nogrant-pw-2Lp"
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def wait_replayed(primary: PgCluster, standby: PgCluster) -> None:
+    lsn = primary.scalar("SELECT pg_current_wal_lsn()::text")
+    wait_for(lambda: bool(standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))),
+             f"{standby.name} to replay up to {lsn}")
+
+
+def chown_postgres(path: Path) -> None:
+    entry = pwd.getpwnam("postgres")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def write_passfile(path: Path, lines: list[str], mode: int = 0o600) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.chmod(path, mode)
+    chown_postgres(path)
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry below root: type, mode, owner, size, mtime and a hash of regular files."""
+    found: dict[str, tuple] = {}
+    if not os.path.lexists(root):
+        return found
+    for current, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(current) / name
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
+            found[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
+                                                  st.st_size, st.st_mtime_ns, digest)
+    return found
+
+
+def controldata(data_dir: Path) -> dict[str, str]:
+    out = subprocess.run([str(find_bin_dir() / "pg_controldata"), "-D", str(data_dir)], capture_output=True,
+                         text=True, env=dict(os.environ, LC_ALL="C"), check=True).stdout
+    return {key.strip(): value.strip() for key, _sep, value in (line.partition(":") for line in out.splitlines())}
+
+
+def history_switch(cluster: PgCluster, timeline: int) -> tuple[int, str]:
+    """(parent timeline, switch point) of a timeline's history file on a running server."""
+    text = cluster.scalar("SELECT pg_read_file(%s)", (f"pg_wal/{timeline:08X}.history",))
+    parent, lsn = text.strip().splitlines()[-1].split("\t")[:2]
+    return int(parent), lsn
+
+
+def rows_by_origin(cluster: PgCluster) -> dict[str, int]:
+    return dict(cluster.sql("SELECT origin, count(*)::int FROM rewind_probe GROUP BY origin"))
+
+
+def set_conf(cluster: PgCluster, text: str) -> None:
+    with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write(text)
+
+
+@dataclass
+class Env:
+    """A (stopped, diverged old primary), B (promoted new primary) and what the tests need around them."""
+
+    base: Path
+    auth: Path
+    a: PgCluster
+    b: PgCluster
+    passfile: Path
+    clusters: list[PgCluster] = field(default_factory=list)
+
+    def args(self, data_dir: Path | str, **overrides: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"data_dir": str(data_dir), "source_host": "127.0.0.1", "source_port": self.b.port,
+                                "source_user": ROLE, "passfile": str(self.passfile), "sslmode": "disable"}
+        args.update(overrides)
+        return args
+
+    def cluster(self, name: str) -> PgCluster:
+        cluster = PgCluster(self.base, name)
+        self.clusters.append(cluster)
+        return cluster
+
+
+def build_pair(base: Path, prefix: str, standby_conf: str = "") -> tuple[PgCluster, PgCluster]:
+    """Primary A (wal_log_hints on, WAL kept) with rewind_user and its grants, and B streaming from it."""
+    a = PgCluster(base, f"{prefix}_a")
+    a.init()
+    set_conf(a, "wal_log_hints = on\nwal_keep_size = '512MB'\n")
+    a.start()
+    a.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    a.sql("CREATE TABLE rewind_probe (id int, origin text, pad text)")
+    a.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1, 1000) g")
+    b = PgCluster(base, f"{prefix}_b")
+    b.clone_from(a, slot=f"{prefix}_b")
+    if standby_conf:
+        set_conf(b, standby_conf)
+    b.start()
+    b.wait_streaming()
+    return a, b
+
+
+def diverge(a: PgCluster, b: PgCluster) -> None:
+    """After B's promotion: A writes on its old timeline and stops cleanly; B writes on its new one."""
+    a.sql("INSERT INTO rewind_probe SELECT g, 'only on A', repeat('a', 100) FROM generate_series(1, 2000) g")
+    a.sql("UPDATE rewind_probe SET pad = 'changed on A' WHERE origin = 'common' AND id % 10 = 0")
+    a.stop("fast")
+    b.sql("INSERT INTO rewind_probe SELECT g, 'only on B', repeat('b', 100) FROM generate_series(1, 500) g")
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[Env]:
+    base = Path(tempfile.mkdtemp(prefix="pgrepl-rewind-"))
+    os.chmod(base, 0o755)
+    auth = base / "auth"
+    auth.mkdir(mode=0o755)
+    clusters: list[PgCluster] = []
+    try:
+        a, b = build_pair(base, "rewind")
+        clusters += [a, b]
+        # The real proof that the role needs no superuser: its grants come from rewind_grants, on A, and reach B by
+        # replication.
+        granted = run_module("pgrepl.streaming.rewind_grants", {"role": ROLE, **a.login()})
+        assert granted.get("failed") is not True and granted["changed"] is True, granted
+        assert len(granted["granted"]) == 4
+        a.sql("CHECKPOINT")
+        a.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1001, 1100) g")
+        wait_replayed(a, b)
+        promoted = run_module("pgrepl.streaming.promote", b.login())
+        assert promoted.get("failed") is not True and promoted["outcome"] == "promoted", promoted
+        # A role without the grants, created on the new primary, for the refusal cases.
+        b.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(NOGRANT_ROLE), sql.Literal(NOGRANT_PASSWORD)))
+        diverge(a, b)
+        passfile = write_passfile(auth / "rewind.pgpass", [f"127.0.0.1:{b.port}:postgres:{ROLE}:{PASSWORD}"])
+        state = Env(base=base, auth=auth, a=a, b=b, passfile=passfile, clusters=clusters)
+        yield state
+    finally:
+        for cluster in clusters:
+            try:
+                cluster.destroy()
+            except subprocess.CalledProcessError:
+                pass
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------- the rejoin
+
+
+def test_rewind_check_mode_then_rewind_then_follow_the_new_primary(env: Env) -> None:
+    a, b = env.a, env.b
+    assert b.scalar("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (ROLE,)) is False
+    assert controldata(a.data_dir)["Database cluster state"] == "shut down"
+    assert controldata(a.data_dir)["wal_log_hints setting"] == "on"
+    parent, switch_lsn = history_switch(b, 2)
+    before = snapshot(a.data_dir)
+
+    predicted = run_module(MODULE, env.args(a.data_dir), check=True, diff=True)
+    assert predicted.get("failed") is not True, predicted
+    assert predicted["changed"] is True and predicted["outcome"] == "would_rewind"
+    assert (predicted["divergence_lsn"], predicted["divergence_timeline"]) == (switch_lsn, parent) == \
+        (switch_lsn, 1)
+    assert predicted["target_timeline"] == 1 and predicted["source_timeline"] == 2
+    assert predicted["last_common_checkpoint_lsn"] and predicted["copy_mb"] is not None
+    assert predicted["target_state"] == "shut down" and predicted["target_timeline_after"] == 1
+    assert predicted["diff"] == {"before": {"target": {"cluster_state": "shut down", "timeline": 1}},
+                                 "after": {"target": {"cluster_state": "in archive recovery", "timeline": 2}}}
+    assert "postgresql.conf" in predicted["config_files_from_source"]
+    assert any("no changes are made" in line or "Done!" in line for line in predicted["log"]), predicted["log"]
+    assert "password=" not in predicted["source_conninfo"] and f"user='{ROLE}'" in predicted["source_conninfo"]
+    # --dry-run wrote nothing: every file of A (pg_control included) has its bytes, size and mtime.
+    assert snapshot(a.data_dir) == before
+
+    rewound = run_module(MODULE, env.args(a.data_dir), diff=True)
+    assert rewound.get("failed") is not True, rewound
+    assert rewound["changed"] is True and rewound["outcome"] == "rewound"
+    assert rewound["divergence_lsn"] == switch_lsn and rewound["target_timeline_after"] == 2
+    assert rewound["log"][-1] == "pg_rewind: Done!"
+    assert any(line.endswith("kB (100%) copied") for line in rewound["log"]), rewound["log"]
+    assert rewound["diff"]["after"] == {"target": {"cluster_state": "in archive recovery", "timeline": 2}}
+    assert any("replaced" in warning and "postgresql.conf" in warning for warning in rewound["warnings"])
+    control = controldata(a.data_dir)
+    assert control["Database cluster state"] == "in archive recovery"
+    assert control["Latest checkpoint's TimeLineID"] == "2"
+    assert "BACKUP METHOD: pg_rewind" in (a.data_dir / "backup_label").read_text(encoding="utf-8")
+    # The module writes no standby configuration (that is standby_config's job).
+    assert not (a.data_dir / "standby.signal").exists()
+
+    rewound_once = snapshot(a.data_dir)
+    for check in (True, False):
+        again = run_module(MODULE, env.args(a.data_dir), check=check)
+        assert again.get("failed") is not True, again
+        assert again["changed"] is False and again["outcome"] == "already_rewound", again
+        assert "standby_config" in again["msg"]
+    assert snapshot(a.data_dir) == rewound_once
+
+    # Make A a standby of B by hand: pg_rewind copied B's postgresql.conf (B's port), so A's own lines go last.
+    a._write_local_conf()
+    b.sql("SELECT pg_create_physical_replication_slot('rewind_a')")
+    auto_conf = a.data_dir / "postgresql.auto.conf"
+    auto_conf.write_text(f"primary_conninfo = 'host={b.socket_dir} port={b.port} user=postgres "
+                         "application_name=rewind_a'\nprimary_slot_name = 'rewind_a'\n", encoding="utf-8")
+    (a.data_dir / "standby.signal").write_text("", encoding="utf-8")
+    for path in (auto_conf, a.data_dir / "standby.signal"):
+        chown_postgres(path)
+    a.start()
+    a.wait_streaming()
+    assert a.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == b.port
+    assert a.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
+    assert b.scalar("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'rewind_a' "
+                    "AND state = 'streaming'") == 1
+    b.sql("INSERT INTO rewind_probe VALUES (9999, 'after the rejoin', 'x')")
+    wait_replayed(b, a)
+    assert rows_by_origin(a) == {"common": 1100, "only on B": 500, "after the rejoin": 1}
+    assert a.scalar("SELECT count(*) FROM rewind_probe WHERE pad = 'changed on A'") == 0
+
+    # A stopped cleanly while following B: nothing to rewind, and nothing is touched.
+    a.stop("fast")
+    assert controldata(a.data_dir)["Database cluster state"] == "shut down in recovery"
+    following = snapshot(a.data_dir)
+    for check in (True, False):
+        again = run_module(MODULE, env.args(a.data_dir), check=check, diff=True)
+        assert again.get("failed") is not True, again
+        assert again["changed"] is False and again["outcome"] == "not_needed", again
+        assert again["target_timeline"] == again["source_timeline"] == 2
+        assert "pg_rewind: no rewind required" in again["log"]
+        assert again["diff"]["before"] == again["diff"]["after"]
+    assert snapshot(a.data_dir) == following
+
+
+def test_a_just_promoted_source_is_refused_until_it_checkpoints(env: Env) -> None:
+    # B2 restarts no points for an hour and has many dirty buffers: after promotion without a CHECKPOINT its
+    # pg_control keeps naming timeline 1 for minutes, and pg_rewind 15 would then say "no rewind required".
+    a2, b2 = build_pair(env.base, "rewind_stale", standby_conf="checkpoint_timeout = '1h'\n")
+    env.clusters += [a2, b2]
+    for statement in rewind_grant_statements(ROLE):
+        a2.sql(statement)
+    a2.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 200) FROM generate_series(1, 100000) g")
+    a2.sql("CHECKPOINT")
+    wait_replayed(a2, b2)
+    promoted = run_module("pgrepl.streaming.promote", {**b2.login(), "checkpoint": False})
+    assert promoted.get("failed") is not True and promoted["checkpointed"] is False, promoted
+    diverge(a2, b2)
+    passfile = write_passfile(env.auth / "stale.pgpass", [f"127.0.0.1:{b2.port}:postgres:{ROLE}:{PASSWORD}"])
+    args = {**env.args(a2.data_dir), "source_port": b2.port, "passfile": str(passfile)}
+    before = snapshot(a2.data_dir)
+
+    assert b2.scalar("SELECT timeline_id FROM pg_control_checkpoint()") == 1
+    refused = run_module(MODULE, args, check=True)
+    assert refused.get("failed") is True, refused
+    assert "the source is on timeline 2 but its pg_control still names timeline 1" in refused["msg"]
+    assert "Run CHECKPOINT on the source" in refused["msg"] and "Nothing was changed" in refused["msg"]
+    assert snapshot(a2.data_dir) == before
+
+    b2.sql("CHECKPOINT")
+    predicted = run_module(MODULE, args, check=True)
+    assert predicted.get("failed") is not True, predicted
+    assert predicted["changed"] is True and predicted["outcome"] == "would_rewind"
+    assert snapshot(a2.data_dir) == before
+
+
+# ---------------------------------------------------------------------------------------------------- refusals
+
+
+@dataclass
+class Targets:
+    """Data directories the refusal cases point at."""
+
+    follower: PgCluster  # a clean, stopped standby of B: pg_rewind would find nothing to do
+    crashed: PgCluster  # stopped with -m immediate: "in production"
+    nohints: PgCluster  # wal_log_hints off, no checksums
+    empty: Path
+    passfiles: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def targets(env: Env) -> Targets:
+    follower = env.cluster("rewind_follower")
+    follower.clone_from(env.b, slot="rewind_follower")
+    follower.start()
+    follower.wait_streaming()
+    follower.stop("fast")
+    crashed = env.cluster("rewind_crashed")
+    crashed.init()
+    crashed.start()
+    crashed.stop("immediate")
+    nohints = env.cluster("rewind_nohints")
+    nohints.init()
+    set_conf(nohints, "wal_log_hints = off\n")
+    nohints.start()
+    nohints.stop("fast")
+    empty = env.base / "rewind_empty"
+    empty.mkdir()
+    chown_postgres(empty)
+    port = env.b.port
+    passfiles = {
+        "wrong": write_passfile(env.auth / "wrong.pgpass", [f"127.0.0.1:{port}:postgres:{ROLE}:not-the-password"]),
+        "otherport": write_passfile(env.auth / "otherport.pgpass", [f"127.0.0.1:1:postgres:{ROLE}:{PASSWORD}"]),
+        "superuser": write_passfile(env.auth / "superuser.pgpass",
+                                    [f"127.0.0.1:{port}:postgres:postgres:{SUPERUSER_PASSWORD}"]),
+        "nogrant": write_passfile(env.auth / "nogrant.pgpass",
+                                  [f"127.0.0.1:{port}:postgres:{NOGRANT_ROLE}:{NOGRANT_PASSWORD}"]),
+        "open": write_passfile(env.auth / "open.pgpass", [f"127.0.0.1:{port}:postgres:{ROLE}:{PASSWORD}"], 0o644),
+        "anywhere": write_passfile(env.auth / "anywhere.pgpass", [f"127.0.0.1:*:*:{ROLE}:{PASSWORD}"]),
+    }
+    return Targets(follower=follower, crashed=crashed, nohints=nohints, empty=empty, passfiles=passfiles)
+
+
+CLOSED_PORT = free_port()
+Case = tuple[str, Callable[[Env, Targets], dict[str, Any]], list[str]]
+BAD_INPUTS: list[Case] = [
+    ("running_target", lambda e, t: e.args(e.b.data_dir),
+     ["a server is running on", "postmaster.pid names the live process", "Nothing was changed"]),
+    ("crashed_target", lambda e, t: e.args(t.crashed.data_dir),
+     ["was not shut down cleanly", "'Database cluster state: in production'", "Start the server once",
+      "--no-ensure-shutdown"]),
+    ("no_hints_no_checksums", lambda e, t: e.args(t.nohints.data_dir),
+     ["has wal_log_hints off and no data checksums", "cannot be rewound safely", "force_reclone"]),
+    ("missing_data_dir", lambda e, t: e.args(e.base / "rewind_nowhere"),
+     ["data_dir: ", "rewind_nowhere' does not exist"]),
+    ("not_a_data_dir", lambda e, t: e.args(t.empty),
+     ["rewind_empty' is not a PostgreSQL data directory (no PG_VERSION"]),
+    ("relative_data_dir", lambda e, t: e.args("rewind_a/data"), ["data_dir: 'rewind_a/data' must be an absolute path"]),
+    ("wrong_password", lambda e, t: e.args(t.follower.data_dir, passfile=str(t.passfiles["wrong"])),
+     ["pg_rewind --dry-run against the source", f"the password for {ROLE} in passfile", "is wrong",
+      "nothing was changed", "pg_rewind said: pg_rewind: error: connection to server at",
+      f'password authentication failed for user "{ROLE}"']),
+    ("no_passfile_line", lambda e, t: e.args(t.follower.data_dir, passfile=str(t.passfiles["otherport"])),
+     ["has no line matching", "fe_sendauth: no password supplied"]),
+    ("closed_port", lambda e, t: e.args(t.follower.data_dir, source_port=CLOSED_PORT,
+                                        passfile=str(t.passfiles["anywhere"])),
+     [f'pg_rewind: error: connection to server at "127.0.0.1", port {CLOSED_PORT} failed: Connection refused']),
+    ("superuser_source_user", lambda e, t: e.args(t.follower.data_dir, source_user="postgres",
+                                                  passfile=str(t.passfiles["superuser"])),
+     ["source_user: the role 'postgres' is a superuser on the source", "rewind_grants"]),
+    ("role_without_grants", lambda e, t: e.args(t.follower.data_dir, source_user=NOGRANT_ROLE,
+                                                passfile=str(t.passfiles["nogrant"])),
+     ["permission denied for function", "pgrepl.streaming.rewind_grants"]),
+    ("missing_database", lambda e, t: e.args(t.follower.data_dir, source_dbname="rewind_nodb",
+                                             passfile=str(t.passfiles["anywhere"])),
+     ['database "rewind_nodb" does not exist']),
+    ("host_injection", lambda e, t: e.args(t.follower.data_dir, source_host="127.0.0.1 user=postgres"),
+     ["source_host: '127.0.0.1 user=postgres' is not one host name"]),
+    ("user_injection", lambda e, t: e.args(t.follower.data_dir, source_user="rewind_user' password='x"),
+     ["source_user: \"rewind_user' password='x\" is not accepted"]),
+    ("dbname_injection", lambda e, t: e.args(t.follower.data_dir, source_dbname="postgres' host='10.9.9.9"),
+     ["source_dbname: \"postgres' host='10.9.9.9\" is not accepted"]),
+    ("port_out_of_range", lambda e, t: e.args(t.follower.data_dir, source_port=70000),
+     ["source_port: 70000 is not a TCP port (1-65535)"]),
+    ("port_not_int", lambda e, t: e.args(t.follower.data_dir, source_port="fifty"), ["source_port", "fifty"]),
+    ("timeout_zero", lambda e, t: e.args(t.follower.data_dir, timeout=0), ["timeout: 0 is not a number of seconds"]),
+    ("os_user_root", lambda e, t: e.args(t.follower.data_dir, os_user="root"), ["os_user: 'root' cannot own"]),
+    ("os_user_unknown", lambda e, t: e.args(t.follower.data_dir, os_user="rewind_nosuchuser"),
+     ["os_user: 'rewind_nosuchuser' is not a user on this host"]),
+    ("passfile_mode", lambda e, t: e.args(t.follower.data_dir, passfile=str(t.passfiles["open"])),
+     ["has mode 0644", "chmod 0600"]),
+    ("passfile_missing", lambda e, t: e.args(t.follower.data_dir, passfile=str(e.auth / "none.pgpass")),
+     ["none.pgpass' does not exist"]),
+    ("passfile_in_data_dir", lambda e, t: e.args(t.follower.data_dir, passfile=str(t.follower.data_dir / ".pgpass")),
+     ["is inside data_dir"]),
+    # (Ansible echoes unknown options in its invocation, so the value here is no real password.)
+    ("password_option", lambda e, t: {**e.args(t.follower.data_dir), "source_password": "placeholder"},
+     ["Unsupported parameters", "source_password"]),
+    ("bin_dir_without_binaries", lambda e, t: e.args(t.follower.data_dir, bin_dir=str(e.auth)),
+     ["bin_dir: ", "has no executable pg_controldata"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_fails_cleanly_and_changes_nothing(env: Env, targets: Targets, case: Case) -> None:
+    watched = [targets.follower.data_dir, targets.crashed.data_dir, targets.nohints.data_dir, targets.empty]
+    before = {path: snapshot(path) for path in watched}
+    pid_before = (env.b.data_dir / "postmaster.pid").read_text(encoding="utf-8")
+    result = run_module(MODULE, case[1](env, targets))
+    assert result.get("failed") is True, result
+    for text in case[2]:
+        assert text in result["msg"], result["msg"]
+    assert "Traceback" not in result["msg"]
+    for secret in (PASSWORD, SUPERUSER_PASSWORD, NOGRANT_PASSWORD, "not-the-password"):
+        assert secret not in str(result)
+    assert {path: snapshot(path) for path in watched} == before
+    assert not (env.base / "rewind_nowhere").exists()
+    assert (env.b.data_dir / "postmaster.pid").read_text(encoding="utf-8") == pid_before
+    assert env.b.scalar("SELECT pg_is_in_recovery()") is False

@@ -1,0 +1,256 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""promote's pure logic: options, WAL file names, timeline history files, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._promote import (
+    HistoryEntry,
+    PromoteRequest,
+    RecoveryFacts,
+    history_file_name,
+    is_recovery_conflict,
+    max_timeline,
+    not_finished_message,
+    parse_history,
+    paused_refusal,
+    promote_request,
+    signal_promotion,
+    timeline_of_wal_file,
+    wait_until_promoted,
+)
+
+
+def facts(**overrides: Any) -> RecoveryFacts:
+    values: dict[str, Any] = {
+        "in_recovery": True, "paused": False, "pause_state": "not paused", "received_lsn": "0/3018080",
+        "replayed_lsn": "0/3018080", "received_timeline": None, "checkpoint_timeline": 1,
+        "min_recovery_end_timeline": 1, "wal_file": None, "may_promote": True,
+    }
+    values.update(overrides)
+    return RecoveryFacts(**values)
+
+
+def test_defaults() -> None:
+    assert promote_request({}) == PromoteRequest(wait_seconds=60, allow_paused=False, checkpoint=True)
+    assert promote_request({"wait_seconds": None, "allow_paused": None, "checkpoint": None}) == PromoteRequest()
+
+
+def test_options_taken_as_given() -> None:
+    request = promote_request({"wait_seconds": 1, "allow_paused": True, "checkpoint": False})
+    assert request == PromoteRequest(wait_seconds=1, allow_paused=True, checkpoint=False)
+    assert promote_request({"wait_seconds": 86400}).wait_seconds == 86400
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, "wait_seconds: 0 is not a number of seconds greater than 0 (1-86400)"),
+    (-5, "wait_seconds: -5 is not a number of seconds greater than 0"),
+    (86401, "wait_seconds: 86401 is not a number of seconds"),
+    (True, "wait_seconds: True is not an integer"),
+    ("60", "wait_seconds: '60' is not an integer"),
+    (1.5, "wait_seconds: 1.5 is not an integer"),
+])
+def test_bad_wait_seconds(value: Any, expected: str) -> None:
+    with pytest.raises(PgreplError) as err:
+        promote_request({"wait_seconds": value})
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("option", ["allow_paused", "checkpoint"])
+def test_bad_booleans(option: str) -> None:
+    with pytest.raises(PgreplError, match=f"{option}: 'yes' is not a boolean"):
+        promote_request({option: "yes"})
+
+
+@pytest.mark.parametrize("name, timeline", [
+    ("000000020000000000000003", 2),
+    ("000000010000000000000001", 1),
+    ("0000000A00000001000000FF", 10),
+    ("0000000a00000001000000ff", 10),
+    ("FFFFFFFF0000000000000001", 0xFFFFFFFF),
+])
+def test_timeline_of_wal_file(name: str, timeline: int) -> None:
+    assert timeline_of_wal_file(name) == timeline
+
+
+@pytest.mark.parametrize("name", [None, "", "00000002.history", "0000000200000000000000", "00000002000000000000000G",
+                                  "000000000000000000000001", 3])
+def test_timeline_of_wal_file_rejects_what_is_not_a_segment_name(name: Any) -> None:
+    assert timeline_of_wal_file(name) is None
+
+
+def test_history_file_name() -> None:
+    assert history_file_name(2) == "00000002.history"
+    assert history_file_name(255) == "000000FF.history"
+    with pytest.raises(PgreplError):
+        history_file_name(0)
+
+
+def test_parse_history_of_a_first_promotion() -> None:
+    # What PostgreSQL 15 wrote in pg_wal/00000002.history on the test bench.
+    assert parse_history("1\t0/3018080\tno recovery target specified\n") == [
+        HistoryEntry(1, "0/3018080", "no recovery target specified")]
+
+
+def test_parse_history_of_later_timelines_keeps_order() -> None:
+    text = ("1\t0/3018080\tno recovery target specified\n\n"
+            "# a comment line\n"
+            "2\t0/5A000D8\tat restore point \"before_upgrade\"\n")
+    entries = parse_history(text)
+    assert [entry.parent_timeline for entry in entries] == [1, 2]
+    assert entries[-1] == HistoryEntry(2, "0/5A000D8", 'at restore point "before_upgrade"')
+
+
+def test_parse_history_skips_what_it_cannot_read() -> None:
+    assert parse_history("garbage\nx\t0/1\treason\n1\tnot-an-lsn\tr\n3\t0/a0\n") == [HistoryEntry(3, "0/A0", "")]
+
+
+def test_max_timeline() -> None:
+    assert max_timeline(1, None, 2) == 2
+    assert max_timeline(None, 0) is None
+    assert max_timeline(True, 1) == 1
+
+
+def test_standby_timeline_is_the_largest_known() -> None:
+    assert facts(received_timeline=3, checkpoint_timeline=2, min_recovery_end_timeline=1).timeline == 3
+    assert facts(received_timeline=None, checkpoint_timeline=1, min_recovery_end_timeline=2).timeline == 2
+
+
+def test_primary_timeline_comes_from_the_wal_file_name() -> None:
+    # Right after promotion pg_control still says 1: the WAL file name knows better.
+    promoted = facts(in_recovery=False, checkpoint_timeline=1, min_recovery_end_timeline=2,
+                     wal_file="000000030000000000000004")
+    assert promoted.timeline == 3
+
+
+def test_paused_refusal_names_the_option_and_the_way_out() -> None:
+    text = paused_refusal("paused")
+    assert text.startswith("allow_paused: WAL replay on this standby is paused")
+    assert "'paused'" in text and "pg_wal_replay_resume()" in text and "Nothing was done" in text
+    assert "pg_get_wal_replay_pause_state" not in paused_refusal(None)
+
+
+def test_not_finished_message_says_what_to_check() -> None:
+    text = not_finished_message(7)
+    assert text.startswith("the promotion did not finish within wait_seconds=7: pg_is_in_recovery() was still true.")
+    assert "may still complete on its own" in text and "raise wait_seconds" in text
+    assert "(last error: boom)" in not_finished_message(7, "boom")
+
+
+def test_recovery_conflicts_are_recognised() -> None:
+    assert is_recovery_conflict(psycopg.errors.SerializationFailure("canceling statement due to conflict with "
+                                                                    "recovery"))
+    assert is_recovery_conflict(psycopg.OperationalError("terminating connection due to conflict with recovery"))
+    assert not is_recovery_conflict(psycopg.errors.InsufficientPrivilege("permission denied"))
+
+
+# A connection whose queries answer from a script: a value is the first column of the row, an exception is raised.
+
+
+class FakeCursor:
+    def __init__(self, conn: FakeConn) -> None:
+        self.conn = conn
+        self.answer: Any = None
+
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, query: Any, args: Any = None) -> None:
+        self.conn.queries.append(str(query))
+        answer = self.conn.script.pop(0)
+        if isinstance(answer, BaseException):
+            if isinstance(answer, psycopg.OperationalError) and "closed" in str(answer):
+                self.conn.broken = True
+            raise answer
+        self.answer = answer
+
+    def fetchone(self) -> tuple | None:
+        return (self.answer,)
+
+
+class FakeConn:
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+        self.queries: list[str] = []
+        self.closed = False
+        self.broken = False
+
+    def cursor(self, **kwargs: Any) -> FakeCursor:
+        return FakeCursor(self)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+CONFLICT = psycopg.errors.SerializationFailure("canceling statement due to conflict with recovery")
+
+
+def test_signal_is_sent_once() -> None:
+    conn = FakeConn([True])
+    signal_promotion(conn, sleep=Clock().sleep)
+    assert len(conn.queries) == 1 and "SELECT pg_catalog.pg_promote(wait => false)" in conn.queries[0]
+
+
+def test_signal_canceled_by_a_conflict_is_sent_again() -> None:
+    conn = FakeConn([CONFLICT, True])
+    signal_promotion(conn, sleep=Clock().sleep)
+    assert len(conn.queries) == 2
+
+
+def test_signal_that_returns_false_fails() -> None:
+    with pytest.raises(PgreplError, match="could not signal the postmaster"):
+        signal_promotion(FakeConn([False]), sleep=Clock().sleep)
+
+
+def test_signal_gives_up_after_repeated_conflicts() -> None:
+    with pytest.raises(psycopg.errors.SerializationFailure):
+        signal_promotion(FakeConn([CONFLICT, CONFLICT, CONFLICT]), sleep=Clock().sleep)
+
+
+def test_wait_returns_when_recovery_ends() -> None:
+    clock = Clock()
+    conn = FakeConn([True, True, False])
+    assert wait_until_promoted(conn, lambda: pytest.fail("no reconnect"), 60, clock, clock.sleep) is conn
+    assert len(clock.sleeps) == 2
+
+
+def test_wait_survives_conflicts_and_a_broken_session() -> None:
+    clock = Clock()
+    first = FakeConn([CONFLICT, psycopg.OperationalError("server closed the connection unexpectedly")])
+    second = FakeConn([True, False])
+    assert wait_until_promoted(first, lambda: second, 60, clock, clock.sleep) is second
+
+
+def test_wait_fails_at_the_deadline_with_the_last_error() -> None:
+    clock = Clock()
+    conn = FakeConn([True] * 5 + [CONFLICT] + [True] * 100)
+    with pytest.raises(PgreplError) as err:
+        wait_until_promoted(conn, lambda: conn, 3, clock, clock.sleep)
+    assert "did not finish within wait_seconds=3" in str(err.value)
+    assert "conflict with recovery" in str(err.value)
+
+
+def test_wait_does_not_hide_other_errors() -> None:
+    clock = Clock()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        wait_until_promoted(FakeConn([psycopg.errors.InsufficientPrivilege("permission denied")]), lambda: None, 5,
+                            clock, clock.sleep)

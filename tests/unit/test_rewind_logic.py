@@ -1,0 +1,417 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""rewind's pure logic: options, the command, pg_rewind's output, the target decision, the source checks, grants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import OsUser
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
+    OUTCOME_ALREADY_REWOUND,
+    REWIND_FUNCTIONS,
+    RewindReport,
+    RewindRequest,
+    SourceFacts,
+    TargetFacts,
+    classify_target,
+    collapse_progress,
+    config_files_in,
+    explain_failure,
+    find_rewind,
+    grant_query,
+    mask_line,
+    parse_rewind_output,
+    quote_identifier,
+    rewind_command,
+    rewind_grant_statements,
+    rewind_request,
+    source_conninfo,
+    source_problem,
+    validate_role_name,
+)
+
+# Real output of pg_rewind 15 (C locale, stdout and stderr merged, \r turned into line breaks), from the bench.
+DIVERGED = """pg_rewind: connected to server
+pg_rewind: servers diverged at WAL location 0/3C582F0 on timeline 1
+pg_rewind: rewinding from last common checkpoint at 0/3C56360 on timeline 1
+pg_rewind: reading source file list
+pg_rewind: reading target file list
+pg_rewind: reading WAL in target
+pg_rewind: need to copy 67 MB (total source directory size is 93 MB)
+    0/69342 kB (0%) copied
+11952/69342 kB (17%) copied
+69342/69342 kB (100%) copied
+pg_rewind: creating backup label and updating control file
+pg_rewind: syncing target data directory
+pg_rewind: Done!""".splitlines()
+SAME_TIMELINE = """pg_rewind: connected to server
+pg_rewind: source and target cluster are on the same timeline
+pg_rewind: no rewind required""".splitlines()
+BAD_PASSWORD = ["pg_rewind: error: connection to server at \"127.0.0.1\", port 20005 failed: FATAL:  password "
+                "authentication failed for user \"rewind_user\"",
+                "password retrieved from file \"/tmp/x/pgpass\""]
+CLOSED_PORT = ["pg_rewind: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+               "\tIs the server running on that host and accepting TCP/IP connections?"]
+
+USER = OsUser(name="postgres", uid=105, gid=110, home="/var/lib/postgresql")
+
+
+def params(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"data_dir": "/var/lib/postgresql/15/main", "source_host": "db2.example.com",
+                              "source_user": "pgrepl_rewind", "passfile": "/var/lib/postgresql/.pgpass"}
+    values.update(overrides)
+    return values
+
+
+def target(**overrides: Any) -> TargetFacts:
+    values: dict[str, Any] = {
+        "data_dir": "/var/lib/postgresql/15/main", "major": "15", "cluster_state": "shut down",
+        "system_identifier": "7710851650192431319", "checkpoint_timeline": 1, "min_recovery_end_timeline": 0,
+        "wal_log_hints": True, "data_checksums": False, "postmaster_running": False, "postmaster_pid": None,
+        "postmaster_pid_file": False, "rewound_label": False, "owner_uid": 105,
+        "controldata": "/usr/lib/postgresql/15/bin/pg_controldata",
+    }
+    values.update(overrides)
+    return TargetFacts(**values)
+
+
+def source(**overrides: Any) -> SourceFacts:
+    values: dict[str, Any] = {
+        "system_identifier": "7710851650192431319", "in_recovery": False, "checkpoint_timeline": 2,
+        "min_recovery_end_timeline": 2, "wal_file": "000000020000000000000003", "is_superuser": False,
+        "current_user": "pgrepl_rewind", "version_num": 150018,
+    }
+    values.update(overrides)
+    return SourceFacts(**values)
+
+
+# ---------------------------------------------------------------------------------------------------- options
+
+
+def test_request_defaults() -> None:
+    request = rewind_request(params())
+    assert request == RewindRequest(data_dir="/var/lib/postgresql/15/main", source_host="db2.example.com",
+                                    source_user="pgrepl_rewind", passfile="/var/lib/postgresql/.pgpass")
+    assert (request.source_port, request.source_dbname, request.sslmode, request.os_user, request.timeout) == \
+        (5432, "postgres", "prefer", "postgres", 3600)
+
+
+def test_request_normalises_paths() -> None:
+    request = rewind_request(params(data_dir="/srv/pg//data/", bin_dir="/usr/lib/postgresql/15/bin/"))
+    assert request.data_dir == "/srv/pg/data" and request.bin_dir == "/usr/lib/postgresql/15/bin"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"data_dir": "pgdata"}, "data_dir: 'pgdata' must be an absolute path"),
+    ({"data_dir": "/"}, "data_dir: '/' is the root directory"),
+    ({"data_dir": ""}, "data_dir: '' is not a path"),
+    ({"data_dir": "/srv/a\nb"}, "data_dir: '/srv/a\\nb' contains a control character"),
+    ({"passfile": "relative/.pgpass"}, "passfile: 'relative/.pgpass' must be an absolute path"),
+    ({"passfile": "/var/lib/postgresql/15/main/.pgpass"}, "is inside data_dir"),
+    ({"bin_dir": "bin"}, "bin_dir: 'bin' must be an absolute path"),
+    ({"source_host": "db2 user=postgres"}, "source_host: 'db2 user=postgres' is not one host name"),
+    ({"source_host": "a,b"}, "source_host: 'a,b' is not one host name"),
+    ({"source_host": ""}, "source_host: '' is not one host name"),
+    ({"source_user": "x' password='y"}, "source_user: \"x' password='y\" is not accepted"),
+    ({"source_user": ""}, "source_user: '' is not a name"),
+    ({"source_user": "a" * 64}, "is 64 bytes long"),
+    ({"source_dbname": "postgres options='-c x'"}, "source_dbname: \"postgres options='-c x'\" is not accepted"),
+    ({"source_port": 0}, "source_port: 0 is not a TCP port (1-65535)"),
+    ({"source_port": 70000}, "source_port: 70000 is not a TCP port"),
+    ({"source_port": "5432"}, "source_port: '5432' is not an integer"),
+    ({"timeout": 0}, "timeout: 0 is not a number of seconds"),
+    ({"sslmode": "sometimes"}, "sslmode: 'sometimes' is not one of"),
+    ({"os_user": "root"}, "os_user: 'root' cannot own a data directory"),
+    ({"os_user": "pg user"}, "os_user: 'pg user' is not a user name"),
+])
+def test_bad_options(overrides: dict[str, Any], expected: str) -> None:
+    with pytest.raises(PgreplError) as err:
+        rewind_request(params(**overrides))
+    assert expected in str(err.value)
+
+
+def test_conninfo_has_the_passfile_and_never_a_password() -> None:
+    request = rewind_request(params(source_port=5433, sslmode="verify-full", source_dbname="app_db"))
+    parsed = conninfo_to_dict(source_conninfo(request))
+    assert parsed == {"host": "db2.example.com", "port": "5433", "user": "pgrepl_rewind", "dbname": "app_db",
+                      "passfile": "/var/lib/postgresql/.pgpass", "sslmode": "verify-full", "connect_timeout": "10",
+                      "application_name": "pgrepl.streaming"}
+
+
+def test_passfile_with_quotes_stays_one_value() -> None:
+    request = rewind_request(params(passfile="/home/o'brien/.pgpass"))
+    assert conninfo_to_dict(source_conninfo(request))["passfile"] == "/home/o'brien/.pgpass"
+
+
+def test_command_never_writes_recovery_settings_nor_starts_the_target() -> None:
+    request = rewind_request(params())
+    real = rewind_command("/usr/lib/postgresql/15/bin/pg_rewind", request, dry_run=False)
+    dry = rewind_command("/usr/lib/postgresql/15/bin/pg_rewind", request, dry_run=True)
+    assert real[:3] == ["/usr/lib/postgresql/15/bin/pg_rewind", "--target-pgdata", "/var/lib/postgresql/15/main"]
+    for cmd in (real, dry):
+        assert "--no-ensure-shutdown" in cmd and "--progress" in cmd
+        assert not {"-R", "--write-recovery-conf", "-c", "--restore-target-wal"} & set(cmd)
+    assert "--dry-run" in dry and "--dry-run" not in real
+
+
+# ----------------------------------------------------------------------------------------------------- output
+
+
+def test_parse_a_rewind() -> None:
+    report = parse_rewind_output(DIVERGED)
+    assert report.rewind_needed is True and report.done and report.connected and not report.errors
+    assert (report.divergence_lsn, report.divergence_timeline) == ("0/3C582F0", 1)
+    assert (report.checkpoint_lsn, report.checkpoint_timeline) == ("0/3C56360", 1)
+    assert (report.copy_mb, report.source_mb) == (67, 93)
+    progress = [line for line in report.lines if "copied" in line]
+    assert progress == ["69342/69342 kB (100%) copied"]
+
+
+def test_parse_no_rewind_required() -> None:
+    report = parse_rewind_output(SAME_TIMELINE)
+    assert report.rewind_needed is False and report.same_timeline and report.divergence_lsn is None
+
+
+def test_diverged_but_no_rewind_required_is_not_needed() -> None:
+    # A target that stopped before the divergence point: pg_rewind reports both lines.
+    report = parse_rewind_output(["pg_rewind: connected to server",
+                                  "pg_rewind: servers diverged at WAL location 0/5000060 on timeline 1",
+                                  "pg_rewind: no rewind required"])
+    assert report.rewind_needed is False and report.divergence_lsn == "0/5000060"
+
+
+def test_output_that_says_nothing_is_undecided() -> None:
+    assert parse_rewind_output(["pg_rewind: connected to server"]).rewind_needed is None
+    assert RewindReport().rewind_needed is None
+
+
+def test_error_lines_keep_their_continuation() -> None:
+    report = parse_rewind_output(BAD_PASSWORD)
+    assert report.errors == [BAD_PASSWORD[0] + " " + BAD_PASSWORD[1]]
+    closed = parse_rewind_output(CLOSED_PORT)
+    assert closed.errors[0].endswith("Connection refused Is the server running on that host and accepting TCP/IP "
+                                     "connections?")
+
+
+def test_fatal_prefix_of_older_versions_is_an_error() -> None:
+    report = parse_rewind_output(["pg_rewind: connected to server",
+                                  "pg_rewind: fatal: target server must be shut down cleanly"])
+    assert report.errors == ["pg_rewind: fatal: target server must be shut down cleanly"]
+
+
+def test_progress_runs_collapse_to_their_last_line() -> None:
+    lines = ["a", "   0/10 kB (0%) copied", "5/10 kB (50%) copied", "10/10 kB (100%) copied", "b",
+             "1/2 kB (50%) copied"]
+    assert collapse_progress(lines) == ["a", "10/10 kB (100%) copied", "b", "1/2 kB (50%) copied"]
+
+
+def test_passwords_are_masked_in_output_lines() -> None:
+    assert mask_line("could not parse host='x' password='s3cr et' user=y") == \
+        "could not parse host='x' password=******** user=y"
+    assert mask_line("sslpassword=abc") == "sslpassword=********"
+    report = parse_rewind_output(["pg_rewind: error: invalid connection option password=hunter2 foo"])
+    assert "hunter2" not in str(report)
+
+
+def test_failure_quotes_pg_rewind_and_names_the_cause() -> None:
+    request = rewind_request(params())
+    text = explain_failure(request, parse_rewind_output(BAD_PASSWORD), 1, dry_run=True)
+    assert text.startswith("pg_rewind --dry-run against the source (source_host=db2.example.com source_port=5432 "
+                           "source_user=pgrepl_rewind source_dbname=postgres) failed (exit 1)")
+    assert "the password for pgrepl_rewind in passfile /var/lib/postgresql/.pgpass is wrong" in text
+    assert "nothing was changed" in text
+    assert 'pg_rewind said: pg_rewind: error: connection to server at "127.0.0.1"' in text
+
+
+def test_failure_after_copying_started_says_data_dir_may_be_changed() -> None:
+    lines = DIVERGED[:6] + ["pg_rewind: error: could not read file \"base/1/1259\": Permission denied"]
+    text = explain_failure(rewind_request(params()), parse_rewind_output(lines), 1, dry_run=False)
+    assert "may have changed data_dir" in text and "force_reclone" in text
+
+
+@pytest.mark.parametrize("line, hint", [
+    ("pg_rewind: error: connection to server failed: fe_sendauth: no password supplied",
+     "passfile /var/lib/postgresql/.pgpass has no line matching db2.example.com:5432:postgres:pgrepl_rewind"),
+    ("pg_rewind: error: connection to server failed: FATAL:  no pg_hba.conf entry for host",
+     "the source's pg_hba.conf has no line admitting pgrepl_rewind"),
+    ("pg_rewind: error: could not fetch remote file \"global/pg_control\": ERROR:  permission denied for function "
+     "pg_read_binary_file", "pgrepl.streaming.rewind_grants"),
+    ("pg_rewind: error: could not find previous WAL record at 0/2000100", "copy the missing segments back"),
+])
+def test_failure_hints(line: str, hint: str) -> None:
+    assert hint in explain_failure(rewind_request(params()), parse_rewind_output([line]), 1, dry_run=True)
+
+
+# ----------------------------------------------------------------------------------------------------- target
+
+
+def test_clean_target_is_ready() -> None:
+    assert classify_target(target(), USER) == "ready"
+    assert classify_target(target(cluster_state="shut down in recovery"), USER) == "ready"
+    assert classify_target(target(wal_log_hints=False, data_checksums=True), USER) == "ready"
+
+
+def test_running_target_refused() -> None:
+    with pytest.raises(PgreplError, match="a server is running on '/var/lib/postgresql/15/main' "
+                                          r"\(postmaster.pid names the live process 4242\)"):
+        classify_target(target(postmaster_running=True, postmaster_pid=4242, cluster_state="in production"), USER)
+
+
+@pytest.mark.parametrize("state", ["in production", "in crash recovery", "shutting down", "starting up",
+                                   "in archive recovery"])
+def test_unclean_target_refused_with_the_way_out(state: str) -> None:
+    with pytest.raises(PgreplError) as err:
+        classify_target(target(cluster_state=state), USER)
+    text = str(err.value)
+    assert f"'Database cluster state: {state}'" in text and "not shut down cleanly" in text
+    assert "Start the server once" in text and "--no-ensure-shutdown" in text and "Nothing was changed" in text
+
+
+def test_stale_pid_file_is_mentioned() -> None:
+    with pytest.raises(PgreplError, match="a stale postmaster.pid"):
+        classify_target(target(cluster_state="in production", postmaster_pid_file=True), USER)
+
+
+def test_rewound_and_not_started_is_already_rewound() -> None:
+    facts = target(cluster_state="in archive recovery", rewound_label=True, checkpoint_timeline=2)
+    assert classify_target(facts, USER) == OUTCOME_ALREADY_REWOUND
+
+
+def test_no_hints_and_no_checksums_refused() -> None:
+    with pytest.raises(PgreplError) as err:
+        classify_target(target(wal_log_hints=False, data_checksums=False), USER)
+    assert "wal_log_hints off and no data checksums" in str(err.value)
+    assert "force_reclone" in str(err.value)
+
+
+def test_other_owner_refused() -> None:
+    with pytest.raises(PgreplError, match="belongs to uid 0, not to os_user 'postgres'"):
+        classify_target(target(owner_uid=0), USER)
+
+
+def test_no_controldata_refused() -> None:
+    with pytest.raises(PgreplError, match="bin_dir: no pg_controldata of PostgreSQL 15"):
+        classify_target(target(controldata=None), USER)
+
+
+def test_target_timeline_is_the_largest_known() -> None:
+    assert target(checkpoint_timeline=1, min_recovery_end_timeline=2).timeline == 2
+    assert target(checkpoint_timeline=None, min_recovery_end_timeline=None).timeline is None
+
+
+def test_config_files_in(tmp_path: Path) -> None:
+    for name in ("postgresql.conf", "pg_hba.conf", "PG_VERSION"):
+        (tmp_path / name).write_text("x")
+    assert config_files_in(str(tmp_path)) == ["postgresql.conf", "pg_hba.conf"]
+
+
+# ----------------------------------------------------------------------------------------------------- source
+
+
+def test_good_source_has_no_problem() -> None:
+    assert source_problem(source(), target(), rewind_request(params())) is None
+    assert source().timeline == 2
+
+
+def test_superuser_source_refused() -> None:
+    text = source_problem(source(is_superuser=True, current_user="postgres"), target(), rewind_request(params()))
+    assert text is not None and text.startswith("source_user: the role 'postgres' is a superuser")
+    assert "rewind_grants" in text
+
+
+def test_other_cluster_refused() -> None:
+    text = source_problem(source(system_identifier="1"), target(), rewind_request(params()))
+    assert text is not None and "system identifier 1" in text and "7710851650192431319" in text
+
+
+def test_just_promoted_source_refused_before_16() -> None:
+    # Measured on PostgreSQL 15 right after pg_promote(): WAL file on timeline 2, pg_control still on 1.
+    stale = source(checkpoint_timeline=1, min_recovery_end_timeline=2, wal_file="000000020000000000000003")
+    text = source_problem(stale, target(), rewind_request(params()))
+    assert text is not None and "pg_control still names timeline 1" in text and "Run CHECKPOINT" in text
+    assert source_problem(stale, target(major="16"), rewind_request(params())) is None
+
+
+def test_source_timeline_of_a_standby_source() -> None:
+    standby = source(in_recovery=True, wal_file=None, checkpoint_timeline=1, min_recovery_end_timeline=3)
+    assert standby.timeline == 3
+
+
+# ----------------------------------------------------------------------------------------------------- binary
+
+
+def test_find_rewind_prefers_the_target_major() -> None:
+    versions = {"/usr/lib/postgresql/16/bin/pg_rewind": "16", "/usr/lib/postgresql/15/bin/pg_rewind": "15"}
+    found = find_rewind("15", None, version_of=versions.get, candidates=lambda: sorted(versions),
+                        is_executable=lambda path: True)
+    assert found == "/usr/lib/postgresql/15/bin/pg_rewind"
+
+
+def test_find_rewind_refuses_without_a_match() -> None:
+    with pytest.raises(PgreplError, match="no pg_rewind of PostgreSQL 15"):
+        find_rewind("15", None, version_of=lambda path: "16", candidates=lambda: ["/usr/bin/pg_rewind"],
+                    is_executable=lambda path: True)
+
+
+def test_find_rewind_bin_dir_must_match() -> None:
+    with pytest.raises(PgreplError, match="bin_dir: '/opt/pg/bin/pg_rewind' is PostgreSQL 16 but data_dir is "
+                                          "PostgreSQL 15"):
+        find_rewind("15", "/opt/pg/bin", version_of=lambda path: "16", is_executable=lambda path: True)
+    with pytest.raises(PgreplError, match="has no executable pg_rewind"):
+        find_rewind("15", "/opt/pg/bin", is_executable=lambda path: False)
+
+
+# ----------------------------------------------------------------------------------------------------- grants
+
+
+def test_the_functions_are_the_documented_ones() -> None:
+    assert REWIND_FUNCTIONS == (
+        "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+        "pg_catalog.pg_stat_file(text, boolean)",
+        "pg_catalog.pg_read_binary_file(text)",
+        "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+    )
+
+
+def test_grant_statements() -> None:
+    assert rewind_grant_statements("rewind_user") == [
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "rewind_user"',
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO "rewind_user"',
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO "rewind_user"',
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO "rewind_user"',
+    ]
+    assert rewind_grant_statements("x", ("pg_catalog.pg_stat_file(text, boolean)",)) == [
+        'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO "x"']
+
+
+def test_quote_identifier_doubles_quotes() -> None:
+    assert quote_identifier('a"; DROP ROLE b; --') == '"a""; DROP ROLE b; --"'
+
+
+def test_grant_query_only_for_the_known_functions() -> None:
+    with pytest.raises(PgreplError, match="is not one of the functions pg_rewind needs"):
+        grant_query("pg_catalog.pg_read_file(text)", "x")
+    assert grant_query(REWIND_FUNCTIONS[0], "x") is not None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("", "role: '' is not a role name"),
+    (None, "role: None is not a role name"),
+    (5, "role: 5 is not a role name"),
+    ("a\x00b", "contains a NUL character"),
+    ("r" * 64, "is 64 bytes long"),
+])
+def test_bad_role_names(value: Any, expected: str) -> None:
+    with pytest.raises(PgreplError) as err:
+        validate_role_name(value)
+    assert expected in str(err.value)
+
+
+def test_odd_but_valid_role_names_pass() -> None:
+    assert validate_role_name('Rewind "User"') == 'Rewind "User"'
