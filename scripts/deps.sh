@@ -11,6 +11,7 @@ say() { printf '[deps] %s\n' "$*"; }
 need_apt=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql postgresql-contrib)
 command -v rsync >/dev/null || need_apt+=(rsync)
+command -v ssh >/dev/null || need_apt+=(openssh-client)  # the ssh Molecule scenario
 if ((${#need_apt[@]})); then
   say "installing OS packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -43,17 +43,18 @@ stage_sanity() {
 
 stage_units() { pytest -q tests/unit; }
 
-stage_integration() { pytest -q tests/integration; }
+# In parallel: pytest-xdist workers, each with its own primary and standby, a whole test file at a time.
+stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-2}" --dist loadfile tests/integration; }
 
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
 # stage (never a skip).
-stage_images() { bash tests/images/build.sh pg15 pg17 pg18; }
+stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh; }
 
 stage_molecule() {
   bash scripts/docker-engine.sh
   local scenario
-  # default runs the whole sequence (check mode included); pg17 and pg18 converge, re-run and verify.
-  for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default pg17 pg18}; do
+  # default runs the whole sequence (check mode included); the others converge, re-run and verify.
+  for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default pg17 pg18 custom_layout ssh}; do
     molecule test -s "$scenario" || return 1
   done
 }

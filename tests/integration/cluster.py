@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +30,64 @@ def find_bin_dir() -> Path:
     return candidates[-1].parent
 
 
-def free_port() -> int:
+# Ports for the test servers, and the closed ports the unreachable-server cases use, come from a range below the
+# kernel's ephemeral ports (32768-60999 by default: an outgoing connection never holds one of ours) and each is
+# reserved for the life of this process by an flock on a file all pytest processes share. So parallel workers
+# (pytest-xdist), other pytest runs on the machine and this process's own later calls never get the same port,
+# and a port handed out as closed stays closed. Each xdist worker starts its search in a block of its own.
+PORT_RANGE = (20000, 32000)
+PORT_LOCK_DIR = Path(tempfile.gettempdir()) / "pgrepl-test-ports"
+_PORT_BLOCK = 500
+_reserved_ports: dict[int, int] = {}  # port -> the descriptor holding its lock (closed by the OS at exit)
+
+
+def _worker_index() -> int:
+    """0 outside xdist, N+1 for xdist worker gwN."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+def _lock_port(port: int) -> bool:
+    """Take the port's lock without waiting; it is held until this process ends."""
+    try:
+        fd = os.open(PORT_LOCK_DIR / f"{port}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _reserved_ports[port] = fd
+    return True
+
+
+def _nothing_bound(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback TCP port that nothing listens on, reserved for this process (see PORT_RANGE)."""
+    if not PORT_LOCK_DIR.is_dir():
+        PORT_LOCK_DIR.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(PORT_LOCK_DIR, 0o1777)  # shared by every user's test runs
+    low, high = PORT_RANGE
+    size = high - low
+    start = (_worker_index() * _PORT_BLOCK) % size
+    for step in range(size):
+        port = low + (start + step) % size
+        if port in _reserved_ports or not _lock_port(port):
+            continue
+        if _nothing_bound(port):
+            return port
+        # Bound by something else: keep the lock (so no one here tries it again) and look further.
+    raise RuntimeError(f"no free loopback port in {low}-{high - 1} (locks in {PORT_LOCK_DIR})")
 
 
 def _as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess:

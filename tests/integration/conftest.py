@@ -1,7 +1,8 @@
-"""Fixtures: one throwaway primary and one real streaming standby for the whole session."""
+"""Fixtures: one throwaway primary and one real streaming standby for the whole session (per xdist worker)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from cluster import PgCluster  # noqa: E402  (tests/integration is on sys.path v
 
 @pytest.fixture(scope="session")
 def bench_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pgrepl-bench-"))
+    # Each pytest-xdist worker has its own session, so its own directory (and its own primary and standby).
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path = Path(tempfile.mkdtemp(prefix=f"pgrepl-bench-{worker}-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

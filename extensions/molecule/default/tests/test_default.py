@@ -1,100 +1,174 @@
-"""Verify the real state of the cluster site.yml built: replication works end to end, nothing was lost."""
+"""Verify the real state of the cluster site.yml built: replication works end to end, nothing was lost, and check
+mode on the converged cluster predicts no change.
+
+Shared by every scenario (default, pg17, pg18, custom_layout, ssh); the nodes and their paths come from
+Molecule's inventory (fixtures in extensions/molecule/conftest.py).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-import pytest
-
-# Every scenario names its hosts <scenario>-primary, -standby1, -standby2 (MOLECULE_SCENARIO_NAME is set by
-# Molecule for the verifier).
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
-PRIMARY = f"pgrepl-{SCENARIO}-primary"
-STANDBYS = [f"pgrepl-{SCENARIO}-standby1", f"pgrepl-{SCENARIO}-standby2"]
-PASSWORD = "molecule-replication-pw-3Hk"
+PASSFILE = "/var/lib/postgresql/.pgpass"  # the postgres user's home on Debian
+HBA_REJECT = "host    replication     all             0.0.0.0/0               reject"
 
 
-def psql(host, query: str) -> str:
-    """One query as the postgres OS user over the local socket; testinfra quotes the argument."""
-    result = host.run("runuser -u postgres -- psql -XAtc %s", query)
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def major(all_hosts) -> int:
-    return int(all_hosts[PRIMARY].ansible.get_variables()["pgrepl_test_major"])
-
-
-@pytest.fixture(scope="module")
-def all_hosts(request):
-    import testinfra
-    inventory = request.config.option.ansible_inventory
-    return {h: testinfra.get_host(f"ansible://{h}", ansible_inventory=inventory) for h in [PRIMARY, *STANDBYS]}
-
-
-def test_rows_written_on_the_primary_arrive_on_every_standby(all_hosts) -> None:
-    primary = all_hosts[PRIMARY]
+def test_rows_written_on_the_primary_arrive_on_every_standby(primary, standbys) -> None:
     marker = str(time.time_ns())
-    psql(primary, "CREATE TABLE IF NOT EXISTS verify_rows (marker text)")
-    psql(primary, f"INSERT INTO verify_rows VALUES ('{marker}')")  # noqa: S608 (marker: digits we made)
-    for standby in STANDBYS:
+    primary.psql("CREATE TABLE IF NOT EXISTS verify_rows (marker text)")
+    primary.psql(f"INSERT INTO verify_rows VALUES ('{marker}')")  # noqa: S608 (marker: digits we made)
+    for standby in standbys:
         deadline = time.monotonic() + 30
         seen = ""
         while time.monotonic() < deadline:
-            seen = psql(all_hosts[standby],
-                        f"SELECT count(*) FROM verify_rows WHERE marker = '{marker}'")  # noqa: S608 (digits)
+            seen = standby.psql(f"SELECT count(*) FROM verify_rows WHERE marker = '{marker}'")  # noqa: S608 (digits)
             if seen == "1":
                 break
             time.sleep(0.5)
-        assert seen == "1", f"{standby} never received the row"
+        assert seen == "1", f"{standby.name} never received the row"
 
 
-def test_every_standby_streams_through_its_active_slot(all_hosts) -> None:
-    primary = all_hosts[PRIMARY]
-    rows = psql(primary, "SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1").splitlines()
-    assert rows == [f"{s}:streaming" for s in STANDBYS]
-    slots = psql(primary, "SELECT slot_name || ':' || active FROM pg_replication_slots ORDER BY 1").splitlines()
-    assert slots == [f"{s.replace('-', '_')}:true" for s in STANDBYS]
-    for standby in STANDBYS:
-        assert psql(all_hosts[standby], "SELECT status FROM pg_stat_wal_receiver") == "streaming"
+def test_every_standby_streams_through_its_active_slot(primary, standbys) -> None:
+    rows = primary.psql("SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1").splitlines()
+    assert rows == [f"{s.name}:streaming" for s in standbys]
+    slots = primary.psql("SELECT slot_name || ':' || active FROM pg_replication_slots ORDER BY 1").splitlines()
+    assert slots == [f"{s.name.replace('-', '_')}:true" for s in standbys]
+    for standby in standbys:
+        assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
+        assert standby.psql("SELECT pg_is_in_recovery()") == "t"
 
 
-def test_no_password_in_configuration_or_logs(all_hosts, major) -> None:
-    for host in all_hosts.values():
-        auto = host.file(f"/var/lib/postgresql/{major}/main/postgresql.auto.conf")
-        assert PASSWORD not in auto.content_string
-        assert "password=" not in auto.content_string
-        logs = host.run("cat /var/log/postgresql/*.log")
-        assert PASSWORD not in logs.stdout
+def test_the_servers_run_from_the_inventory_layout(nodes) -> None:
+    for node in nodes.values():
+        assert node.psql("SHOW data_directory") == node.data_dir
+        assert node.psql("SHOW config_file") == f"{node.config_dir}/postgresql.conf"
+        assert node.psql("SHOW hba_file") == f"{node.config_dir}/pg_hba.conf"
+        assert node.host.service(node.service).is_running, f"{node.name}: {node.service} does not run"
+        assert node.host.service(node.service).is_enabled, f"{node.name}: {node.service} is not enabled"
 
 
-def test_passfile_is_private_and_holds_every_other_node(all_hosts) -> None:
-    for host_name, host in all_hosts.items():
-        passfile = host.file("/var/lib/postgresql/.pgpass")
+def test_standby_configuration_is_in_the_data_directory(primary, standbys) -> None:
+    assert not primary.host.file(f"{primary.data_dir}/standby.signal").exists
+    for standby in standbys:
+        assert standby.host.file(f"{standby.data_dir}/standby.signal").is_file
+        auto = standby.host.file(f"{standby.data_dir}/postgresql.auto.conf").content_string
+        assert f"primary_slot_name = '{standby.name.replace('-', '_')}'" in auto
+        conninfo = [line for line in auto.splitlines() if line.startswith("primary_conninfo")]
+        assert len(conninfo) == 1, f"{standby.name}: {conninfo}"
+        assert f" port={primary.port} " in conninfo[0] and PASSFILE in conninfo[0]
+
+
+def test_no_password_in_configuration_or_logs(nodes) -> None:
+    password = next(iter(nodes.values())).variables["pgrepl_replication_password"]
+    for node in nodes.values():
+        auto = node.host.file(f"{node.data_dir}/postgresql.auto.conf").content_string
+        assert "listen_addresses = '*'" in auto, f"{node.name}: not the file the roles wrote"
+        assert password not in auto
+        assert "password=" not in auto
+        logs = node.server_logs()
+        assert "database system is ready" in logs, f"{node.name}: no server log read"
+        assert password not in logs
+
+
+def test_passfile_is_private_and_holds_every_other_node(nodes) -> None:
+    for node in nodes.values():
+        passfile = node.host.file(PASSFILE)
         assert passfile.mode == 0o600
         assert passfile.user == "postgres"
         lines = [line for line in passfile.content_string.splitlines() if line and not line.startswith("#")]
-        assert len(lines) == 2, f"{host_name}: {lines}"
+        assert len(lines) == 2, f"{node.name}: {len(lines)} lines"
+        # host:port:replication:replicator:password, each port the other node's.
+        assert sorted(int(line.split(":")[1]) for line in lines) == sorted(
+            other.port for other in nodes.values() if other is not node)
 
 
-def test_pg_hba_parses_and_keeps_the_original_lines_in_order(all_hosts, major) -> None:
-    for host_name, host in all_hosts.items():
-        assert psql(host, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == "0"
-        original = host.file("/root/pg_hba.conf.orig").content_string.splitlines()
-        current = host.file(f"/etc/postgresql/{major}/main/pg_hba.conf").content_string.splitlines()
+def test_pg_hba_parses_and_keeps_the_original_lines_in_order(nodes, standbys) -> None:
+    for node in nodes.values():
+        assert node.psql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == "0"
+        original = node.host.file("/root/pg_hba.conf.orig").content_string.splitlines()
+        current = node.host.file(f"{node.config_dir}/pg_hba.conf").content_string.splitlines()
         added = [line for line in current if "pgrepl.streaming" in line]
-        assert len(added) == 2, f"{host_name}: {added}"
+        admitted = sorted(line.split("pgrepl.streaming: ", 1)[1].strip() for line in added)
+        # Every other node, once. Where pg_hba.conf lives in the data directory, a standby's file is the copy of
+        # the primary's (pg_basebackup), so it also carries the primary's entry for this standby: harmless.
+        expected = {other for other in nodes if other != node.name}
+        if node.config_dir == node.data_dir and node in standbys:
+            expected.add(node.name)
+        assert admitted == sorted(expected), f"{node.name}: {added}"
         assert [line for line in current if line not in added] == original
         # The new entries match before the final replication reject.
-        reject = current.index("host    replication     all             0.0.0.0/0               reject")
+        reject = current.index(HBA_REJECT)
         assert all(current.index(line) < reject for line in added)
 
 
-def test_the_unrelated_database_was_moved_aside_not_deleted(all_hosts, major) -> None:
-    standby1 = all_hosts[STANDBYS[0]]
-    moved = standby1.run(f"ls -d /var/lib/postgresql/{major}/main.pgrepl-moved-*").stdout.split()
-    assert len(moved) == 1
-    assert standby1.file(moved[0] + "/PG_VERSION").exists
-    assert standby1.file(moved[0] + "/base").is_directory
+def test_the_unrelated_database_was_moved_aside_not_deleted(primary, standbys) -> None:
+    standby1 = standbys[0]
+    parent = os.path.dirname(standby1.data_dir)
+    names = standby1.host.run("ls -1A %s", parent).stdout.split()
+    moved = [f"{parent}/{name}" for name in names
+             if name.startswith(os.path.basename(standby1.data_dir) + ".pgrepl-moved-")]
+    assert len(moved) == 1, f"{standby1.name}: {names}"
+    assert standby1.host.file(moved[0] + "/PG_VERSION").exists
+    assert standby1.host.file(moved[0] + "/base").is_directory
+    # The directory moved aside is the one prepare marked, not a copy of something else.
+    assert standby1.host.file(moved[0] + "/pgrepl-test-marker").content_string == f"{standby1.name} as prepared\n"
+    # The primary's own data directory was never replaced.
+    marker = primary.host.file(f"{primary.data_dir}/pgrepl-test-marker").content_string
+    assert marker == f"{primary.name} as prepared\n"
+
+
+def _site_in_check_mode(inventory: str, *extra: str) -> dict:
+    """ansible-playbook --check pgrepl.streaming.site against Molecule's inventory, as its JSON result."""
+    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    proc = subprocess.run([playbook, "--check", "-i", inventory, *extra, "pgrepl.streaming.site"],
+                          capture_output=True, text=True, env=env, timeout=1200, check=False)
+    try:
+        result = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"rc={proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}") from None
+    result["rc"] = proc.returncode
+    result["stderr"] = proc.stderr
+    return result
+
+
+def _changed_tasks(result: dict) -> dict[str, list[str]]:
+    """Per host, the names of the tasks that reported (or predicted) a change."""
+    changed: dict[str, list[str]] = {}
+    for play in result["plays"]:
+        for task in play["tasks"]:
+            for host, outcome in task["hosts"].items():
+                if outcome.get("changed"):
+                    changed.setdefault(host, []).append(task["task"]["name"])
+    return changed
+
+
+def test_check_mode_on_the_converged_cluster_predicts_no_change(request, nodes) -> None:
+    result = _site_in_check_mode(request.config.option.ansible_inventory)
+    stats = result["stats"]
+    assert sorted(stats) == sorted(nodes), stats
+    assert result["rc"] == 0, result["stderr"][-3000:]
+    for host, recap in stats.items():
+        assert recap["failures"] == 0 and recap["unreachable"] == 0, f"{host}: {recap}"
+        assert recap["changed"] == 0, f"{host} would change: {_changed_tasks(result).get(host)}"
+
+
+def test_check_mode_reports_a_change_it_would_make_and_makes_none(request, primary) -> None:
+    """The check above can fail: with a setting the primary does not have yet, check mode predicts a change on the
+    primary (and only there), and the setting stays as it was."""
+    before = primary.psql("SHOW wal_keep_size")
+    auto = primary.host.file(f"{primary.data_dir}/postgresql.auto.conf").content_string
+    result = _site_in_check_mode(request.config.option.ansible_inventory,
+                                 "-e", json.dumps({"pgrepl_settings": {"wal_keep_size": "333MB"}}))
+    assert result["rc"] == 0, result["stderr"][-3000:]
+    changed = _changed_tasks(result)
+    assert sorted(changed) == [primary.name], changed
+    assert result["stats"][primary.name]["changed"] >= 1
+    assert primary.psql("SHOW wal_keep_size") == before
+    assert primary.host.file(f"{primary.data_dir}/postgresql.auto.conf").content_string == auto
