@@ -120,7 +120,7 @@ options:
   stop_service:
     description:
       - systemd unit of the server running on O(data_dir) (for example C(postgresql@15-main)). When set, a
-        running server is not refused: once every check has passed (replication connection, slot, what the data
+        running server is not refused; once every check has passed (replication connection, slot, what the data
         directory holds), the module stops that unit and clones, in the same call. If a server still runs on
         O(data_dir) after the stop, it refuses and moves nothing.
       - Not used in check mode or with O(preflight), which change nothing.

@@ -100,7 +100,7 @@ options:
   min_settings:
     description:
       - Whole-number settings this standby must have at least, written into C(postgresql.auto.conf) (raised,
-        never lowered: a value there that is already as high is left alone). For hot standby parity: a
+        never lowered; a value there that is already as high is left alone). For hot standby parity, a
         standby needs C(max_connections), C(max_worker_processes), C(max_wal_senders),
         C(max_prepared_transactions) and C(max_locks_per_transaction) at least as high as its primary's, or it
         stops replaying. These are read at server start, so a raised value sets RV(restart_required).

@@ -249,8 +249,8 @@ def test_apply_check_mode_then_real_then_converged(primary: PgCluster, cleanup: 
         assert conn.execute("IDENTIFY_SYSTEM").fetchone()
 
     again = apply(primary, checks, replication_password=PASSWORD)
-    assert again["changed"] is False and again["changed_checks"] == {"role": False, "slots": False,
-                                                                      "passfile": False}
+    converged = {"role": False, "slots": False, "passfile": False}
+    assert again["changed"] is False and again["changed_checks"] == converged
     assert plan(primary, checks, replication_password=PASSWORD)["pending"] == again["changed_checks"]
 
 
