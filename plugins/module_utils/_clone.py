@@ -41,6 +41,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
 
 BASEBACKUP = "pg_basebackup"
 CHECKPOINTS = ("fast", "spread")
@@ -117,26 +118,6 @@ class CloneRequest:
 def _no_control_chars(option: str, value: str) -> None:
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
         raise PgreplError(f"{option}: {value!r} contains a control character (a newline, a tab or NUL)")
-
-
-def _require_bool(params: dict[str, Any], option: str, default: bool) -> bool:
-    value = params.get(option)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise PgreplError(f"{option}: {value!r} is not a boolean (true or false)")
-    return value
-
-
-def _require_int(params: dict[str, Any], option: str, default: int, low: int, high: int, what: str) -> int:
-    value = params.get(option)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PgreplError(f"{option}: {value!r} is not an integer")
-    if not low <= value <= high:
-        raise PgreplError(f"{option}: {value} is not {what} ({low}-{high})")
-    return value
 
 
 def validate_abs_path(option: str, value: Any) -> str:
@@ -223,19 +204,19 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         data_dir=data_dir,
         primary_host=validate_host(params.get("primary_host")),
         passfile=passfile,
-        primary_port=_require_int(params, "primary_port", 5432, 1, 65535, "a TCP port"),
+        primary_port=require_int(params, "primary_port", 5432, 1, 65535, "a TCP port"),
         replication_user=validate_replication_user(
             params.get("replication_user") if params.get("replication_user") is not None else "replicator"),
         slot_name=slot_name,
         application_name=validate_application_name(params.get("application_name")),
         sslmode=sslmode,
         os_user=os_user,
-        move_aside=_require_bool(params, "move_aside", True),
+        move_aside=require_bool(params, "move_aside", True),
         checkpoint=checkpoint,
-        timeout=_require_int(params, "timeout", 3600, 1, 7 * 24 * 3600, "a number of seconds"),
-        force_reclone=_require_bool(params, "force_reclone", False),
+        timeout=require_int(params, "timeout", 3600, 1, 7 * 24 * 3600, "a number of seconds"),
+        force_reclone=require_bool(params, "force_reclone", False),
         bin_dir=bin_dir,
-        preflight=_require_bool(params, "preflight", False),
+        preflight=require_bool(params, "preflight", False),
         stop_service=validate_unit_name(params.get("stop_service")),
     )
 

@@ -33,6 +33,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
 
 WAIT_SECONDS_MAX = 86400
@@ -69,15 +70,6 @@ class PromoteRequest:
     checkpoint: bool = True
 
 
-def _bool_option(params: dict[str, Any], option: str, default: bool) -> bool:
-    value = params.get(option)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise PgreplError(f"{option}: {value!r} is not a boolean (true or false)")
-    return value
-
-
 def promote_request(params: dict[str, Any]) -> PromoteRequest:
     """Validate the options before any connection is opened."""
     wait = params.get("wait_seconds")
@@ -90,8 +82,8 @@ def promote_request(params: dict[str, Any]) -> PromoteRequest:
                           f"(1-{WAIT_SECONDS_MAX})")
     return PromoteRequest(
         wait_seconds=wait,
-        allow_paused=_bool_option(params, "allow_paused", False),
-        checkpoint=_bool_option(params, "checkpoint", True),
+        allow_paused=require_bool(params, "allow_paused", False),
+        checkpoint=require_bool(params, "checkpoint", True),
     )
 
 

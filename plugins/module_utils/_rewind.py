@@ -72,6 +72,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     validate_data_dir,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_int
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
     check_supported,
     require_superuser,
@@ -170,17 +171,6 @@ def _name_option(option: str, value: Any, pattern: re.Pattern[str], allowed: str
     return value
 
 
-def _int_option(params: dict[str, Any], option: str, default: int, low: int, high: int, what: str) -> int:
-    value = params.get(option)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PgreplError(f"{option}: {value!r} is not an integer")
-    if not low <= value <= high:
-        raise PgreplError(f"{option}: {value} is not {what} ({low}-{high})")
-    return value
-
-
 def rewind_request(params: dict[str, Any]) -> RewindRequest:
     """Validate every option before anything is read, run or connected."""
     data_dir = validate_abs_path("data_dir", params.get("data_dir"))
@@ -214,12 +204,12 @@ def rewind_request(params: dict[str, Any]) -> RewindRequest:
         source_user=_name_option("source_user", params.get("source_user"), REPLICATION_USER_RE,
                                  "letters, digits and _ . @ $ - (starting with a letter, digit or _)"),
         passfile=passfile,
-        source_port=_int_option(params, "source_port", 5432, 1, 65535, "a TCP port"),
+        source_port=require_int(params, "source_port", 5432, 1, 65535, "a TCP port"),
         source_dbname=_name_option("source_dbname", "postgres" if dbname is None else dbname, APPLICATION_NAME_RE,
                                    "letters, digits and _ . -"),
         sslmode=sslmode,
         os_user=os_user,
-        timeout=_int_option(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
+        timeout=require_int(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
         bin_dir=bin_dir,
     )
 

@@ -20,6 +20,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
 
 STATES = ("present", "absent")
@@ -78,15 +79,6 @@ class SlotOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _require_bool(params: dict[str, Any], option: str) -> bool:
-    value = params.get(option)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise PgreplError(f"{option}: {value!r} is not a boolean (true or false)")
-    return value
-
-
 def request_from_params(params: dict[str, Any]) -> SlotRequest:
     """Validate the options before any connection is opened."""
     name = validate_slot_name(params.get("name"), "name")
@@ -96,9 +88,9 @@ def request_from_params(params: dict[str, Any]) -> SlotRequest:
     return SlotRequest(
         name=name,
         state=state,
-        immediately_reserve=_require_bool(params, "immediately_reserve"),
-        force=_require_bool(params, "force"),
-        allow_on_standby=_require_bool(params, "allow_on_standby"),
+        immediately_reserve=require_bool(params, "immediately_reserve"),
+        force=require_bool(params, "force"),
+        allow_on_standby=require_bool(params, "allow_on_standby"),
     )
 
 
