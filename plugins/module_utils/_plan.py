@@ -30,6 +30,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import REWIND_GRANTS_SPEC, run_rewind_grants
 from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
     REPLICATION_USER_SPEC,
     ensure_replication_user,
@@ -53,6 +54,7 @@ MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
     "pg_hba": (PG_HBA_SPEC, run_pg_hba, False),
     "passfile": (PASSFILE_SPEC, run_passfile, False),
     "standby_config": (STANDBY_CONFIG_SPEC, run_standby_config, False),
+    "rewind_grants": (REWIND_GRANTS_SPEC, run_rewind_grants, True),
 }
 
 # Result keys worth passing on to the roles (never anything that may carry a secret).

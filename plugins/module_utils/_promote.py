@@ -4,8 +4,11 @@
 
 Facts first, in one round trip (recovery state, replay paused or not, received and replayed LSN, the timeline,
 whether the login may call pg_promote). A server that is not in recovery is already a primary and is left
-alone. Check mode stops after the facts. A real run signals the promotion with ``pg_promote(wait => false)``
-and then waits up to wait_seconds for ``pg_is_in_recovery()`` to turn false, with short queries. (It does not
+alone. With replay_past_lsn set, the module first waits, with short queries, until the standby's replay position
+is past that LSN (so a switchover knows the old primary's shutdown checkpoint was replayed), and refuses without
+promoting when it is not within wait_seconds; check mode waits and refuses the same way. Check mode stops
+there. A real run signals the promotion with ``pg_promote(wait => false)`` and then waits up to wait_seconds
+(again, a second window) for ``pg_is_in_recovery()`` to turn false, with short queries. (It does not
 let ``pg_promote(wait => true)`` wait inside one statement: that statement holds a snapshot while replay catches
 up, and a standby that lags, for example after a pause, cancels it with a recovery conflict, SQLSTATE 40001, as
 soon as replay removes row versions; the promotion then goes on while the call has failed.) Then it reads the
@@ -35,6 +38,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
+from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import parse_lsn
 
 WAIT_SECONDS_MAX = 86400
 # pg_get_wal_replay_pause_state() ('not paused', 'pause requested', 'paused') exists from PostgreSQL 14 on.
@@ -47,6 +51,8 @@ SIGNAL_ATTEMPTS = 3
 
 _WAL_FILE_RE = re.compile(r"[0-9A-F]{24}")
 _LSN_RE = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
+# replay_past_lsn as pg_controldata and pg_lsn print it (matched whole: no sign, no spaces, no newline).
+_LSN_OPTION_RE = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_WOULD_PROMOTE = "would_promote"
@@ -58,6 +64,7 @@ PROMOTE_SPEC = ModuleSpec({
     "wait_seconds": {"type": "int", "default": 60},
     "allow_paused": {"type": "bool", "default": False},
     "checkpoint": {"type": "bool", "default": True},
+    "replay_past_lsn": {"type": "str"},
 })
 
 
@@ -68,6 +75,19 @@ class PromoteRequest:
     wait_seconds: int = 60
     allow_paused: bool = False
     checkpoint: bool = True
+    replay_past_lsn: str | None = None
+
+
+def validate_replay_past_lsn(value: Any) -> str | None:
+    """An LSN such as '0/3000060' in the form pg_lsn prints it (upper case, no leading zeros), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or _LSN_OPTION_RE.fullmatch(value) is None:
+        raise PgreplError(f"replay_past_lsn: {value!r} is not a WAL location (1 to 8 hexadecimal digits, '/', 1 to 8 "
+                          "hexadecimal digits, like 0/3000060, as pg_controldata prints its 'Latest checkpoint "
+                          "location'); nothing was done")
+    high, low = value.split("/")
+    return f"{int(high, 16):X}/{int(low, 16):X}"
 
 
 def promote_request(params: dict[str, Any]) -> PromoteRequest:
@@ -84,6 +104,7 @@ def promote_request(params: dict[str, Any]) -> PromoteRequest:
         wait_seconds=wait,
         allow_paused=require_bool(params, "allow_paused", False),
         checkpoint=require_bool(params, "checkpoint", True),
+        replay_past_lsn=validate_replay_past_lsn(params.get("replay_past_lsn")),
     )
 
 
@@ -156,6 +177,30 @@ def not_finished_message(wait_seconds: int, detail: str = "") -> str:
     return (f"the promotion did not finish within wait_seconds={wait_seconds}: pg_is_in_recovery() was still "
             f"true{extra}. It was requested and may still complete on its own: check pg_is_in_recovery() on the "
             "server before doing anything else, and raise wait_seconds if the standby has much WAL left to replay")
+
+
+def replay_is_past(replayed_lsn: str | None, target_lsn: str) -> bool:
+    """Whether the replay position is strictly past the target (a null replay position never is)."""
+    if replayed_lsn is None:
+        return False
+    return parse_lsn(replayed_lsn) > parse_lsn(target_lsn)
+
+
+def not_caught_up_message(target_lsn: str, wait_seconds: int, received_lsn: str | None, replayed_lsn: str | None,
+                          paused: bool = False, detail: str = "") -> str:
+    """The refusal when replay did not pass replay_past_lsn in time (nothing was done)."""
+    extra = f" (last error: {detail})" if detail else ""
+    if paused:
+        hint = ("WAL replay is paused (allow_paused: true), so it does not advance: resume it with "
+                "pg_wal_replay_resume() first")
+    elif received_lsn is not None and replay_is_past(received_lsn, target_lsn):
+        hint = "it has received that WAL but not replayed it yet: raise wait_seconds if replay is slow"
+    else:
+        hint = ("that WAL has not even reached this standby: check that it streams from the old primary and that the "
+                "old primary was shut down cleanly, and that the LSN belongs to this cluster")
+    return (f"replay_past_lsn: the standby did not replay past {target_lsn} within wait_seconds={wait_seconds}: it "
+            f"has received WAL up to {received_lsn or 'nothing (null)'} and replayed up to "
+            f"{replayed_lsn or 'nothing (null)'}{extra}. It was not promoted (nothing was done); {hint}")
 
 
 def is_recovery_conflict(exc: BaseException) -> bool:
@@ -277,6 +322,8 @@ def _base_result(facts: RecoveryFacts, request: PromoteRequest) -> dict[str, Any
         "replayed_lsn": facts.replayed_lsn if facts.in_recovery else None,
         "replay_paused": facts.paused,
         "wait_seconds": request.wait_seconds,
+        "replay_past_lsn": request.replay_past_lsn,
+        "caught_up_lsn": None,
         "checkpointed": False,
         "msg": "",
     }
@@ -298,6 +345,40 @@ def signal_promotion(conn: Any, sleep: Callable[[float], None] = time.sleep) -> 
         return
 
 
+def poll_until(conn: Any, reconnect: Callable[[], Any], probe: Callable[[Any], bool], wait_seconds: int,
+               timeout_message: Callable[[str], str], clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Run a short probe query until it returns true; returns the connection (a new one if the old one broke).
+
+    A probe canceled by a recovery conflict is retried, a session ended by one is reopened; at the deadline the
+    failure is ``timeout_message(last error)``. A PgreplError raised by the probe itself ends the wait at once.
+    """
+    deadline = clock() + wait_seconds
+    last_error = ""
+    while True:
+        try:
+            if is_broken(conn):
+                conn = reconnect()
+        except PgreplError as exc:  # reopening the session failed: keep trying until the deadline
+            last_error = str(exc)
+        else:
+            try:
+                if probe(conn):
+                    return conn
+            except psycopg.Error as exc:
+                if not (is_recovery_conflict(exc) or is_broken(conn)):
+                    raise
+                last_error = str(exc).strip()
+        if clock() >= deadline:
+            raise PgreplError(timeout_message(last_error))
+        sleep(POLL_SECONDS)
+
+
+def _left_recovery(conn: Any) -> bool:
+    row = query_one(conn, "SELECT pg_catalog.pg_is_in_recovery()")
+    return bool(row) and row[0] is False
+
+
 def wait_until_promoted(conn: Any, reconnect: Callable[[], Any], wait_seconds: int,
                         clock: Callable[[], float] = time.monotonic,
                         sleep: Callable[[float], None] = time.sleep) -> Any:
@@ -306,24 +387,58 @@ def wait_until_promoted(conn: Any, reconnect: Callable[[], Any], wait_seconds: i
     A poll canceled by a recovery conflict is retried, a session ended by one is reopened; at the deadline the
     promotion is reported as not finished.
     """
-    deadline = clock() + wait_seconds
-    last_error = ""
-    while True:
-        try:
-            if is_broken(conn):
-                conn = reconnect()
-            row = query_one(conn, "SELECT pg_catalog.pg_is_in_recovery()")
-            if row and row[0] is False:
-                return conn
-        except PgreplError as exc:  # reopening the session failed: keep trying until the deadline
-            last_error = str(exc)
-        except psycopg.Error as exc:
-            if not (is_recovery_conflict(exc) or is_broken(conn)):
-                raise
-            last_error = str(exc).strip()
-        if clock() >= deadline:
-            raise PgreplError(not_finished_message(wait_seconds, last_error))
-        sleep(POLL_SECONDS)
+    return poll_until(conn, reconnect, _left_recovery, wait_seconds,
+                      lambda last_error: not_finished_message(wait_seconds, last_error), clock, sleep)
+
+
+CATCH_UP_QUERY = (
+    "SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,"
+    " pg_catalog.pg_last_wal_receive_lsn()::text AS received_lsn,"
+    " pg_catalog.pg_last_wal_replay_lsn()::text AS replayed_lsn"
+)
+
+
+class CatchUp:
+    """Replay's progress towards replay_past_lsn, as last seen (the refusal names it)."""
+
+    def __init__(self, target_lsn: str, received_lsn: str | None, replayed_lsn: str | None) -> None:
+        self.target_lsn = target_lsn
+        self.received_lsn = received_lsn
+        self.replayed_lsn = replayed_lsn
+        self.caught_up_lsn: str | None = None
+
+    def check(self) -> bool:
+        """Whether the replay position last seen is past the target (then it is kept as caught_up_lsn)."""
+        if replay_is_past(self.replayed_lsn, self.target_lsn):
+            self.caught_up_lsn = self.replayed_lsn
+        return self.caught_up_lsn is not None
+
+    def probe(self, conn: Any) -> bool:
+        """One short query: the received and replayed LSNs now (and still in recovery)."""
+        row = query_one(conn, CATCH_UP_QUERY)
+        if not row:
+            return False
+        if row[0] is False:
+            raise PgreplError(f"replay_past_lsn: the server left recovery while this task waited for replay past "
+                              f"{self.target_lsn} (something else promoted it); this task did not promote it")
+        self.received_lsn, self.replayed_lsn = row[1], row[2]
+        return self.check()
+
+
+def wait_for_replay(conn: Any, reconnect: Callable[[], Any], catch_up: CatchUp, wait_seconds: int, paused: bool,
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Poll until replay is past the target (no query when the facts already show it); returns the connection.
+
+    At the deadline the refusal names the target and the last received and replayed LSNs.
+    """
+    if catch_up.check():
+        return conn
+    return poll_until(conn, reconnect, catch_up.probe, wait_seconds,
+                      lambda last_error: not_caught_up_message(catch_up.target_lsn, wait_seconds,
+                                                               catch_up.received_lsn, catch_up.replayed_lsn, paused,
+                                                               last_error),
+                      clock, sleep)
 
 
 class Session:
@@ -387,6 +502,8 @@ def run_promote(module: Any) -> dict[str, Any]:
             result["timeline_after"] = facts.timeline
             result["msg"] = (f"the server at {target} is already a primary (pg_is_in_recovery() is false) on "
                              f"timeline {facts.timeline}: nothing to promote")
+            if request.replay_past_lsn is not None:
+                result["msg"] += f" (replay_past_lsn {request.replay_past_lsn} not checked on a primary)"
         else:
             if not facts.may_promote:
                 raise PgreplError(f"login_user: the role {server.current_user!r} may not execute {PROMOTE_SIGNATURE} "
@@ -394,17 +511,26 @@ def run_promote(module: Any) -> dict[str, Any]:
                                   "was done")
             if facts.paused and not request.allow_paused:
                 raise PgreplError(paused_refusal(facts.pause_state))
+            caught_up = ""
+            if request.replay_past_lsn is not None:
+                catch_up = CatchUp(request.replay_past_lsn, facts.received_lsn, facts.replayed_lsn)
+                session.conn = wait_for_replay(session.conn, lambda: connect(module.params), catch_up,
+                                               request.wait_seconds, facts.paused)
+                result["caught_up_lsn"] = catch_up.caught_up_lsn
+                # What the standby had received and replayed right before the promotion (after the wait).
+                result["received_lsn"], result["replayed_lsn"] = catch_up.received_lsn, catch_up.replayed_lsn
+                caught_up = f", past replay_past_lsn {request.replay_past_lsn}"
             tracker.record("in_recovery", True, False)
             result["changed"] = True
             if not tracker.apply:
                 result["outcome"] = OUTCOME_WOULD_PROMOTE
                 result["msg"] = (f"the standby at {target} (timeline {facts.timeline}, replayed up to "
-                                 f"{facts.replayed_lsn}) would be promoted")
+                                 f"{result['replayed_lsn']}{caught_up}) would be promoted")
             else:
                 result.update(promote(session, module.params, request, facts, server.version_num, warnings))
                 result["outcome"] = OUTCOME_PROMOTED
                 result["msg"] = (f"promoted the standby at {target}: timeline {result['timeline_before']} -> "
-                                 f"{result['timeline_after']} at {result['promoted_at_lsn']}")
+                                 f"{result['timeline_after']} at {result['promoted_at_lsn']}{caught_up}")
                 if facts.paused:
                     warnings.append("WAL replay was paused; promotion ended the pause (allow_paused: true)")
     finally:

@@ -2,6 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The replication role: a LOGIN REPLICATION role that is never a superuser, with a client-side SCRAM password.
 
+With replication false the same code manages an ordinary LOGIN role (NOREPLICATION, never a superuser), such as
+the role pg_rewind connects to its source as.
+
 Facts first (pg_authid, pg_shdepend), then a plan (what differs), then at most one DDL statement, and only
 outside check mode. The cleartext password never leaves this process: the server gets a SCRAM-SHA-256
 verifier, and idempotence is decided by recomputing the stored verifier with its own salt and iterations.
@@ -22,6 +25,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (
     MAX_PASSWORD_BYTES,
     ScramFormatError,
@@ -54,6 +58,7 @@ def replication_user_argument_spec() -> dict[str, dict[str, Any]]:
         "update_password": {"type": "str", "default": "always", "choices": list(UPDATE_PASSWORD_CHOICES),
                             "no_log": False},
         "conn_limit": {"type": "int", "default": -1},
+        "replication": {"type": "bool", "default": True},
     }
 
 
@@ -69,6 +74,7 @@ class RoleRequest:
     state: str
     update_password: str
     conn_limit: int
+    replication: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ def validate_request(params: dict[str, Any]) -> RoleRequest:
         state=state,
         update_password=update_password,
         conn_limit=validate_conn_limit(-1 if conn_limit is None else conn_limit),
+        replication=require_bool(params, "replication", True),
     )
 
 
@@ -226,10 +233,12 @@ def verifier_for(password: str) -> str:
     return password if is_verifier(password) else build_verifier(password)
 
 
-def _superuser_refusal(name: str, action: str) -> PgreplError:
+def _superuser_refusal(name: str, action: str, replication: bool = True) -> PgreplError:
+    managed, kind = (("replication roles", "a replication role") if replication
+                     else ("ordinary login roles (replication false)", "an ordinary login role"))
     return PgreplError(
-        f"name: the role {name!r} exists and is a SUPERUSER; this module manages replication roles, which are "
-        f"never superusers, so it will not {action} it (if it should become a replication role, remove "
+        f"name: the role {name!r} exists and is a SUPERUSER; this module manages {managed}, which are "
+        f"never superusers, so it will not {action} it (if it should become {kind}, remove "
         "SUPERUSER yourself first with ALTER ROLE ... NOSUPERUSER)"
     )
 
@@ -255,12 +264,14 @@ class Plan:
     drop: bool = False
     add_login: bool = False
     add_replication: bool = False
+    remove_replication: bool = False
     conn_limit: int | None = None  # a new limit, or None to leave it
     set_password: bool = False
 
     @property
     def alters(self) -> bool:
-        return self.add_login or self.add_replication or self.conn_limit is not None or self.set_password
+        return (self.add_login or self.add_replication or self.remove_replication or self.conn_limit is not None
+                or self.set_password)
 
 
 def plan_present(req: RoleRequest, role: RoleState | None, tracker: ChangeTracker) -> Plan:
@@ -268,21 +279,22 @@ def plan_present(req: RoleRequest, role: RoleState | None, tracker: ChangeTracke
     if role is None:
         plan = Plan(create=True, set_password=req.password is not None)
         tracker.record("state", "absent", "present")
-        tracker.after.update(_attributes(True, True, req.conn_limit, req.password is not None))
+        tracker.after.update(_attributes(True, req.replication, req.conn_limit, req.password is not None))
         tracker.after["password"] = "changed" if plan.set_password else "unchanged"
         return plan
     if role.superuser:
-        raise _superuser_refusal(role.name, "change")
+        raise _superuser_refusal(role.name, "change", req.replication)
     plan = Plan(
         add_login=not role.login,
-        add_replication=not role.replication,
+        add_replication=req.replication and not role.replication,
+        remove_replication=role.replication and not req.replication,
         conn_limit=req.conn_limit if role.conn_limit != req.conn_limit else None,
         set_password=(req.password is not None and req.update_password == "always"
                       and password_differs(role.stored_password, req.password)),
     )
     tracker.record("state", "present", "present")
     tracker.record("login", role.login, True)
-    tracker.record("replication", role.replication, True)
+    tracker.record("replication", role.replication, req.replication)
     tracker.record("superuser", False, False)
     tracker.record("conn_limit", role.conn_limit, req.conn_limit)
     tracker.record("password_set", role.password_set, role.password_set or plan.set_password)
@@ -290,13 +302,13 @@ def plan_present(req: RoleRequest, role: RoleState | None, tracker: ChangeTracke
     return plan
 
 
-def plan_absent(conn: Any, role: RoleState | None, tracker: ChangeTracker) -> Plan:
+def plan_absent(conn: Any, role: RoleState | None, tracker: ChangeTracker, replication: bool = True) -> Plan:
     """Decide from facts whether to drop, refusing what DROP ROLE would refuse (and superusers)."""
     if role is None:
         tracker.record("state", "absent", "absent")
         return Plan()
     if role.superuser:
-        raise _superuser_refusal(role.name, "drop")
+        raise _superuser_refusal(role.name, "drop", replication)
     deps = role_dependencies(conn, role.oid)
     if deps:
         raise _dependency_refusal(role.name, deps)
@@ -312,7 +324,8 @@ def _role_statement(req: RoleRequest, plan: Plan) -> tuple[Any, list[Any]]:
         return sql.SQL("DROP ROLE {}").format(ident), []
     args: list[Any] = []
     if plan.create:
-        parts = [sql.SQL("CREATE ROLE {} WITH LOGIN REPLICATION NOSUPERUSER CONNECTION LIMIT %s").format(ident)]
+        replication = sql.SQL("REPLICATION" if req.replication else "NOREPLICATION")
+        parts = [sql.SQL("CREATE ROLE {} WITH LOGIN {} NOSUPERUSER CONNECTION LIMIT %s").format(ident, replication)]
         args.append(req.conn_limit)
     else:
         parts = [sql.SQL("ALTER ROLE {} WITH").format(ident)]
@@ -320,6 +333,8 @@ def _role_statement(req: RoleRequest, plan: Plan) -> tuple[Any, list[Any]]:
             parts.append(sql.SQL("LOGIN"))
         if plan.add_replication:
             parts.append(sql.SQL("REPLICATION"))
+        if plan.remove_replication:
+            parts.append(sql.SQL("NOREPLICATION"))
         if plan.conn_limit is not None:
             parts.append(sql.SQL("CONNECTION LIMIT %s"))
             args.append(plan.conn_limit)
@@ -369,7 +384,8 @@ def ensure_replication_user(module: Any) -> dict[str, Any]:
         warning = check_supported(facts)
         if warning:
             module.warn(warning)
-        require_writable(facts, "creating, changing or dropping a replication role")
+        require_writable(facts, "creating, changing or dropping a replication role" if req.replication
+                         else "creating, changing or dropping a login role")
         require_superuser(facts, "reading pg_authid (where the password verifier is stored, so that it can be "
                                  "compared without sending the password)")
         role = read_role(conn, req.name)
@@ -377,7 +393,7 @@ def ensure_replication_user(module: Any) -> dict[str, Any]:
         if req.state == "present":
             plan = plan_present(req, role, tracker)
         else:
-            plan = plan_absent(conn, role, tracker)
+            plan = plan_absent(conn, role, tracker, req.replication)
         if tracker.apply and (plan.create or plan.drop or plan.alters):
             apply_plan(conn, req, plan)
     finally:

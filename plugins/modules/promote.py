@@ -25,6 +25,10 @@ description:
   - Refuses, and does nothing, when WAL replay is paused (C(pg_is_wal_replay_paused())) unless O(allow_paused=true),
     because a pause is set on purpose and promoting ends it. Refuses when O(login_user) may not execute C(pg_promote)
     (a superuser, or a role granted EXECUTE on it).
+  - With O(replay_past_lsn) it first waits until the standby has replayed past that LSN, and refuses, without
+    promoting, when it has not within O(wait_seconds). A switchover passes the old primary's shutdown checkpoint
+    location (C(Latest checkpoint location) of C(pg_controldata) on the stopped old primary), so the standby is
+    promoted only once it has replayed everything the old primary wrote.
   - After promotion it runs C(CHECKPOINT) (O(checkpoint)), so that C(pg_control) records the new timeline at once;
     until the first checkpoint on the new timeline, which PostgreSQL spreads over minutes, pg_rewind of PostgreSQL 15
     and older reads the old timeline from the new primary and wrongly finds that no rewind is needed.
@@ -35,6 +39,9 @@ options:
       - Seconds to wait for the promotion to finish (C(pg_is_in_recovery()) false). When it does not finish in
         time, the task fails (the promotion was requested and may still complete, so check
         C(pg_is_in_recovery()) before retrying).
+      - With O(replay_past_lsn), also the seconds to wait, before promoting, for replay to pass that LSN. The two waits
+        have a window of O(wait_seconds) each, so the task may take up to twice O(wait_seconds); the promotion never
+        gets less time because the catch-up was slow.
       - 1 to 86400.
     type: int
     default: 60
@@ -51,13 +58,28 @@ options:
         a member of C(pg_checkpoint); when it is refused, the task still succeeds with a warning.
     type: bool
     default: true
+  replay_past_lsn:
+    description:
+      - A WAL location such as V(0/3000060) (1 to 8 hexadecimal digits, C(/), 1 to 8 hexadecimal digits). Before
+        promoting, the module waits, polling C(pg_last_wal_replay_lsn()) with short queries every 0.1 seconds for up
+        to O(wait_seconds), until the standby's replay position is strictly greater than it; replay then has
+        replayed the WAL record that starts there.
+      - When that does not happen in time the task fails without promoting, and the message names the LSN asked for
+        and the standby's received and replayed LSNs.
+      - Meant for the old primary's shutdown checkpoint location (C(Latest checkpoint location) of C(pg_controldata)
+        after a clean stop) in a switchover.
+      - Ignored on a server that is already a primary. Paused replay does not advance, so with O(allow_paused=true)
+        and a replay position short of it the wait ends in that refusal.
+      - Omit it (or give V(omit)) to promote without waiting; an empty string is refused like any other malformed value.
+    type: str
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
   check_mode:
     description:
-      - Reads the facts (read-only queries), applies every refusal, and predicts RV(outcome=would_promote) and
-        C(changed=true) for a standby; sends neither C(pg_promote) nor C(CHECKPOINT).
+      - Reads the facts (read-only queries), applies every refusal, waits for O(replay_past_lsn) the same way (read-only
+        queries) and refuses the same way, and predicts RV(outcome=would_promote) and C(changed=true) for a standby;
+        sends neither C(pg_promote) nor C(CHECKPOINT).
     support: full
   diff_mode:
     description: Before and after of C(in_recovery).
@@ -93,6 +115,23 @@ EXAMPLES = r'''
 - name: Promote a standby whose replay was paused for a point-in-time investigation
   pgrepl.streaming.promote:
     allow_paused: true
+    login_unix_socket: /var/run/postgresql
+  become: true
+  become_user: postgres
+
+- name: Read the stopped old primary's pg_control (its shutdown checkpoint location)
+  pgrepl.streaming.replication_info:
+    data_dir: /var/lib/postgresql/15/main
+    login_unix_socket: /var/run/postgresql
+  delegate_to: db1
+  become: true
+  become_user: postgres
+  register: pgrepl_old_primary
+
+- name: Switchover - promote db2 only once it has replayed the old primary's shutdown checkpoint
+  pgrepl.streaming.promote:
+    replay_past_lsn: "{{ pgrepl_old_primary.data_dir_facts.checkpoint_lsn }}"
+    wait_seconds: 30
     login_unix_socket: /var/run/postgresql
   become: true
   become_user: postgres
@@ -141,12 +180,14 @@ promoted_at_lsn:
   type: str
   sample: 0/3018080
 received_lsn:
-  description: C(pg_last_wal_receive_lsn()) before promotion (null on a primary, or when nothing was streamed).
+  description: C(pg_last_wal_receive_lsn()) before promotion, after the wait for O(replay_past_lsn) when one was given
+    (null on a primary, or when nothing was streamed).
   returned: success
   type: str
   sample: 0/3018080
 replayed_lsn:
-  description: C(pg_last_wal_replay_lsn()) before promotion (null on a primary).
+  description: C(pg_last_wal_replay_lsn()) before promotion, after the wait for O(replay_past_lsn) when one was given
+    (null on a primary).
   returned: success
   type: str
   sample: 0/3018080
@@ -160,6 +201,18 @@ wait_seconds:
   returned: success
   type: int
   sample: 60
+replay_past_lsn:
+  description: The O(replay_past_lsn) asked for, as PostgreSQL prints an LSN (upper case, no leading zeros); null when
+    none was given.
+  returned: success
+  type: str
+  sample: 0/3000060
+caught_up_lsn:
+  description: The standby's replay position seen when it was past O(replay_past_lsn); null when no O(replay_past_lsn)
+    was given or the server was already a primary.
+  returned: success
+  type: str
+  sample: 0/30000D8
 checkpointed:
   description: Whether a C(CHECKPOINT) ran after the promotion.
   returned: success

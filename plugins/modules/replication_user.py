@@ -12,6 +12,9 @@ version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
   - Creates, updates or drops a role with C(LOGIN) and C(REPLICATION) that is never a superuser.
+  - With O(replication=false) it manages an ordinary login role instead (C(LOGIN NOREPLICATION), never a
+    superuser), with the same password handling. That is what pg_rewind wants as the role it connects to its source
+    as (for example C(pgrepl_rewind)); give that role its EXECUTE grants with M(pgrepl.streaming.rewind_grants).
   - The SCRAM-SHA-256 password verifier is computed on the managed host (RFC 5802/RFC 7677, 4096 iterations,
     random 16-byte salt), so the cleartext password never reaches the server, its statement log or its error
     messages. The server receives C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...') and stores that verifier as it is.
@@ -22,6 +25,8 @@ description:
     falls back to the raw UTF-8 bytes, so does this module), so clients using libpq can log in with them.
   - Refuses to touch an existing role of that name that is a SUPERUSER (it never grants SUPERUSER and never
     silently takes it away), and refuses to run on a standby.
+  - An existing role whose C(REPLICATION) attribute differs from O(replication) is brought in line with
+    C(ALTER ROLE ... REPLICATION) or C(ALTER ROLE ... NOREPLICATION).
   - Needs a superuser O(login_user), because the stored verifier lives in C(pg_authid), which only superusers
     can read.
 options:
@@ -61,6 +66,14 @@ options:
       - Must be V(-1) or more.
     type: int
     default: -1
+  replication:
+    description:
+      - V(true) manages a replication role (C(LOGIN REPLICATION)), the role standbys stream with.
+      - V(false) manages an ordinary login role (C(LOGIN NOREPLICATION)), which is what pg_rewind wants as the role it
+        connects to its source as; an existing role that has C(REPLICATION) loses it.
+      - Either way the role can log in and is never a superuser. Ignored with O(state=absent).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
@@ -101,6 +114,22 @@ EXAMPLES = r'''
     ssl_mode: verify-full
     ssl_rootcert: /etc/pki/pgrepl/ca.pem
 
+- name: The ordinary login role pg_rewind connects to its source as (not a replication role)
+  pgrepl.streaming.replication_user:
+    name: pgrepl_rewind
+    password: "{{ pgrepl_rewind_password }}"
+    replication: false
+    login_unix_socket: /var/run/postgresql
+  become: true
+  become_user: postgres
+
+- name: Give it the four EXECUTE grants pg_rewind needs
+  pgrepl.streaming.rewind_grants:
+    role: pgrepl_rewind
+    login_unix_socket: /var/run/postgresql
+  become: true
+  become_user: postgres
+
 - name: Remove a replication role that is no longer used
   pgrepl.streaming.replication_user:
     name: old_replicator
@@ -126,7 +155,7 @@ role:
       type: bool
       sample: true
     replication:
-      description: Whether the role has the REPLICATION attribute (always true).
+      description: Whether the role has the REPLICATION attribute (the value of O(replication)).
       type: bool
       sample: true
     superuser:
