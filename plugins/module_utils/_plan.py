@@ -196,6 +196,6 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                 diffs.extend(item_diff if isinstance(item_diff, list) else [item_diff])
             results[name].append({key: result[key] for key in KEPT_KEYS if key in result})
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
-    return {"changed": any(changed.values()), "changed_checks": changed, "results": results, "diff": diffs,
+    return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
             "warnings": warnings,
             "restart_required": any(item.get("restart_required") for items in results.values() for item in items)}

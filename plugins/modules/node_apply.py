@@ -13,7 +13,8 @@ version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
   - Runs the bodies of other modules of this collection (C(server_settings), C(replication_user),
-    C(replication_slot), C(pg_hba), C(passfile), C(standby_config), C(rewind_grants)), one item after another, with their own
+    C(replication_slot), C(pg_hba), C(passfile), C(standby_config),
+    C(rewind_grants)), one item after another, with their own
     option validation, check mode and diff, and returns what each changed. Each behaves exactly as its own
     module; only the round trips are saved (one call instead of one per module and item).
   - The first refusal stops the run and fails the task, naming the check and item (C(hba[1] (pg_hba))); the
@@ -72,7 +73,7 @@ changed_checks:
   returned: always
   type: dict
   sample: {role: false, hba: true, slots: true}
-results:
+check_results:
   description: For each check, one result per item - C(changed), and C(restart_required)/C(outcome) where the
     module returns them.
   returned: always

@@ -70,7 +70,8 @@ options:
         after a clean stop) in a switchover.
       - Ignored on a server that is already a primary. Paused replay does not advance, so with O(allow_paused=true)
         and a replay position short of it the wait ends in that refusal.
-      - Omit it (or give V(omit)) to promote without waiting; an empty string is refused like any other malformed value.
+      - Leave it out (for example with C(default(omit))) to promote without waiting; an empty string is refused like any
+        other malformed value.
     type: str
 extends_documentation_fragment:
   - pgrepl.streaming.connection

@@ -8,6 +8,7 @@ one temporary directory and is stopped and removed at the end.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -64,6 +65,17 @@ def lsn_order(cluster: PgCluster, *lsns: str) -> bool:
 
 def in_recovery(cluster: PgCluster) -> bool:
     return bool(cluster.scalar("SELECT pg_is_in_recovery()"))
+
+
+def lsn_after(cluster: PgCluster, lsn: str, other: str) -> bool:
+    """Whether lsn is strictly past other (compared by the server, as pg_lsn)."""
+    return bool(cluster.scalar("SELECT %s::pg_lsn > %s::pg_lsn", (lsn, other)))
+
+
+def checkpoint_lsn(cluster: PgCluster) -> str:
+    """A CHECKPOINT on the server, and the location of its record (what pg_controldata calls the latest one)."""
+    cluster.sql("CHECKPOINT")
+    return str(cluster.scalar("SELECT checkpoint_lsn::text FROM pg_control_checkpoint()"))
 
 
 @dataclass
@@ -245,6 +257,88 @@ def test_a_primary_is_left_alone(bench: Bench) -> None:
     assert wal_timeline(origin) == timeline and not in_recovery(origin)
 
 
+# ---------------------------------------------------------------------------------------------------- replay_past_lsn
+
+
+def test_replay_past_lsn_waits_for_replay_then_promotes(bench: Bench) -> None:
+    # Replay of commits is held back 6 s (recovery_min_apply_delay), so the origin's checkpoint record, written after
+    # a commit, reaches the standby at once but is replayed only later: the module has to wait for it.
+    standby = bench.standby("promote_catchup", "recovery_min_apply_delay = '6s'\n")
+    bench.origin.sql("INSERT INTO promote_probe VALUES (-4, 'written before the checkpoint asked for')")
+    target = checkpoint_lsn(bench.origin)
+    wait_for(lambda: lsn_after(standby, str(standby.scalar("SELECT pg_last_wal_receive_lsn()::text")), target),
+             f"{standby.name} to receive past {target}")
+    assert not lsn_after(standby, str(standby.scalar("SELECT pg_last_wal_replay_lsn()::text")), target)
+    offset = len(standby.log_text())
+
+    predicted = run_module(MODULE, {**standby.login(), "replay_past_lsn": target, "wait_seconds": 60},
+                           check=True, diff=True)
+    assert predicted.get("failed") is not True, predicted.get("msg")
+    assert predicted["changed"] is True and predicted["outcome"] == "would_promote"
+    assert predicted["replay_past_lsn"] == target
+    assert predicted["caught_up_lsn"] is not None and lsn_after(standby, predicted["caught_up_lsn"], target)
+    assert predicted["replayed_lsn"] == predicted["caught_up_lsn"]
+    assert f"past replay_past_lsn {target}" in predicted["msg"]
+    assert predicted["diff"] == {"before": {"in_recovery": True}, "after": {"in_recovery": False}}
+    # Check mode waited with read-only queries and promoted nothing.
+    assert in_recovery(standby)
+    assert PROMOTE_CALL not in log_since(standby, offset) and "CHECKPOINT" not in log_since(standby, offset)
+    assert standby.scalar("SELECT count(*) FROM promote_probe WHERE id = -4") == 1
+
+    # Now the LSN is already replayed: promoted at once.
+    promoted = run_module(MODULE, {**standby.login(), "replay_past_lsn": target.lower()})
+    assert promoted.get("failed") is not True, promoted.get("msg")
+    assert promoted["changed"] is True and promoted["outcome"] == "promoted"
+    assert promoted["replay_past_lsn"] == target  # as PostgreSQL prints it, whatever the case given
+    assert lsn_after(standby, promoted["caught_up_lsn"], target)
+    assert lsn_order(standby, predicted["caught_up_lsn"], promoted["caught_up_lsn"], promoted["promoted_at_lsn"])
+    assert not in_recovery(standby) and promoted["in_recovery"] is False
+    assert promoted["timeline_after"] == wal_timeline(standby) == promoted["timeline_before"] + 1
+    assert standby.scalar("SELECT count(*) FROM promote_probe WHERE id = -4") == 1
+
+    for check in (True, False):
+        again = run_module(MODULE, {**standby.login(), "replay_past_lsn": target}, check=check)
+        assert again.get("failed") is not True, again
+        assert again["changed"] is False and again["outcome"] == "already_primary"
+        assert again["caught_up_lsn"] is None and again["replay_past_lsn"] == target
+        assert f"(replay_past_lsn {target} not checked on a primary)" in again["msg"]
+
+
+def test_replay_past_lsn_not_reached_in_time_is_refused_and_nothing_is_promoted(still_standby: PgCluster) -> None:
+    offset = len(still_standby.log_text())
+    for check in (True, False):
+        refused = run_module(MODULE, {**still_standby.login(), "replay_past_lsn": "FFFFFFF/0", "wait_seconds": 2},
+                             check=check)
+        assert refused.get("failed") is True, refused
+        message = refused["msg"]
+        assert message.startswith("replay_past_lsn: the standby did not replay past FFFFFFF/0 within wait_seconds=2: "
+                                  "it has received WAL up to "), message
+        assert "It was not promoted (nothing was done)" in message and "has not even reached this standby" in message
+        found = re.search(r"received WAL up to ([0-9A-F]+/[0-9A-F]+) and replayed up to ([0-9A-F]+/[0-9A-F]+)\.",
+                          message)
+        assert found is not None, message
+        received, replayed = found.groups()
+        now_received = str(still_standby.scalar("SELECT pg_last_wal_receive_lsn()::text"))
+        assert lsn_order(still_standby, replayed, received, now_received)
+        assert in_recovery(still_standby) is True
+    assert PROMOTE_CALL not in log_since(still_standby, offset)
+    # It did poll: the facts query of each run names the function once, the short polls many more times.
+    assert log_since(still_standby, offset).count("pg_last_wal_replay_lsn()") > 10
+    still_standby.wait_streaming()
+
+
+def test_replay_past_lsn_is_ignored_on_a_primary(bench: Bench) -> None:
+    origin = bench.origin
+    timeline = wal_timeline(origin)
+    for check in (True, False):
+        result = run_module(MODULE, {**origin.login(), "replay_past_lsn": "FFFFFFF/0", "wait_seconds": 1},
+                            check=check)
+        assert result.get("failed") is not True, result
+        assert result["changed"] is False and result["outcome"] == "already_primary"
+        assert result["replay_past_lsn"] == "FFFFFFF/0" and result["caught_up_lsn"] is None
+    assert wal_timeline(origin) == timeline and not in_recovery(origin)
+
+
 # ---------------------------------------------------------------------------------------------------- bad inputs
 
 CLOSED_PORT = free_port()
@@ -258,6 +352,19 @@ BAD_INPUTS: list[BadCase] = [
     ("wait_not_int", lambda s: {**s.login(), "wait_seconds": "soon"}, ["wait_seconds", "soon"]),
     ("allow_paused_not_bool", lambda s: {**s.login(), "allow_paused": "perhaps"}, ["allow_paused", "perhaps"]),
     ("checkpoint_not_bool", lambda s: {**s.login(), "checkpoint": "later"}, ["checkpoint", "later"]),
+    ("lsn_no_slash", lambda s: {**s.login(), "replay_past_lsn": "3000060"},
+     ["replay_past_lsn: '3000060' is not a WAL location", "nothing was done"]),
+    ("lsn_empty", lambda s: {**s.login(), "replay_past_lsn": ""}, ["replay_past_lsn: '' is not a WAL location"]),
+    ("lsn_too_many_digits", lambda s: {**s.login(), "replay_past_lsn": "123456789/0"},
+     ["replay_past_lsn: '123456789/0' is not a WAL location"]),
+    ("lsn_not_hex", lambda s: {**s.login(), "replay_past_lsn": "0/XYZ"},
+     ["replay_past_lsn: '0/XYZ' is not a WAL location"]),
+    ("lsn_trailing_space", lambda s: {**s.login(), "replay_past_lsn": "0/3000060 "},
+     ["replay_past_lsn: '0/3000060 ' is not a WAL location"]),
+    ("lsn_injection", lambda s: {**s.login(), "replay_past_lsn": "0/1'; SELECT pg_promote(); --"},
+     ["replay_past_lsn: \"0/1'; SELECT pg_promote(); --\" is not a WAL location"]),
+    ("lsn_number", lambda s: {**s.login(), "replay_past_lsn": 3000060},
+     ["replay_past_lsn: '3000060' is not a WAL location"]),
     ("unknown_option", lambda s: {**s.login(), "force": True}, ["Unsupported parameters", "force"]),
     ("wrong_password", lambda s: s.login(login_password="not-the-password"),
      ["authentication failed for postgres@127.0.0.1", "check login_user and login_password"]),

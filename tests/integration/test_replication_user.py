@@ -352,6 +352,124 @@ def test_quotes_in_the_password_never_reach_sql(primary: PgCluster, roles: list[
     assert password not in primary.log_text()
 
 
+# --- replication: false (an ordinary login role, such as the one pg_rewind connects as) ---------------------------
+
+def cannot_stream(cluster: PgCluster, name: str, password: str) -> str:
+    """The server's refusal of a physical replication connection as the role (it authenticates first)."""
+    with pytest.raises(psycopg.OperationalError) as info:
+        identify_system(cluster, name, password)
+    return str(info.value)
+
+
+def test_ordinary_login_role_check_then_real_then_rerun(primary: PgCluster, roles: list[str]) -> None:
+    name, password = PREFIX + "rewind", "ru-Rewind-pw-Hq57"
+    roles.append(name)
+
+    offset = len(primary.log_text())
+    checked = call(primary, name, check=True, diff=True, password=password, replication=False)
+    assert not checked.get("failed"), checked
+    assert checked["changed"] is True
+    assert checked["diff"]["before"] == {"state": "absent"}
+    assert checked["diff"]["after"] == {"state": "present", "login": True, "replication": False,
+                                        "superuser": False, "conn_limit": -1, "password_set": True,
+                                        "password": "changed"}
+    assert checked["role"] == {"name": name, "login": True, "replication": False, "superuser": False,
+                               "conn_limit": -1, "password_set": True}
+    assert role_row(primary, name) is None
+    assert_no_ddl_in_log(primary.log_text()[offset:], name)
+
+    offset = len(primary.log_text())
+    created = call(primary, name, diff=True, password=password, replication=False)
+    assert created["changed"] is True, created
+    assert created["role"]["replication"] is False
+    row = role_row(primary, name)
+    assert row is not None
+    assert row["login"] is True and row["replication"] is False and row["superuser"] is False
+    assert row["conn_limit"] == -1
+    assert row["password"].startswith("SCRAM-SHA-256$4096:") and verify_password(row["password"], password)
+    # The one statement the server got (log_statement=all): created NOREPLICATION, never a superuser.
+    statements = [line for line in primary.log_text()[offset:].splitlines() if DDL.search(line)]
+    assert len(statements) == 1, statements
+    assert f'CREATE ROLE "{name}" WITH LOGIN NOREPLICATION NOSUPERUSER CONNECTION LIMIT' in statements[0]
+
+    for check in (True, False):
+        again = call(primary, name, check=check, diff=True, password=password, replication=False)
+        assert again["changed"] is False, again
+        assert again["diff"]["before"] == again["diff"]["after"]
+    assert role_row(primary, name) == row  # same verifier: the password was not set again
+
+    # A real password login over TCP works; a physical replication connection is refused by the server.
+    assert can_login(primary, name, password)
+    assert not can_login(primary, name, password + "x")
+    refusal = cannot_stream(primary, name, password)
+    assert "replication" in refusal, refusal
+    assert_secret_absent(primary, password, checked, created, again)
+
+
+def test_replication_flips_both_ways_on_an_existing_role(primary: PgCluster, roles: list[str]) -> None:
+    name, password = PREFIX + "flip", "ru-Flip-pw-Nc29"
+    roles.append(name)
+    assert call(primary, name, password=password)["changed"] is True  # the default: a replication role
+    first = role_row(primary, name)
+    assert first is not None and first["replication"] is True
+    system_id = str(primary.scalar("SELECT system_identifier FROM pg_control_system()"))
+    assert identify_system(primary, name, password) == system_id
+
+    # true -> false
+    offset = len(primary.log_text())
+    checked = call(primary, name, check=True, diff=True, password=password, replication=False)
+    assert checked["changed"] is True, checked
+    assert (checked["diff"]["before"]["replication"], checked["diff"]["after"]["replication"]) == (True, False)
+    assert checked["diff"]["before"]["password"] == checked["diff"]["after"]["password"] == "unchanged"
+    assert role_row(primary, name) == first
+    assert_no_ddl_in_log(primary.log_text()[offset:], name)
+
+    offset = len(primary.log_text())
+    lowered = call(primary, name, diff=True, password=password, replication=False)
+    assert lowered["changed"] is True and lowered["role"]["replication"] is False, lowered
+    statements = [line for line in primary.log_text()[offset:].splitlines() if DDL.search(line)]
+    assert len(statements) == 1 and f'ALTER ROLE "{name}" WITH NOREPLICATION' in statements[0], statements
+    assert role_row(primary, name) == {**first, "replication": False}  # nothing else changed, same verifier
+    assert can_login(primary, name, password)
+    assert "replication" in cannot_stream(primary, name, password)
+    assert call(primary, name, password=password, replication=False)["changed"] is False
+
+    # false -> true
+    checked = call(primary, name, check=True, diff=True, password=password, replication=True)
+    assert checked["changed"] is True, checked
+    assert (checked["diff"]["before"]["replication"], checked["diff"]["after"]["replication"]) == (False, True)
+    assert role_row(primary, name)["replication"] is False
+
+    raised = call(primary, name, diff=True, password=password)  # the default is true again
+    assert raised["changed"] is True and raised["role"]["replication"] is True, raised
+    assert role_row(primary, name) == first
+    assert identify_system(primary, name, password) == system_id
+    for check in (True, False):
+        assert call(primary, name, check=check, password=password, replication=True)["changed"] is False
+    assert_secret_absent(primary, password, checked, lowered, raised)
+
+
+def test_replication_false_gives_an_existing_nologin_replication_role_login_only(primary: PgCluster,
+                                                                                 roles: list[str]) -> None:
+    name, password = PREFIX + "nologin_repl", "ru-NoLoginRepl-pw-Df40"
+    roles.append(name)
+    primary.sql(sql.SQL("CREATE ROLE {} NOLOGIN REPLICATION").format(sql.Identifier(name)))
+
+    checked = call(primary, name, check=True, diff=True, password=password, replication=False)
+    assert checked["changed"] is True, checked
+    before, after = checked["diff"]["before"], checked["diff"]["after"]
+    assert (before["login"], after["login"]) == (False, True)
+    assert (before["replication"], after["replication"]) == (True, False)
+    assert (before["password_set"], after["password_set"]) == (False, True)
+    assert role_row(primary, name)["login"] is False
+
+    assert call(primary, name, password=password, replication=False)["changed"] is True
+    row = role_row(primary, name)
+    assert row["login"] is True and row["replication"] is False and row["superuser"] is False
+    assert can_login(primary, name, password)
+    assert call(primary, name, password=password, replication=False)["changed"] is False
+
+
 # --- refusals --------------------------------------------------------------------------------------------------
 
 def test_existing_superuser_of_that_name_is_refused_and_untouched(primary: PgCluster, roles: list[str]) -> None:
@@ -374,6 +492,14 @@ def test_existing_superuser_of_that_name_is_refused_and_untouched(primary: PgClu
     assert authid_snapshot(primary) == snapshot
     assert role_row(primary, name)["superuser"] is True
     assert_secret_absent(primary, "ru-Super-pw-Ha94", *results)
+
+    # replication=false manages ordinary login roles, which are never superusers either.
+    for check in (True, False):
+        result = call(primary, name, check=check, password="ru-Super-pw-Ha94", replication=False)
+        assert result.get("failed") is True, result
+        assert f"the role '{name}' exists and is a SUPERUSER" in result["msg"]
+        assert "ordinary login roles (replication false)" in result["msg"]
+    assert authid_snapshot(primary) == snapshot
 
 
 def test_on_a_standby_a_clear_error(primary: PgCluster, standby: PgCluster) -> None:
@@ -509,6 +635,15 @@ BAD_INPUTS: list[tuple[str, ArgsFn, list[str]]] = [
     ("state-unknown", lambda p: {**p.login(), "name": PREFIX + "bad", "state": "gone"}, ["state", "gone"]),
     ("update-password-unknown", lambda p: {**p.login(), "name": PREFIX + "bad", "update_password": "sometimes"},
      ["update_password", "sometimes"]),
+    ("replication-not-bool", lambda p: {**p.login(), "name": PREFIX + "bad", "replication": "maybe"},
+     ["replication", "maybe"]),
+    ("replication-number", lambda p: {**p.login(), "name": PREFIX + "bad", "replication": 2},
+     ["replication", "2"]),
+    ("replication-injection", lambda p: {**p.login(), "name": PREFIX + "bad",
+                                         "replication": "false; ALTER ROLE postgres NOSUPERUSER"},
+     ["replication", "false; ALTER ROLE postgres NOSUPERUSER"]),
+    ("replication-list", lambda p: {**p.login(), "name": PREFIX + "bad", "replication": [False]},
+     ["replication"]),
     ("password-empty", lambda p: {**p.login(), "name": PREFIX + "bad", "password": ""},
      ["password: the value is empty"]),
     ("password-md5-hash", lambda p: {**p.login(), "name": PREFIX + "bad", "password": "md5" + "ab" * 16},

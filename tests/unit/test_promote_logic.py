@@ -11,18 +11,24 @@ import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._promote import (
+    CatchUp,
     HistoryEntry,
     PromoteRequest,
     RecoveryFacts,
     history_file_name,
     is_recovery_conflict,
     max_timeline,
+    not_caught_up_message,
     not_finished_message,
     parse_history,
     paused_refusal,
+    poll_until,
     promote_request,
+    replay_is_past,
     signal_promotion,
     timeline_of_wal_file,
+    validate_replay_past_lsn,
+    wait_for_replay,
     wait_until_promoted,
 )
 
@@ -174,7 +180,8 @@ class FakeCursor:
         self.answer = answer
 
     def fetchone(self) -> tuple | None:
-        return (self.answer,)
+        # A tuple is a whole row; anything else is the row's only column.
+        return self.answer if isinstance(self.answer, tuple) else (self.answer,)
 
 
 class FakeConn:
@@ -254,3 +261,129 @@ def test_wait_does_not_hide_other_errors() -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         wait_until_promoted(FakeConn([psycopg.errors.InsufficientPrivilege("permission denied")]), lambda: None, 5,
                             clock, clock.sleep)
+
+
+# ---------------------------------------------------------------------------------------------------- replay_past_lsn
+
+
+def test_replay_past_lsn_defaults_to_none() -> None:
+    assert promote_request({}).replay_past_lsn is None
+    assert promote_request({"replay_past_lsn": None}).replay_past_lsn is None
+
+
+@pytest.mark.parametrize("value, normalized", [
+    ("0/3000060", "0/3000060"),
+    ("0/300006a", "0/300006A"),
+    ("16/b374d848", "16/B374D848"),
+    ("00000000/03000060", "0/3000060"),
+    ("FFFFFFFF/FFFFFFFF", "FFFFFFFF/FFFFFFFF"),
+    ("0/0", "0/0"),
+])
+def test_replay_past_lsn_is_taken_as_pg_lsn_prints_it(value: str, normalized: str) -> None:
+    assert validate_replay_past_lsn(value) == normalized
+    assert promote_request({"replay_past_lsn": value}).replay_past_lsn == normalized
+
+
+@pytest.mark.parametrize("value", [
+    "", "0", "3000060", "0/", "/3000060", "0/3000060 ", " 0/3000060", "0/3000060\n", "G/1", "0x0/1", "-1/0",
+    "123456789/0", "0/123456789", "0/1/2", "0/1; SELECT pg_promote()", "0:3000060", 3000060, True, ["0/1"],
+])
+def test_bad_replay_past_lsn_names_the_option_and_the_value(value: Any) -> None:
+    with pytest.raises(PgreplError) as err:
+        promote_request({"replay_past_lsn": value})
+    assert str(err.value).startswith(f"replay_past_lsn: {value!r} is not a WAL location")
+    assert "nothing was done" in str(err.value)
+
+
+def test_replay_is_past_is_strict_and_numeric() -> None:
+    assert replay_is_past("0/3000061", "0/3000060")
+    assert not replay_is_past("0/3000060", "0/3000060")
+    assert not replay_is_past("0/2FFFFFF", "0/3000060")
+    # Compared as numbers, not as text: 1/0 is past 0/FFFFFFFF, and 0/A0 is past 0/9F.
+    assert replay_is_past("1/0", "0/FFFFFFFF")
+    assert replay_is_past("0/A0", "0/9F")
+    assert not replay_is_past("0/10000000", "FFFFFFF/0")
+    assert not replay_is_past(None, "0/0")
+
+
+def test_not_caught_up_message_names_the_lsns_and_says_nothing_was_done() -> None:
+    text = not_caught_up_message("FFFFFFF/0", 2, "0/3000148", "0/3000110")
+    assert text.startswith("replay_past_lsn: the standby did not replay past FFFFFFF/0 within wait_seconds=2: it has "
+                           "received WAL up to 0/3000148 and replayed up to 0/3000110.")
+    assert "It was not promoted (nothing was done)" in text and "has not even reached this standby" in text
+    behind = not_caught_up_message("0/3000100", 2, "0/3000148", "0/3000000")
+    assert "received that WAL but not replayed it yet" in behind
+    assert "received WAL up to nothing (null)" in not_caught_up_message("0/1", 1, None, None)
+    assert "pg_wal_replay_resume()" in not_caught_up_message("0/1", 1, "0/5", "0/0", paused=True)
+    assert "(last error: boom)" in not_caught_up_message("0/1", 1, "0/5", "0/0", detail="boom")
+
+
+def test_no_query_when_the_facts_already_show_replay_past_the_lsn() -> None:
+    clock = Clock()
+    conn = FakeConn([])
+    catch_up = CatchUp("0/3000060", "0/3000148", "0/3000148")
+    assert wait_for_replay(conn, lambda: pytest.fail("no reconnect"), catch_up, 5, False, clock,
+                           clock.sleep) is conn
+    assert conn.queries == [] and catch_up.caught_up_lsn == "0/3000148"
+
+
+def test_wait_for_replay_polls_until_replay_is_past() -> None:
+    clock = Clock()
+    conn = FakeConn([(True, "0/3000148", "0/3000000"), CONFLICT, (True, "0/3000148", "0/3000060"),
+                     (True, "0/3000200", "0/3000148")])
+    catch_up = CatchUp("0/3000060", "0/3000000", "0/3000000")
+    assert wait_for_replay(conn, lambda: pytest.fail("no reconnect"), catch_up, 5, False, clock, clock.sleep) is conn
+    assert len(conn.queries) == 4 and "pg_last_wal_replay_lsn()" in conn.queries[0]
+    assert catch_up.caught_up_lsn == "0/3000148" and catch_up.received_lsn == "0/3000200"
+
+
+def test_wait_for_replay_reopens_a_broken_session() -> None:
+    clock = Clock()
+    first = FakeConn([psycopg.OperationalError("server closed the connection unexpectedly")])
+    second = FakeConn([(True, "0/5000000", "0/5000000")])
+    catch_up = CatchUp("0/3000060", None, None)
+    assert wait_for_replay(first, lambda: second, catch_up, 5, False, clock, clock.sleep) is second
+    assert catch_up.caught_up_lsn == "0/5000000"
+
+
+def test_wait_for_replay_refuses_at_the_deadline_with_the_last_lsns() -> None:
+    clock = Clock()
+    conn = FakeConn([(True, "0/3000148", "0/3000148")] * 100)
+    catch_up = CatchUp("FFFFFFF/0", "0/3000000", "0/3000000")
+    with pytest.raises(PgreplError) as err:
+        wait_for_replay(conn, lambda: conn, catch_up, 2, False, clock, clock.sleep)
+    assert str(err.value).startswith("replay_past_lsn: the standby did not replay past FFFFFFF/0 within "
+                                     "wait_seconds=2: it has received WAL up to 0/3000148 and replayed up to 0/3000148")
+    assert catch_up.caught_up_lsn is None
+    assert 2.0 <= clock.now <= 2.2
+
+
+def test_wait_for_replay_stops_when_the_server_left_recovery() -> None:
+    clock = Clock()
+    conn = FakeConn([(True, "0/1", "0/1"), (False, None, "0/1")])
+    with pytest.raises(PgreplError, match="replay_past_lsn: the server left recovery while this task waited"):
+        wait_for_replay(conn, lambda: conn, CatchUp("0/5", "0/1", "0/1"), 60, False, clock, clock.sleep)
+    assert clock.now < 1  # it did not wait for the deadline
+
+
+def test_poll_until_does_not_hide_other_errors() -> None:
+    clock = Clock()
+
+    def probe(conn: Any) -> bool:
+        raise psycopg.errors.InsufficientPrivilege("permission denied")
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        poll_until(FakeConn([]), lambda: None, probe, 5, lambda last: "timeout", clock, clock.sleep)
+
+
+def test_poll_until_keeps_trying_when_reconnecting_fails() -> None:
+    clock = Clock()
+    broken = FakeConn([])
+    broken.broken = True
+
+    def reconnect() -> Any:
+        raise PgreplError("cannot reach PostgreSQL")
+
+    with pytest.raises(PgreplError) as err:
+        poll_until(broken, reconnect, lambda conn: True, 1, lambda last: f"timeout ({last})", clock, clock.sleep)
+    assert str(err.value) == "timeout (cannot reach PostgreSQL)"

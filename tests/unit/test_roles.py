@@ -245,3 +245,72 @@ def test_dependency_refusal_names_role_and_databases() -> None:
     message = str(_dependency_refusal("replicator", [(SHARED_OBJECTS, 1), ("app", 3)]))
     assert message.startswith("name: the role 'replicator' cannot be dropped")
     assert "'app': 3" in message and SHARED_OBJECTS in message and "REASSIGN OWNED" in message
+
+
+# --- replication: false (an ordinary login role, such as pg_rewind's source role) -------------------------------
+
+def test_replication_option_defaults_to_true_and_is_validated() -> None:
+    assert validate_request({"name": "replicator"}).replication is True
+    assert validate_request({"name": "replicator", "replication": None}).replication is True
+    assert validate_request({"name": "pgrepl_rewind", "replication": False}).replication is False
+    for value in ("maybe", "no", 0, 1):
+        with pytest.raises(PgreplError) as info:
+            validate_request({"name": "pgrepl_rewind", "replication": value})
+        assert str(info.value) == f"replication: {value!r} is not a boolean (true or false)"
+
+
+def test_plan_creates_an_ordinary_login_role() -> None:
+    tracker = ChangeTracker(check_mode=True)
+    plan = plan_present(request(name="pgrepl_rewind", replication=False), None, tracker)
+    assert plan == Plan(create=True, set_password=True)
+    assert tracker.diff()["after"] == {"state": "present", "login": True, "replication": False, "superuser": False,
+                                       "conn_limit": -1, "password_set": True, "password": "changed"}
+
+
+def test_create_statement_of_an_ordinary_login_role() -> None:
+    query, args = _role_statement(request(name="pgrepl_rewind", replication=False),
+                                  Plan(create=True, set_password=True))
+    assert render(query) == ('CREATE ROLE "pgrepl_rewind" WITH LOGIN NOREPLICATION NOSUPERUSER CONNECTION LIMIT %s '
+                             "PASSWORD %s")
+    assert args[0] == -1
+    parse_verifier(args[1])
+
+
+def test_plan_removes_replication_when_not_wanted() -> None:
+    tracker = ChangeTracker(check_mode=False)
+    plan = plan_present(request(replication=False), existing(replication=True), tracker)
+    assert plan == Plan(remove_replication=True)
+    assert plan.alters and tracker.changed
+    assert (tracker.before["replication"], tracker.after["replication"]) == (True, False)
+    query, args = _role_statement(request(replication=False), plan)
+    assert render(query) == 'ALTER ROLE "replicator" WITH NOREPLICATION'
+    assert args == []
+
+
+def test_plan_adds_replication_back() -> None:
+    tracker = ChangeTracker(check_mode=False)
+    plan = plan_present(request(), existing(replication=False), tracker)
+    assert plan == Plan(add_replication=True)
+    assert (tracker.before["replication"], tracker.after["replication"]) == (False, True)
+
+
+def test_plan_leaves_a_matching_ordinary_role_alone() -> None:
+    tracker = ChangeTracker(check_mode=False)
+    plan = plan_present(request(replication=False), existing(replication=False), tracker)
+    assert not plan.alters and not plan.create and not tracker.changed
+    assert tracker.after["replication"] is False
+
+
+def test_plan_ordinary_role_gets_login_without_replication() -> None:
+    tracker = ChangeTracker(check_mode=False)
+    plan = plan_present(request(replication=False), existing(login=False, replication=False), tracker)
+    assert plan == Plan(add_login=True)
+    assert render(_role_statement(request(replication=False), plan)[0]) == 'ALTER ROLE "replicator" WITH LOGIN'
+
+
+def test_superuser_refusal_with_replication_false_names_the_kind_of_role() -> None:
+    with pytest.raises(PgreplError) as info:
+        plan_present(request(replication=False), existing(superuser=True), ChangeTracker(check_mode=True))
+    message = str(info.value)
+    assert message.startswith("name: the role 'replicator' exists and is a SUPERUSER")
+    assert "ordinary login roles (replication false)" in message and "NOSUPERUSER" in message
