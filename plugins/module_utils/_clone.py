@@ -221,26 +221,40 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
     )
 
 
-def validate_unit_name(value: Any) -> str | None:
-    """stop_service: a systemd unit name (never an option or a path)."""
+def validate_unit_name(value: Any, option: str = "stop_service") -> str | None:
+    """A systemd unit name (never an option or a path); the refusal names ``option``."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or re.fullmatch(r"[A-Za-z0-9:_.@\\-]+", value) is None or value.startswith("-"):
-        raise PgreplError(f"stop_service: {value!r} is not a systemd unit name")
+        raise PgreplError(f"{option}: {value!r} is not a systemd unit name")
     return value
+
+
+def find_systemctl(option: str, unit: str, advice: str) -> str:
+    """The path of systemctl, or a refusal naming the option and the unit (``advice`` says what to do instead)."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise PgreplError(f"{option}: systemctl is not on this host, so the server cannot be stopped through "
+                          f"{unit!r}; {advice}")
+    return systemctl
+
+
+def systemctl_stop(systemctl: str, unit: str, option: str, timeout: int | None = None) -> None:
+    """systemctl stop <unit>, which waits for the unit's stop job (at most timeout seconds when given)."""
+    try:
+        proc = subprocess.run([systemctl, "stop", "--", unit], capture_output=True, text=True, check=False,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise PgreplError(f"{option}: systemctl stop {unit} did not finish within {timeout}s (systemd goes on with "
+                          "the stop job)") from None
+    if proc.returncode != 0:
+        raise PgreplError(f"{option}: systemctl stop {unit} failed: {(proc.stderr or proc.stdout).strip()}")
 
 
 def stop_server(request: CloneRequest) -> None:
     """Stop the server of data_dir through its unit, once every check passed; refuse when it still runs after."""
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        raise PgreplError("stop_service: systemctl is not on this host, so the server cannot be stopped through "
-                          f"{request.stop_service!r}; stop it before the clone")
-    proc = subprocess.run([systemctl, "stop", "--", request.stop_service or ""], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise PgreplError(f"stop_service: systemctl stop {request.stop_service} failed: "
-                          f"{(proc.stderr or proc.stdout).strip()}")
+    unit = request.stop_service or ""
+    systemctl_stop(find_systemctl("stop_service", unit, "stop it before the clone"), unit, "stop_service")
     if read_postmaster(request.data_dir)["postmaster_running"]:
         raise PgreplError(f"stop_service: {request.stop_service!r} is stopped but a server still runs on data_dir "
                           f"{request.data_dir!r}: that unit does not run this data directory; nothing was moved")

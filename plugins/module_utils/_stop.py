@@ -1,0 +1,448 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The server of a data directory stopped, and its shutdown checkpoint read from pg_control, in one call.
+
+In order; everything before step 4 only reads:
+
+1. the options (a bad unit name, a mode the chosen way of stopping cannot honour, a bad timeout are refused);
+2. the data directory: PG_VERSION, postmaster.pid (is a live postmaster running) and pg_control through
+   ``pg_controldata`` of the directory's own major;
+3. how it will be stopped. With a systemd unit: systemctl is there, the unit is known, and (when the server runs)
+   its postmaster is in that unit's cgroup, so that the stop cannot hit another server. Without one: pg_ctl of the
+   data directory's major, and an os_user that owns the data directory and can be switched to;
+4. outside check mode and only when a postmaster runs: ``systemctl stop <unit>`` or
+   ``pg_ctl stop -D <data_dir> -m <mode> -w -t <timeout>`` as os_user; then pg_control is read again. A server
+   still running then is a failure, and so (with require_clean) is a cluster state other than a clean shutdown.
+
+A data directory found stopped is not touched: its pg_control facts are returned with changed=false, so a re-run
+of a switchover play reads the same shutdown checkpoint again.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
+    HELPER_TIMEOUT,
+    as_user_command,
+    clean_env,
+    find_systemctl,
+    lookup_os_user,
+    run_with_timeout,
+    systemctl_stop,
+    validate_abs_path,
+    validate_data_dir_path,
+    validate_unit_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    BIN_DIR_GLOBS,
+    binary_version,
+    first_of_major,
+    installed_binaries,
+    is_executable_file,
+    rank_for_major,
+    read_data_dir,
+    read_postmaster,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import CLEAN_STATES
+
+PG_CTL = "pg_ctl"
+STOP_MODES = ("fast", "smart", "immediate")
+# What a systemd unit's own stop command does: Debian's postgresql@.service runs pg_ctlcluster -m fast, the PGDG
+# (RHEL) unit's KillSignal=SIGINT is a fast shutdown. Anything else needs pg_ctl (no service).
+UNIT_MODES = ("fast",)
+TIMEOUT_MAX = 7 * 24 * 3600
+# pg_ctl gets -t <timeout>; this is the extra time it may take before its whole process group is killed.
+PG_CTL_GRACE = 30
+# Unit types systemctl knows by their suffix; a name without one means <name>.service (as systemctl reads it).
+UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
+                 ".slice", ".scope")
+# The state a running server's pg_control shows while it is a standby (its clean shutdown is "shut down in recovery").
+RECOVERY_STATE = "in archive recovery"
+SHUT_DOWN = "shut down"
+SHUT_DOWN_IN_RECOVERY = "shut down in recovery"
+
+OUTCOME_STOPPED = "stopped"
+OUTCOME_ALREADY_STOPPED = "already_stopped"
+OUTCOME_WOULD_STOP = "would_stop"
+
+SERVER_STOP_SPEC = ModuleSpec({
+    "data_dir": {"type": "path", "required": True},
+    "bin_dir": {"type": "path"},
+    "service": {"type": "str"},
+    "mode": {"type": "str", "default": "fast", "choices": list(STOP_MODES)},
+    "os_user": {"type": "str", "default": "postgres"},
+    "timeout": {"type": "int", "default": 300},
+    "require_clean": {"type": "bool", "default": True},
+}, with_connection=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# options
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """The options, validated (nothing was read or run to build them)."""
+
+    data_dir: str
+    service: str | None = None
+    mode: str = "fast"
+    os_user: str = "postgres"
+    timeout: int = 300
+    require_clean: bool = True
+    bin_dir: str | None = None
+
+
+def stop_request(params: dict[str, Any]) -> StopRequest:
+    """Validate every option before anything is read or run."""
+    data_dir = validate_data_dir_path(params.get("data_dir"))
+    bin_dir = params.get("bin_dir")
+    if bin_dir is not None:
+        bin_dir = validate_abs_path("bin_dir", bin_dir)
+    service = validate_unit_name(params.get("service"), "service")
+    mode = params.get("mode") or "fast"
+    if mode not in STOP_MODES:
+        raise PgreplError(f"mode: {mode!r} is not one of {', '.join(STOP_MODES)}")
+    if service and mode not in UNIT_MODES:
+        raise PgreplError(f"mode: {mode!r} cannot be used with service {service!r}: the unit's own stop command "
+                          "decides how the server stops, and the usual ones (Debian's postgresql@.service with "
+                          "pg_ctlcluster -m fast, the PGDG unit with SIGINT) make a fast shutdown. Leave mode at "
+                          f"fast, or leave service unset to stop the server with pg_ctl -m {mode}")
+    require_clean = require_bool(params, "require_clean", True)
+    if mode == "immediate" and require_clean:
+        raise PgreplError("mode: 'immediate' stops the server without a shutdown checkpoint, so its cluster state "
+                          "is never a clean 'shut down' and require_clean would fail after the stop: set "
+                          "require_clean: false to stop it that way (the next start runs crash recovery)")
+    os_user = params.get("os_user") or "postgres"
+    if not isinstance(os_user, str):
+        raise PgreplError(f"os_user: {os_user!r} is not a user name")
+    return StopRequest(
+        data_dir=data_dir,
+        service=service,
+        mode=mode,
+        os_user=os_user,
+        timeout=require_int(params, "timeout", 300, 1, TIMEOUT_MAX, "a number of seconds"),
+        require_clean=require_clean,
+        bin_dir=bin_dir,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# decisions (pure)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def plan_outcome(running: bool, check_mode: bool) -> tuple[str, bool]:
+    """(outcome, changed): only a running server is stopped, and check mode only says it would be."""
+    if not running:
+        return OUTCOME_ALREADY_STOPPED, False
+    if check_mode:
+        return OUTCOME_WOULD_STOP, True
+    return OUTCOME_STOPPED, True
+
+
+def predicted_state(cluster_state: str | None, mode: str) -> str | None:
+    """The cluster state pg_control will show after stopping a running server this way."""
+    if mode == "immediate":
+        return cluster_state  # no shutdown checkpoint: pg_control keeps what it says now
+    return SHUT_DOWN_IN_RECOVERY if cluster_state == RECOVERY_STATE else SHUT_DOWN
+
+
+def unclean_problem(data_dir: str, cluster_state: str | None, stopped_now: bool) -> str | None:
+    """Why require_clean refuses this state (None when it is a clean shutdown)."""
+    if cluster_state in CLEAN_STATES:
+        return None
+    how = ("was stopped, but pg_control" if stopped_now
+           else "has no running server, and pg_control")
+    return (f"require_clean: data_dir {data_dir!r} {how} says 'Database cluster state: {cluster_state}', not "
+            f"'{SHUT_DOWN}' or '{SHUT_DOWN_IN_RECOVERY}': it was not shut down cleanly, so its latest checkpoint is "
+            "not the end of its WAL. The data directory is left as it is; start the server once so that it "
+            "finishes crash recovery and stop it again, or set require_clean: false to accept it")
+
+
+def unit_file_name(unit: str) -> str:
+    """The full unit name systemctl reads a name as (postgresql@15-main -> postgresql@15-main.service)."""
+    return unit if unit.endswith(UNIT_SUFFIXES) else unit + ".service"
+
+
+def parse_systemctl_show(text: str) -> dict[str, str]:
+    """`systemctl show --property=...` output (Key=value lines) -> a dict."""
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            props[key.strip()] = value.strip()
+    return props
+
+
+def cgroup_units(text: str) -> list[str]:
+    """The systemd services and scopes on the cgroup paths of /proc/<pid>/cgroup (v1 or v2), outermost first."""
+    units: list[str] = []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for segment in parts[2].strip().split("/"):
+            if segment.endswith((".service", ".scope")) and segment not in units:
+                units.append(segment)
+    return units
+
+
+def unit_problem(unit: str, data_dir: str, pid: int | None, cgroup_text: str | None) -> str | None:
+    """Why stopping the unit would not stop the postmaster pid, from its cgroup; None when it would or when the
+    cgroup does not tell (no systemd unit on its path: the check after the stop still catches a wrong unit)."""
+    if pid is None or cgroup_text is None:
+        return None
+    name = unit_file_name(unit)
+    units = cgroup_units(cgroup_text)
+    if not units or name in units:
+        return None
+    return (f"service: the server on data_dir {data_dir!r} (postmaster pid {pid}) runs in {units[-1]}, not in "
+            f"{name}: stopping {unit!r} might leave it running, or stop other servers with it. Give the unit that "
+            "runs this data directory, or leave service unset to stop it with pg_ctl. Nothing was stopped")
+
+
+def unit_of_postmaster(cgroup_text: str | None) -> str | None:
+    """The systemd service whose cgroup holds the postmaster (the innermost one), None when there is none."""
+    services = [unit for unit in cgroup_units(cgroup_text or "") if unit.endswith(".service")]
+    return services[-1] if services else None
+
+
+def load_state_problem(unit: str, props: dict[str, str]) -> str | None:
+    """A refusal when systemd does not know the unit."""
+    load_state = props.get("LoadState", "")
+    if load_state in ("not-found", "bad-setting", "error"):
+        return (f"service: systemd has no usable unit {unit!r} (LoadState={load_state}): give the unit that runs "
+                "data_dir (for example postgresql@15-main or postgresql-16). Nothing was stopped")
+    return None
+
+
+def pg_ctl_command(binary: str, request: StopRequest) -> list[str]:
+    """pg_ctl stop that waits (-w) at most timeout seconds (-t) for the server to go."""
+    return [binary, "stop", "-D", request.data_dir, "-m", request.mode, "-w", "-t", str(request.timeout)]
+
+
+def find_pg_ctl(major: str, bin_dir: str | None,
+                version_of: Callable[[str], str | None] = binary_version,
+                candidates: Callable[[], list[str]] = functools.partial(installed_binaries, PG_CTL),
+                is_executable: Callable[[str], bool] = is_executable_file) -> str:
+    """pg_ctl of the data directory's major, or a refusal."""
+    if bin_dir:
+        binary = os.path.join(bin_dir, PG_CTL)
+        if not is_executable(binary):
+            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {PG_CTL}")
+        version = version_of(binary)
+        if version != major:
+            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but data_dir is PostgreSQL "
+                              f"{major} (PG_VERSION): point bin_dir at the {major} binaries")
+        return binary
+    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
+    found, tried = first_of_major(major, ranked, version_of, is_executable)
+    if found:
+        return found
+    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
+    raise PgreplError(f"bin_dir: no {PG_CTL} of PostgreSQL {major} (data_dir's major) is installed (tried: "
+                      f"{looked}): install the PostgreSQL {major} server package, set bin_dir, or give service")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading the data directory and the unit
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_control(request: StopRequest) -> tuple[dict[str, Any], list[str]]:
+    """(data directory facts with pg_control read, warnings); refuses when pg_controldata cannot be found."""
+    facts, warnings = read_data_dir(request.data_dir, request.bin_dir)
+    if facts.get("pg_controldata") is None:
+        raise PgreplError(f"bin_dir: no pg_controldata of PostgreSQL {facts.get('pg_version')} was found, so the "
+                          "shutdown checkpoint of data_dir cannot be read: set bin_dir to that version's binaries. "
+                          "Nothing was stopped")
+    return facts, warnings
+
+
+def show_unit(systemctl: str, unit: str) -> dict[str, str]:
+    proc = subprocess.run([systemctl, "show", "--property=LoadState", "--property=ActiveState", "--", unit],
+                          capture_output=True, text=True, check=False, timeout=HELPER_TIMEOUT)
+    if proc.returncode != 0:
+        raise PgreplError(f"service: systemctl show {unit} failed: {(proc.stderr or proc.stdout).strip()}; "
+                          "nothing was stopped")
+    return parse_systemctl_show(proc.stdout)
+
+
+def read_cgroup(pid: int | None) -> str | None:
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{abs(pid)}/cgroup", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the stop
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopPlan:
+    """How the server is stopped: the command as reported, and the callable that runs it (output lines)."""
+
+    shown: str
+    execute: Callable[[], list[str]]
+
+
+def systemd_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
+    """Refusals of the unit path (no systemctl, unknown unit, a unit that does not run this postmaster)."""
+    unit = request.service or ""
+    systemctl = find_systemctl("service", unit, "leave service unset to stop the server with pg_ctl. Nothing was "
+                                                "stopped")
+    problem = load_state_problem(unit, show_unit(systemctl, unit))
+    if problem is None and facts.get("postmaster_running"):
+        pid = facts.get("postmaster_pid")
+        problem = unit_problem(unit, request.data_dir, pid, read_cgroup(pid))
+    if problem:
+        raise PgreplError(problem)
+
+    def execute() -> list[str]:
+        systemctl_stop(systemctl, unit, "service", request.timeout)
+        return []
+
+    return StopPlan(shown=f"systemctl stop {unit}", execute=execute)
+
+
+def pg_ctl_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
+    """Refusals of the pg_ctl path (no such user, a user that does not own data_dir, no pg_ctl of the major)."""
+    user = lookup_os_user(request.os_user)
+    euid = os.geteuid()
+    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
+    owner = os.stat(request.data_dir).st_uid
+    if owner != user.uid:
+        raise PgreplError(f"os_user: data_dir {request.data_dir!r} belongs to uid {owner}, not to {user.name!r} "
+                          f"(uid {user.uid}), and pg_ctl must run as the server's owner: set os_user to it. "
+                          "Nothing was stopped")
+    binary = find_pg_ctl(str(facts["pg_version"]), request.bin_dir)
+    cmd = pg_ctl_command(binary, request)
+
+    def execute() -> list[str]:
+        outcome = run_with_timeout(as_user_command(cmd, user, euid), request.timeout + PG_CTL_GRACE,
+                                   clean_env(user))
+        if outcome.timed_out or outcome.returncode != 0:
+            what = (f"did not return within timeout={request.timeout}s (+{PG_CTL_GRACE}s) and was killed"
+                    if outcome.timed_out else f"failed (exit {outcome.returncode}, timeout={request.timeout}s)")
+            raise PgreplError(f"pg_ctl stop -m {request.mode} {what}: {' | '.join(outcome.lines[-4:])}")
+        return outcome.lines
+
+    return StopPlan(shown=shlex.join(cmd), execute=execute)
+
+
+def still_running_message(request: StopRequest, pid: int | None) -> str:
+    if request.service:
+        why = (f"{request.service!r} is stopped but a server still runs on data_dir {request.data_dir!r} "
+               f"(postmaster pid {pid}): that unit does not run this data directory")
+    else:
+        why = f"a server still runs on data_dir {request.data_dir!r} (postmaster pid {pid})"
+    if request.mode == "smart":
+        why += ("; in smart shutdown it refuses new connections and stops when the last session ends (or stop it "
+                "again with mode: fast)")
+    else:
+        why += "; its shutdown may still be in progress"
+    return why
+
+
+def _facts_into(result: dict[str, Any], facts: dict[str, Any]) -> None:
+    for key in ("cluster_state", "checkpoint_lsn", "redo_lsn", "timeline", "system_identifier"):
+        result[key] = facts.get(key)
+
+
+def run_server_stop(module: Any) -> dict[str, Any]:
+    """The module body: validate, read, check the way of stopping, then stop (not in check mode) and read again."""
+    started = time.monotonic()
+    request = stop_request(module.params)
+    before, warnings = read_control(request)
+    running = bool(before.get("postmaster_running"))
+    plan = systemd_plan(request, before) if request.service else pg_ctl_plan(request, before)
+    outcome, changed = plan_outcome(running, module.check_mode)
+    if running and not request.service:
+        unit = unit_of_postmaster(read_cgroup(before.get("postmaster_pid")))
+        if unit:
+            warnings.append(f"the server on data_dir runs under the systemd unit {unit}: pg_ctl stops it behind "
+                            f"systemd's back and leaves that unit failed; set service: {unit} to stop it through "
+                            "systemd")
+
+    result: dict[str, Any] = {
+        "changed": changed,
+        "outcome": outcome,
+        "msg": "",
+        "data_dir": request.data_dir,
+        "was_running": running,
+        "stopped": not running,
+        "command": plan.shown,
+        "log": [],
+        "duration_seconds": 0.0,
+    }
+    _facts_into(result, before)
+    tracker = ChangeTracker(module.check_mode)
+    tracker.record("running", running, False)
+    state = before.get("cluster_state")
+    after_state = predicted_state(state, request.mode) if running else state
+    tracker.record("cluster_state", state, after_state)
+
+    if not running:
+        problem = unclean_problem(request.data_dir, state, stopped_now=False) if request.require_clean else None
+        if problem:
+            raise PgreplError(problem)
+        result["msg"] = (f"no server runs on data_dir {request.data_dir!r} ({state}, latest checkpoint at "
+                         f"{before.get('checkpoint_lsn')} on timeline {before.get('timeline')}): nothing to stop")
+        return _finish(module, result, tracker, warnings, started)
+    if outcome == OUTCOME_WOULD_STOP:
+        result["msg"] = (f"a server runs on data_dir {request.data_dir!r} (postmaster pid "
+                         f"{before.get('postmaster_pid')}): it would be stopped with {plan.shown}")
+        return _finish(module, result, tracker, warnings, started)
+
+    try:
+        result["log"] = plan.execute()
+    except PgreplError as exc:
+        postmaster = read_postmaster(request.data_dir)
+        if postmaster["postmaster_running"]:
+            raise PgreplError(f"{exc}; {still_running_message(request, postmaster['postmaster_pid'])}") from None
+        warnings.append(f"{exc}; but no server runs on data_dir any more, so the stop is taken as done")
+    after, after_warnings = read_control(request)
+    warnings.extend(warning for warning in after_warnings if warning not in warnings)
+    if after.get("postmaster_running"):
+        raise PgreplError(still_running_message(request, after.get("postmaster_pid")) + "; nothing else was done")
+    _facts_into(result, after)
+    result["stopped"] = True
+    tracker.record("cluster_state", state, after.get("cluster_state"))
+    if request.require_clean:
+        problem = unclean_problem(request.data_dir, after.get("cluster_state"), stopped_now=True)
+        if problem:
+            raise PgreplError(problem)
+    clean = after.get("cluster_state") in CLEAN_STATES
+    which = "shutdown checkpoint" if clean else "latest checkpoint (no shutdown one)"
+    result["msg"] = (f"stopped the server on data_dir {request.data_dir!r} with {plan.shown}: "
+                     f"{after.get('cluster_state')}, {which} at {after.get('checkpoint_lsn')} on timeline "
+                     f"{after.get('timeline')}")
+    return _finish(module, result, tracker, warnings, started)
+
+
+def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, warnings: list[str],
+            started: float) -> dict[str, Any]:
+    result["duration_seconds"] = round(time.monotonic() - started, 1)
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in warnings:
+        module.warn(warning)
+    return result
