@@ -1,5 +1,5 @@
 # The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
-.PHONY: demo demo-clean bench test deps lint sanity units integration images molecule clean
+.PHONY: demo demo-clean bench bench-day2 test deps lint sanity units integration images molecule day2 clean
 
 demo: ## a primary and two streaming standbys on containers of this machine, then the status table
 	bash scripts/demo.sh
@@ -9,6 +9,9 @@ demo-clean: ## remove the demo containers and network
 
 bench: ## site playbook vs the guides' manual commands on fresh containers (1+2, 1+1, 1+4): docs/performance.md
 	bash scripts/bench.sh
+
+bench-day2: ## switchover and failover playbooks vs the raw manual procedure under the write ledger: gaps, lost commits
+	bash scripts/bench-day2.sh
 
 test: ## set up everything, then run the whole suite (what CI runs)
 	bash scripts/test.sh
@@ -33,6 +36,9 @@ images: deps ## build the test host images (Debian packages only, cached by reci
 
 molecule: deps ## role scenarios on systemd containers (extensions/molecule/)
 	bash scripts/test.sh images molecule
+
+day2: deps ## day-2 playbooks chained under the write ledger (PG 15 and 17) on systemd containers (tests/day2/)
+	bash scripts/test.sh day2
 
 clean: ## remove the venv and build copies (not the test images)
 	rm -rf .venv .build tests/output

@@ -3,7 +3,8 @@
 # system, `docker import` it, then `docker build` the node and ssh layers on top.
 # Each image is tagged with a hash of its recipe and rebuilt only when the recipe changes; `:current` points at
 # the last good build, so a broken mirror day (sid) keeps the last good image instead of failing everything.
-# Usage: tests/images/build.sh [pg15|pg17|pg18|pg15-ssh ...]   (default: all)
+# Usage: tests/images/build.sh [pg15|pg17|pg18|pg15-ssh|client ...]   (default: all)
+# client: the write ledger's client for tests/day2 (pg15 + Debian's python3-psycopg), no server of its own.
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$PWD
@@ -14,13 +15,14 @@ say() { printf '[images] %s\n' "$*"; }
 
 # sid's systemd (258+) no longer boots on cgroup v1 hosts such as this machine's Docker engine, so PostgreSQL 18
 # comes from sid onto trixie's systemd.
-suite_of() { case $1 in pg15*) echo bookworm ;; pg17* | pg18*) echo trixie ;; *) return 1 ;; esac; }
+suite_of() { case $1 in pg15* | client) echo bookworm ;; pg17* | pg18*) echo trixie ;; *) return 1 ;; esac; }
 package_of() { case $1 in pg18*) echo postgresql-18/sid ;; *) echo postgresql ;; esac; }
 recipe_hash() { # everything that shapes image $1
   {
     cat build.sh Dockerfile.node pgrepl-firstboot-cluster.service
     echo "$PACKAGES $(suite_of "$1") $(package_of "$1")"
     if [[ $1 == *-ssh ]]; then cat Dockerfile.ssh; fi
+    if [[ $1 == client ]]; then cat Dockerfile.client; fi
   } | sha256sum | cut -c1-12
 }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -39,7 +41,7 @@ build_base() { # $1 = suite -> image pgrepl-test/base-<suite>:<hash>
   rm -rf "$root" "$root.log"
 }
 
-build_image() { # $1 = image name (pg15, pg17, pg18, pg15-ssh)
+build_image() { # $1 = image name (pg15, pg17, pg18, pg15-ssh, client)
   local name=$1 suite hash tag
   suite=$(suite_of "$name") || { say "unknown image $name"; return 2; }
   hash=$(recipe_hash "$name")
@@ -53,6 +55,9 @@ build_image() { # $1 = image name (pg15, pg17, pg18, pg15-ssh)
   if [[ $name == *-ssh ]]; then
     build_image "${name%-ssh}" &&
       docker build -q -f Dockerfile.ssh --build-arg "BASE=pgrepl-test/${name%-ssh}:current" -t "$tag" . >/dev/null
+  elif [[ $name == client ]]; then
+    build_image pg15 &&
+      docker build -q -f Dockerfile.client --build-arg "BASE=pgrepl-test/pg15:current" -t "$tag" . >/dev/null
   else
     local base_hash
     base_hash=$(base_hash_of "$suite")
@@ -72,7 +77,7 @@ build_image() { # $1 = image name (pg15, pg17, pg18, pg15-ssh)
 
 bash "$HERE/../../scripts/docker-engine.sh"
 images=("$@")
-((${#images[@]})) || images=(pg15 pg17 pg18 pg15-ssh)
+((${#images[@]})) || images=(pg15 pg17 pg18 pg15-ssh client)
 # Root file systems first, one per suite, in parallel (the mirror, not the CPU, is the limit); then the layers.
 base_hash_of() { { cat build.sh; echo "$PACKAGES $1"; } | sha256sum | cut -c1-12; }
 status=0

@@ -1,0 +1,116 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker for the day-2 proof (tests/day2) and `make bench-day2`: systemd host containers, the client, cleanup.
+
+Only containers and networks whose names start with the caller's prefix are ever removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from typing import Optional
+
+# systemd as PID 1 in the container, as on a real host (scripts/demo.sh's and scripts/bench.py's flags).
+SYSTEMD_FLAGS = [
+    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+BOOT_TIMEOUT = 180
+
+
+class DockerError(Exception):
+    """A docker command failed."""
+
+
+def docker(*args: str, check: bool = True, timeout: float = 600,
+           stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          input=stdin)
+    if check and proc.returncode != 0:
+        raise DockerError(f"docker {' '.join(args[:4])} ... failed ({proc.returncode}): "
+                          f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+    return proc
+
+
+def dexec(container: str, *argv: str, user: Optional[str] = None, check: bool = True, timeout: float = 300,
+          stdin: Optional[str] = None) -> str:
+    """One `docker exec` (root unless `user`); returns stdout without the trailing newline."""
+    opts = ["-u", user] if user else []
+    if stdin is not None:
+        opts.append("-i")
+    return docker("exec", *opts, container, *argv, check=check, timeout=timeout, stdin=stdin).stdout.rstrip("\n")
+
+
+def engine_problem() -> Optional[str]:
+    """Why no Docker engine can be used here, or None when one answers."""
+    if shutil.which("docker") is None:
+        return "the docker client is not installed"
+    proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    if proc.returncode != 0:
+        return f"no Docker engine answers: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return None
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def prefixed_containers(prefix: str) -> list[str]:
+    out = docker("ps", "-a", "--filter", f"name=^{prefix}", "--format", "{{.Names}}", check=False).stdout
+    return [name for name in out.split() if name.startswith(prefix)]
+
+
+def prefixed_networks(prefix: str) -> list[str]:
+    out = docker("network", "ls", "--filter", f"name=^{prefix}", "--format", "{{.Name}}", check=False).stdout
+    return [name for name in out.split() if name.startswith(prefix)]
+
+
+def remove_prefixed(prefix: str) -> list[str]:
+    """Remove every container and network named `prefix*` (leftovers of earlier runs); returns what was removed."""
+    gone = prefixed_containers(prefix)
+    if gone:
+        docker("rm", "-f", *gone, check=False, timeout=180)
+    nets = prefixed_networks(prefix)
+    for net in nets:
+        docker("network", "rm", net, check=False)
+    return gone + nets
+
+
+def image_exists(image: str) -> bool:
+    return docker("image", "inspect", image, check=False).returncode == 0
+
+
+def ip_of(container: str, network: str) -> str:
+    return docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"" + network + "\").IPAddress}}",
+                  container).stdout.strip()
+
+
+def start_hosts(names: list[str], image: str, network: str) -> None:
+    """Fresh systemd host containers on `network`; returns once PostgreSQL answers in each and boot finished."""
+    for name in names:
+        docker("rm", "-f", name, check=False)
+    if docker("network", "inspect", network, check=False).returncode != 0:
+        docker("network", "create", network)
+    for name in names:
+        docker("run", "-d", "--name", name, "--hostname", name, "--network", network, *SYSTEMD_FLAGS, image)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    for name in names:
+        while docker("exec", name, "pg_isready", "-q", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise DockerError(f"{name}: PostgreSQL did not answer within {BOOT_TIMEOUT} s of the start")
+            time.sleep(0.5)
+    for name in names:
+        docker("exec", name, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False, timeout=90)
+
+
+def start_client(name: str, image: str, network: str, mounts: dict[str, str]) -> None:
+    """The ledger client's container (no systemd, no server): idles until the client is started in it."""
+    docker("rm", "-f", name, check=False)
+    volumes: list[str] = []
+    for host_path, container_path in mounts.items():
+        volumes += ["-v", f"{host_path}:{container_path}"]
+    docker("run", "-d", "--name", name, "--hostname", name, "--network", network, *volumes, image)

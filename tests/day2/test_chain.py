@@ -1,0 +1,259 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The day-2 playbooks proven under load: one chained run per PostgreSQL version on one cluster of a primary, two
+standbys (one synchronous) and the ledger client writing all along.
+
+site, then the refusals (each: non-zero exit from a check, nothing changed on any node), then switchover,
+failover after SIGKILL, rejoin of the old primary, reseed, remove_standby, add back with site. After each
+operation: acknowledged-but-missing = 0 on the current primary (async failover: every lost commit past the
+promoted node's received LSN), every node's dump identical once caught up, the largest gap between acknowledged
+commits printed, and `pgrepl.streaming.status -e pgrepl_status_strict=true` where the cluster should be healthy.
+
+Playbooks run as users run them: `ansible-playbook -i base.yml -i groups.yml pgrepl.streaming.<name> -e ...`;
+after a switchover, failover or remove the playbook itself rewrites groups.yml (pgrepl_inventory_file).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
+from d2_cluster import TEST_PREFIX as PREFIX
+from d2_docker import remove_prefixed
+from d2_ledger import lsn_int
+from d2_proof import Proof, ProofError, table
+
+VERSIONS = os.environ.get("PGREPL_DAY2_VERSIONS", "pg15 pg17").split()
+CHAIN_BUDGET = 12 * 60  # seconds per version; the chain must stay well under it
+
+
+def ok(run: PlaybookRun, what: str) -> PlaybookRun:
+    if run.returncode != 0:
+        raise ProofError(f"{what} failed:\n{run.describe()}")
+    return run
+
+
+def status_strict(cluster: DayTwoCluster, after: str, deferred: list[str]) -> None:
+    """`pgrepl.streaming.status -e pgrepl_status_strict=true` must pass. Nothing later depends on its answer, so a
+    failure is collected and the test fails at the end of the chain, after every operation has been proven."""
+    run = cluster.playbook("status", "pgrepl_status_strict=true", label=f"after-{after}")
+    if run.returncode != 0:
+        deferred.append(f"status (strict) after {after} failed:\n{run.describe()}")
+
+
+def report_of(run: PlaybookRun, operation: str, old_primary: str) -> dict:
+    """The JSON report of a switchover or failover, checked against the contract."""
+    report = run.report
+    if not isinstance(report, dict):
+        raise ProofError(f"{operation}: no JSON report written to pgrepl_report_file ({report!r})")
+    problems = [key for key in ("operation", "old_primary", "new_primary", "promoted", "behind_bytes")
+                if key not in report]
+    promoted = report.get("promoted") or {}
+    problems += [f"promoted.{key}" for key in ("received_lsn", "replayed_lsn", "timeline_after") if key not in promoted]
+    if problems:
+        raise ProofError(f"{operation}: report lacks {', '.join(problems)}: {report}")
+    if report["operation"] != operation or report["old_primary"] != old_primary:
+        raise ProofError(f"{operation}: report names operation {report['operation']!r}, old primary "
+                         f"{report['old_primary']!r} (want {operation!r}, {old_primary!r})")
+    return report
+
+
+def expect_groups(cluster: DayTwoCluster, primary: str, what: str) -> list[str]:
+    """groups.yml as the playbook rewrote it: `primary` in group primary; returns the standby group."""
+    now_primary, standbys = cluster.groups()
+    if now_primary != primary:
+        raise ProofError(f"{what}: groups.yml names {now_primary} as primary, want {primary}:\n"
+                         f"{cluster.groups_file.read_text()}")
+    return standbys
+
+
+@pytest.mark.parametrize("tag", VERSIONS)
+def test_chain(tag: str, images: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    began = time.monotonic()
+    workdir = ROOT / ".build" / "day2" / tag
+    cluster = DayTwoCluster(PREFIX, tag, images[tag], CLIENT_IMAGE, workdir, standbys=2, sync=True)
+    notes: list[str] = []
+    proofs: list[Proof] = []
+    deferred: list[str] = []
+    try:
+        run_chain(cluster, notes, proofs, deferred)
+    finally:
+        figures_text = ""
+        if proofs or cluster.runs:
+            figures_text = summary(cluster, proofs[0] if proofs else None, notes, time.monotonic() - began)
+            if deferred:
+                figures_text += "\nfailed checks the chain went on after:\n" + "\n".join(
+                    "  - " + text.splitlines()[0] for text in deferred)
+            (workdir / "figures.txt").write_text(figures_text + "\n")
+        with capsys.disabled():
+            print(f"\n[day2 {tag}] {figures_text or 'no figures'}")
+        cluster.destroy()
+        remove_prefixed(f"{PREFIX}{tag}")
+    assert not deferred, "\n\n".join(deferred)
+    assert time.monotonic() - began < CHAIN_BUDGET, f"the {tag} chain took {time.monotonic() - began:.0f} s"
+
+
+def summary(cluster: DayTwoCluster, proof: object, notes: list[str], seconds: float) -> str:
+    lines = [f"chain on PostgreSQL {cluster.version or '?'} ({seconds:.0f} s; logs in {cluster.logdir})"]
+    if isinstance(proof, Proof) and proof.figures:
+        names = {addr: name.rsplit("-", 1)[-1] for name, addr in cluster.address.items()}
+        lines.append(table([f.row(names) for f in proof.figures]))
+    lines += [f"  note: {n}" for n in notes]
+    runs = ", ".join(f"{r.log.stem} {r.seconds:.0f}s rc={r.returncode}" for r in cluster.runs)
+    lines.append(f"playbook runs: {runs}")
+    return "\n".join(lines)
+
+
+def run_chain(cluster: DayTwoCluster, notes: list[str], proofs: list[Proof], deferred: list[str]) -> None:
+    n0, n1, n2 = cluster.names
+    cluster.start()
+    cluster.prepare_ledger()
+    cluster.write_inventory()
+    ok(cluster.playbook("site", label="build"), "site (1 primary + 2 standbys)")
+    cluster.wait_streaming(n0, [n1, n2])
+    status_strict(cluster, "site", deferred)
+
+    ledger = cluster.ledger()
+    ledger.start()
+    proof = Proof(cluster, ledger)
+    proofs.append(proof)  # the summary prints its figures even when a step below raises
+    ledger.pause()
+    try:
+        chain_steps(cluster, proof, notes, deferred)
+    finally:
+        ledger.stop()
+
+
+def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred: list[str]) -> None:
+    n0, n1, n2 = cluster.names
+    sync = cluster.sync_host  # n2: pgrepl_sync in base.yml; n1 is the asynchronous standby
+
+    # --- refusals on the healthy cluster, with writes running -----------------------------------------------------
+    win = proof.begin("refusals (writes running)")
+    primary, standbys = n0, [n1, n2]
+
+    def refuse(label: str, name: str, *extra: str) -> None:
+        cluster.quiesce_checkpoints(primary, standbys)
+        proof.refused(label, name, *extra, primary=primary, standbys=standbys, deferred=deferred)
+
+    refuse("switchover to the primary itself", "switchover", f"pgrepl_target={n0}")
+    refuse("switchover to a host not in the inventory", "switchover", f"pgrepl_target={cluster.prefix}no-such-host")
+    refuse("failover while the primary runs and accepts writes", "failover")
+    refuse("rejoin of the current primary", "rejoin", f"pgrepl_host={n0}")
+    refuse("remove_standby of a streaming standby without force", "remove_standby", f"pgrepl_host={n1}")
+
+    cluster.quiesce_checkpoints(primary, standbys)
+    cluster.psql(n1, "SELECT pg_wal_replay_pause()")
+    try:
+        proof.refused("switchover to a standby whose replay is paused", "switchover", f"pgrepl_target={n1}",
+                      primary=primary, standbys=standbys, deferred=deferred)
+        proof.refused("switchover with max lag 0 while replay is paused and writes run", "switchover",
+                      f"pgrepl_target={n1}", "pgrepl_switchover_max_lag_bytes=0",
+                      primary=primary, standbys=standbys, deferred=deferred)
+    finally:
+        cluster.psql(n1, "SELECT pg_wal_replay_resume()")
+
+    cluster.quiesce_checkpoints(primary, standbys)
+    cluster.stop_server(n1)  # the asynchronous one: stopping the synchronous one would hold every commit
+    try:
+        proof.refused("switchover to a stopped standby (not streaming)", "switchover", f"pgrepl_target={n1}",
+                      primary=primary, standbys=standbys, deferred=deferred)
+    finally:
+        cluster.start_server(n1)
+    cluster.wait_streaming(n0, [n1, n2])
+    proof.end(win, n0)
+    proven = sum(f.op.startswith("refused:") for f in proof.figures)
+    proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 8 refusals proven")
+
+    # --- switchover to the asynchronous standby ---------------------------------------------------------------
+    win = proof.begin("switchover")
+    run = ok(cluster.playbook("switchover", f"pgrepl_target={n1}"), f"switchover to {n1}")
+    win.finished = time.time()
+    report = report_of(run, "switchover", n0)
+    standbys = expect_groups(cluster, n1, "switchover")
+    if sorted(standbys) != sorted([n0, n2]):
+        raise ProofError(f"switchover: groups.yml standbys {standbys}, want {n0} and {n2}")
+    proof.end(win, n1)
+    proof.check(win, n1, standbys, seconds=run.seconds, moved=True,
+                note=f"report new_primary={report['new_primary']}")
+    cluster.wait_streaming(n1, standbys)
+    status_strict(cluster, "switchover", deferred)
+
+    # --- failover after the primary's postmaster got SIGKILL ----------------------------------------------------
+    old = n1
+    sync_names = cluster.psql(old, "SHOW synchronous_standby_names")
+    win = proof.begin("failover (SIGKILL)")
+    cluster.kill_server(old)
+    win.started = time.time()
+    run = ok(cluster.playbook("failover"), "failover")
+    win.finished = time.time()
+    report = report_of(run, "failover", old)
+    new = report["new_primary"]
+    standbys = expect_groups(cluster, new, "failover")
+    if cluster.accepting(old):
+        raise ProofError(f"failover: the old primary {old} accepts connections again (not fenced)")
+    live = [s for s in standbys if s != old]
+    if old not in standbys:
+        notes.append(f"failover: groups.yml has no {old} in group standby; added it there for the rejoin")
+        cluster.set_groups(new, [*standbys, old])
+    proof.end(win, new)
+    received = lsn_int(str(report["promoted"]["received_lsn"]))
+    proof.check(win, new, live, seconds=run.seconds, received_lsn=received, sync_failover=bool(sync_names), moved=True,
+                note=f"{new} promoted ({'sync' if sync_names else 'async'}: {sync_names or 'none'}); behind "
+                     f"{report['behind_bytes']}")
+
+    # --- rejoin of the old primary -------------------------------------------------------------------------------
+    win = proof.begin("rejoin")
+    run = ok(cluster.playbook("rejoin", f"pgrepl_host={old}"), f"rejoin of {old}")
+    win.finished = time.time()
+    primary, standbys = cluster.groups()
+    if primary != new or old not in standbys:
+        raise ProofError(f"rejoin: groups.yml says primary {primary}, standbys {standbys}")
+    cluster.wait_streaming(new, standbys)
+    proof.end(win, new)
+    proof.check(win, new, standbys, seconds=run.seconds)
+    status_strict(cluster, "rejoin", deferred)
+
+    # --- reseed of a standby (not the one just rejoined) --------------------------------------------------------
+    target = next(s for s in standbys if s != old)
+    win = proof.begin(f"reseed {target.rsplit('-', 1)[-1]}")
+    run = ok(cluster.playbook("reseed", f"pgrepl_host={target}"), f"reseed of {target}")
+    win.finished = time.time()
+    cluster.wait_streaming(new, standbys)
+    proof.end(win, new)
+    proof.check(win, new, standbys, seconds=run.seconds)
+    status_strict(cluster, "reseed", deferred)
+
+    # --- remove_standby of a dead standby: the synchronous one when there is one ----------------------------------
+    named = cluster.psql(new, "SHOW synchronous_standby_names")
+    gone = next((s for s in standbys if s in named), standbys[-1])
+    win = proof.begin(f"remove_standby {gone.rsplit('-', 1)[-1]} (stopped)")
+    cluster.stop_server(gone)  # the host is dead; the work happens on the primary
+    run = ok(cluster.playbook("remove_standby", f"pgrepl_host={gone}"), f"remove_standby of {gone}")
+    win.finished = time.time()
+    primary, standbys = cluster.groups()
+    if gone in standbys:
+        notes.append(f"remove_standby: groups.yml still listed {gone}; dropped it")
+        standbys = [s for s in standbys if s != gone]
+        cluster.set_groups(primary, standbys)
+    slot = gone.lower().replace("-", "_")
+    left = cluster.psql(new, f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")  # noqa: S608
+    named = cluster.psql(new, "SHOW synchronous_standby_names")
+    if left != "0" or gone in named:
+        raise ProofError(f"remove_standby: slot {slot} count {left}, synchronous_standby_names {named!r}")
+    proof.end(win, new)
+    proof.check(win, new, standbys, seconds=run.seconds, note=f"was in synchronous_standby_names: {gone == sync}")
+    status_strict(cluster, "remove_standby", deferred)
+
+    # --- add it back with site ----------------------------------------------------------------------------------
+    win = proof.begin(f"add {gone.rsplit('-', 1)[-1]} back (site)")
+    standbys = [*standbys, gone]
+    cluster.set_groups(new, standbys)
+    run = ok(cluster.playbook("site", label="add-back"), f"site adding {gone} back")
+    win.finished = time.time()
+    cluster.wait_streaming(new, standbys)
+    proof.end(win, new)
+    proof.check(win, new, standbys, seconds=run.seconds)
+    status_strict(cluster, "add-back", deferred)
