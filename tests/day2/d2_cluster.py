@@ -239,7 +239,7 @@ class DayTwoCluster:
 
     # --- playbooks ---------------------------------------------------------------------------------------------
 
-    def playbook(self, name: str, *extra: str, label: str = "") -> PlaybookRun:
+    def playbook(self, name: str, *extra: str, label: str = "", check: bool = False) -> PlaybookRun:
         """`ansible-playbook -i base.yml -i groups.yml pgrepl.streaming.<name> -e ...` through the collection path;
         day-2 operations get pgrepl_inventory_file (groups.yml) and pgrepl_report_file."""
         argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(self.base_file), "-i", str(self.groups_file),
@@ -250,6 +250,8 @@ class DayTwoCluster:
             argv += ["-e", f"pgrepl_inventory_file={self.groups_file}", "-e", f"pgrepl_report_file={self.report_file}"]
         for item in extra:
             argv += ["-e", item]
+        if check:
+            argv.append("--check")
         log = self.logdir / f"{len(self.runs) + 1:02d}-{name}{'-' + label if label else ''}.log"
         started = time.time()
         start = time.monotonic()

@@ -148,6 +148,30 @@ class Proof:
 
     # --- refusals --------------------------------------------------------------------------------------------
 
+    def dry_run(self, label: str, name: str, *extra: str) -> PlaybookRun:
+        """`--check` of an operation: it must succeed, print its summary and change nothing on any node or in
+        groups.yml."""
+        cluster = self.cluster
+        groups_before = cluster.groups_file.read_text()
+        before = cluster.snapshots()
+        run = cluster.playbook(name, *extra, label=label, check=True)
+        after = cluster.snapshots()
+        problems = []
+        if run.returncode != 0:
+            problems.append(f"it failed (exit {run.returncode})")
+        if "check mode: nothing is done" not in run.output:
+            problems.append("it printed no dry-run summary")
+        changes = snapshot_diff(before, after)
+        if changes:
+            problems.append("it changed: " + "; ".join(changes))
+        if cluster.groups_file.read_text() != groups_before:
+            problems.append(f"it rewrote {cluster.groups_file.name}")
+        if problems:
+            raise ProofError(f"check mode '{label}': " + "\n".join(problems) + "\n" + run.describe())
+        self.figures.append(Figures(op=f"check mode: {label}", seconds=run.seconds, commits=0,
+                                    gap=Gap(0.0, None, None), lost=0, note="summary printed, nothing changed"))
+        return run
+
     def refused(self, label: str, name: str, *extra: str, primary: str, standbys: list[str],
                 deferred: Optional[list[str]] = None) -> PlaybookRun:
         """Run an operation that must be refused; prove it exited non-zero from a check (a play ran, every host

@@ -60,6 +60,66 @@ def report_of(run: PlaybookRun, operation: str, old_primary: str) -> dict:
     return report
 
 
+HOOK = """\
+- name: What the node this hook runs on says of itself
+  ansible.builtin.command:
+    argv: [su, postgres, -c, "psql -XtAc 'SELECT pg_is_in_recovery()'"]
+  register: hook_recovery
+  changed_when: false
+- name: Record when the {kind} hook ran
+  ansible.builtin.lineinfile:
+    path: "{log}"
+    line: >-
+      {kind} {{{{ pgrepl_old_primary }}}} {{{{ pgrepl_new_primary }}}} {{{{ inventory_hostname }}}}
+      {{{{ hook_recovery.stdout | trim }}}} {{{{ now().timestamp() }}}}
+    create: true
+    mode: "0644"
+  delegate_to: localhost
+"""
+
+
+def write_hooks(cluster: DayTwoCluster) -> list[str]:
+    """Cut-over hooks that record when they ran (relative paths: the playbooks run in the cluster's workdir)."""
+    log = cluster.workdir / "hooks.log"
+    log.unlink(missing_ok=True)
+    for kind in ("pre", "post"):
+        (cluster.workdir / f"hook-{kind}.yml").write_text(HOOK.format(kind=kind, log=log))
+    return ['{"pgrepl_cutover_pre_tasks": ["hook-pre.yml"], "pgrepl_cutover_post_tasks": ["hook-post.yml"]}']
+
+
+def hook_lines(cluster: DayTwoCluster) -> list[list[str]]:
+    path = cluster.workdir / "hooks.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def check_hooks(cluster: DayTwoCluster, operation: str, old: str, new: str, last_on_old: float) -> str:
+    """pre (switchover only) ran on the new primary while it was still a standby and before the old primary's
+    last acknowledged commit; post ran once the new primary accepted writes; both saw the old and new names."""
+    lines = hook_lines(cluster)
+    pre = [line for line in lines if line[0] == "pre"]
+    post = [line for line in lines if line[0] == "post"]
+    problems = []
+    if operation == "switchover":
+        if len(pre) != 1 or pre[0][1:5] != [old, new, new, "t"]:
+            problems.append(f"pre hook: want one line '{old} {new} {new} t', got {pre}")
+        elif float(pre[0][5]) > last_on_old:
+            problems.append(f"pre hook ran at {pre[0][5]}, after the old primary's last commit at {last_on_old}")
+    elif pre:
+        problems.append(f"pre hook ran in a {operation}: {pre}")
+    if len(post) != 1 or post[0][1:5] != [old, new, new, "f"]:
+        problems.append(f"post hook: want one line '{old} {new} {new} f', got {post}")
+    elif pre and float(post[0][5]) < float(pre[0][5]):
+        problems.append("post hook ran before the pre hook")
+    if problems:
+        raise ProofError(f"{operation} cut-over hooks: " + "; ".join(problems))
+    return f"hooks ran: {', '.join(line[0] for line in lines)}"
+
+
+def last_commit_on(proof: Proof, address: str) -> float:
+    at = [c.at for c in proof.ledger.records() if c.server == address]
+    return max(at) if at else 0.0
+
+
 def expect_groups(cluster: DayTwoCluster, primary: str, what: str) -> list[str]:
     """groups.yml as the playbook rewrote it: `primary` in group primary; returns the standby group."""
     now_primary, standbys = cluster.groups()
@@ -167,19 +227,38 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     proven = sum(f.op.startswith("refused:") for f in proof.figures)
     proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 8 refusals proven")
 
-    # --- switchover to the asynchronous standby ---------------------------------------------------------------
+    # --- check mode: the summary, nothing changed ----------------------------------------------------------------
+    cluster.quiesce_checkpoints(primary, standbys)
+    proof.dry_run("switchover --check", "switchover", f"pgrepl_target={n1}")
+    cluster.quiesce_checkpoints(primary, standbys)
+    proof.dry_run("failover --check (forced)", "failover", "pgrepl_force=true")
+
+    # --- switchover to the asynchronous standby, with cut-over hooks ------------------------------------------
+    hooks = write_hooks(cluster)
     win = proof.begin("switchover")
-    run = ok(cluster.playbook("switchover", f"pgrepl_target={n1}"), f"switchover to {n1}")
+    run = ok(cluster.playbook("switchover", f"pgrepl_target={n1}", *hooks), f"switchover to {n1}")
     win.finished = time.time()
     report = report_of(run, "switchover", n0)
+    hooks_note = check_hooks(cluster, "switchover", n0, n1, last_commit_on(proof, cluster.address[n0]))
     standbys = expect_groups(cluster, n1, "switchover")
     if sorted(standbys) != sorted([n0, n2]):
         raise ProofError(f"switchover: groups.yml standbys {standbys}, want {n0} and {n2}")
     proof.end(win, n1)
     proof.check(win, n1, standbys, seconds=run.seconds, moved=True,
-                note=f"report new_primary={report['new_primary']}")
+                note=f"report new_primary={report['new_primary']}; {hooks_note}")
     cluster.wait_streaming(n1, standbys)
     status_strict(cluster, "switchover", deferred)
+
+    # --- site with the inventory of before the switchover: refused, naming the real primary --------------------
+    cluster.quiesce_checkpoints(n1, standbys)
+    cluster.set_groups(n0, [n1, n2])
+    try:
+        stale = proof.refused("site with the inventory of before the switchover", "site", primary=n1,
+                              standbys=standbys, deferred=None)
+    finally:
+        cluster.set_groups(n1, standbys)
+    if f"The primary now is {n1}" not in stale.output:
+        raise ProofError(f"site on a stale inventory did not name the real primary {n1}:\n{stale.describe()}")
 
     # --- failover after the primary's postmaster got SIGKILL ----------------------------------------------------
     old = n1
@@ -187,10 +266,12 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     win = proof.begin("failover (SIGKILL)")
     cluster.kill_server(old)
     win.started = time.time()
-    run = ok(cluster.playbook("failover"), "failover")
+    hooks = write_hooks(cluster)
+    run = ok(cluster.playbook("failover", *hooks), "failover")
     win.finished = time.time()
     report = report_of(run, "failover", old)
     new = report["new_primary"]
+    hooks_note = check_hooks(cluster, "failover", old, new, 0.0)
     standbys = expect_groups(cluster, new, "failover")
     if cluster.accepting(old):
         raise ProofError(f"failover: the old primary {old} accepts connections again (not fenced)")
@@ -202,7 +283,7 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     received = lsn_int(str(report["promoted"]["received_lsn"]))
     proof.check(win, new, live, seconds=run.seconds, received_lsn=received, sync_failover=bool(sync_names), moved=True,
                 note=f"{new} promoted ({'sync' if sync_names else 'async'}: {sync_names or 'none'}); behind "
-                     f"{report['behind_bytes']}")
+                     f"{report['behind_bytes']}; {hooks_note}")
 
     # --- rejoin of the old primary -------------------------------------------------------------------------------
     win = proof.begin("rejoin")
@@ -257,3 +338,12 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     proof.end(win, new)
     proof.check(win, new, standbys, seconds=run.seconds)
     status_strict(cluster, "add-back", deferred)
+
+    # --- rolling restart: the standbys one by one, then the primary ---------------------------------------------
+    win = proof.begin("rolling_restart")
+    run = ok(cluster.playbook("rolling_restart"), "rolling_restart")
+    win.finished = time.time()
+    cluster.wait_streaming(new, standbys)
+    proof.end(win, new)
+    proof.check(win, new, standbys, seconds=run.seconds)
+    status_strict(cluster, "rolling_restart", deferred)
