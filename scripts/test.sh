@@ -26,6 +26,12 @@ stage_lint() {
     ansible-doc "pgrepl.streaming.$module" >/dev/null || { echo "ansible-doc pgrepl.streaming.$module failed"; return 1; }
   done
   echo "ansible-doc renders all $(ls plugins/modules/*.py | wc -l) modules"
+  local filter
+  for filter in plugins/filter/*.yml; do
+    filter=$(basename "$filter" .yml)
+    ansible-doc -t filter "pgrepl.streaming.$filter" >/dev/null || { echo "ansible-doc -t filter pgrepl.streaming.$filter failed"; return 1; }
+  done
+  echo "ansible-doc renders all $(ls plugins/filter/*.yml | wc -l) filters"
 }
 
 stage_sanity() {
