@@ -330,10 +330,15 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
 
     # --- add it back with site ----------------------------------------------------------------------------------
     win = proof.begin(f"add {gone.rsplit('-', 1)[-1]} back (site)")
+    others = [new, *standbys]
+    started_before = {node: cluster.psql(node, "SELECT pg_postmaster_start_time()") for node in others}
     standbys = [*standbys, gone]
     cluster.set_groups(new, standbys)
     run = ok(cluster.playbook("site", label="add-back"), f"site adding {gone} back")
     win.finished = time.time()
+    started_after = {node: cluster.psql(node, "SELECT pg_postmaster_start_time()") for node in others}
+    if started_after != started_before:
+        raise ProofError(f"site adding {gone} restarted other nodes: {started_before} -> {started_after}")
     cluster.wait_streaming(new, standbys)
     proof.end(win, new)
     proof.check(win, new, standbys, seconds=run.seconds)
