@@ -113,7 +113,7 @@ class DayTwoCluster:
     `<prefix><tag>`; files under `workdir`."""
 
     def __init__(self, prefix: str, tag: str, image: str, client_image: str, workdir: Path, standbys: int = 2,
-                 sync: bool = True) -> None:
+                 sync: tuple[int, ...] = (2,)) -> None:
         self.prefix = prefix
         self.tag = tag
         self.image = image
@@ -122,7 +122,9 @@ class DayTwoCluster:
         self.names = [f"{prefix}{tag}-n{i}" for i in range(standbys + 1)]
         self.client = f"{prefix}{tag}-client"
         self.network = f"{prefix}{tag}"
-        self.sync_host = self.names[-1] if sync else None
+        # Nodes carrying pgrepl_sync: true (by index); sync_host is the last of them.
+        self.sync_hosts = [self.names[i] for i in sync]
+        self.sync_host = self.sync_hosts[-1] if self.sync_hosts else None
         self.base_file = workdir / "base.yml"
         self.groups_file = workdir / "groups.yml"
         self.report_file = workdir / "report.json"
@@ -207,7 +209,7 @@ class DayTwoCluster:
     def write_inventory(self) -> None:
         hosts = {}
         for name in self.names:
-            hosts[name] = {"pgrepl_sync": True} if name == self.sync_host else None
+            hosts[name] = {"pgrepl_sync": True} if name in self.sync_hosts else None
         base = {"all": {
             "hosts": hosts,
             "vars": {
