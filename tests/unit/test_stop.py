@@ -256,7 +256,7 @@ def test_pg_ctl_command() -> None:
 
 
 def versions(mapping: dict[str, str]) -> Any:
-    return lambda binary: mapping.get(binary)
+    return mapping.get
 
 
 def test_find_pg_ctl_prefers_the_data_directory_major() -> None:
