@@ -170,7 +170,7 @@ def require(run: PlaybookRun, what: str) -> PlaybookRun:
 def bench_side(side: str, round_: int, sync: bool) -> SideResult:
     result = SideResult(side)
     tag = f"{side}{round_}"
-    cluster = DayTwoCluster(PREFIX, tag, IMAGE, CLIENT_IMAGE, WORK / tag, standbys=2, sync=sync)
+    cluster = DayTwoCluster(PREFIX, tag, IMAGE, CLIENT_IMAGE, WORK / tag, standbys=2, sync=(2,) if sync else ())
     n0, n1, n2 = cluster.names
     failed = True
     ledger = None
