@@ -12,11 +12,9 @@ Used by tests/day2/test_chain.py and scripts/bench_day2.py. Inventory contract (
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import difflib
-import hashlib
-import hmac
+import importlib.util
 import json
 import os
 import shlex
@@ -51,17 +49,13 @@ class ClusterError(Exception):
 
 
 def scram_verifier(password: str) -> str:
-    """A SCRAM-SHA-256 verifier computed here, so the password itself never reaches the server or a log."""
-    salt = os.urandom(16)
-    iterations = 4096
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
-    server = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
+    """A SCRAM-SHA-256 verifier computed here, so the password itself never reaches the server or a log: the
+    collection's own implementation (plugins/module_utils/_scram.py, stdlib only), loaded from the tree."""
+    spec = importlib.util.spec_from_file_location("pgrepl_scram", ROOT / "plugins" / "module_utils" / "_scram.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.build_verifier(password)
 
 
 def ansible_env() -> dict[str, str]:
