@@ -40,6 +40,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_postmaster,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
 
@@ -1163,3 +1164,27 @@ def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: Cl
     for warning in ctx.warnings:
         module.warn(warning)
     return result
+
+
+# The module's options, shared with node_plan/node_apply (one definition for both).
+STANDBY_CLONE_SPEC = ModuleSpec(
+    {
+        "data_dir": {"type": "path", "required": True},
+        "bin_dir": {"type": "path"},
+        "primary_host": {"type": "str", "required": True},
+        "primary_port": {"type": "int", "default": 5432},
+        "replication_user": {"type": "str", "default": "replicator"},
+        "passfile": {"type": "path", "required": True},
+        "slot_name": {"type": "str"},
+        "application_name": {"type": "str"},
+        "sslmode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "os_user": {"type": "str", "default": "postgres"},
+        "move_aside": {"type": "bool", "default": True},
+        "checkpoint": {"type": "str", "default": "fast", "choices": ["fast", "spread"]},
+        "timeout": {"type": "int", "default": 3600},
+        "force_reclone": {"type": "bool", "default": False},
+        "preflight": {"type": "bool", "default": False},
+        "stop_service": {"type": "str"},
+    },
+    with_connection=False,
+)

@@ -9,7 +9,9 @@ modules. A check that cannot be decided (bad input, server down) counts as pendi
 runs and reports its own error, once, in its own task.
 
 node_apply runs the same module bodies for real, one after another, in one call: the pieces a role changes
-together (settings, role, pg_hba, passfile, slots) then cost one round trip instead of one per module and item.
+together (settings, role, pg_hba, passfile, slots; or passfile, copy, standby configuration, pg_hba) then cost
+one round trip instead of one per module and item. Each body changes only what differs, so the roles call
+node_apply directly: a converged node costs that one call and reports nothing changed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import 
     STANDBY_CONFIG_SPEC,
     run_standby_config,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import STANDBY_CLONE_SPEC, run_standby_clone
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     PgreplError,
     connection_argument_spec,
@@ -55,10 +58,13 @@ MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
     "passfile": (PASSFILE_SPEC, run_passfile, False),
     "standby_config": (STANDBY_CONFIG_SPEC, run_standby_config, False),
     "rewind_grants": (REWIND_GRANTS_SPEC, run_rewind_grants, True),
+    # Connects to the primary (replication protocol), so it needs psycopg like the server modules.
+    "standby_clone": (STANDBY_CLONE_SPEC, run_standby_clone, True),
 }
 
-# Result keys worth passing on to the roles (never anything that may carry a secret).
-KEPT_KEYS = ("changed", "restart_required", "outcome")
+# Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
+# its progress and messages, the password comes only from the passfile).
+KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log")
 
 
 class DryRunModule:

@@ -14,12 +14,13 @@ author: pgrepl maintainers (@pgrepl)
 description:
   - Runs the bodies of other modules of this collection (C(server_settings), C(replication_user),
     C(replication_slot), C(pg_hba), C(passfile), C(standby_config),
-    C(rewind_grants)), one item after another, with their own
+    C(rewind_grants), C(standby_clone)), one item after another, with their own
     option validation, check mode and diff, and returns what each changed. Each behaves exactly as its own
     module; only the round trips are saved (one call instead of one per module and item).
   - The first refusal stops the run and fails the task, naming the check and item (C(hba[1] (pg_hba))); the
     items before it stay done, as separate tasks would.
-  - The roles use it with the checks M(pgrepl.streaming.node_plan) reported pending.
+  - The primary and standby roles call it directly with every piece they manage. Each module body changes only
+    what differs, so a converged node costs this one call and reports nothing changed.
 options:
   checks:
     description:

@@ -116,108 +116,12 @@ server:
   type: dict
 """
 
-import os
-
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
-from ansible_collections.pgrepl.streaming.plugins.module_utils._info import replication_info
-from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
-    derive_layout,
-    installed_majors,
-    os_family,
-    os_user_home,
-)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
-
-ARGUMENT_SPEC = {
-    "version": {"type": "int"},
-    "cluster_name": {"type": "str", "default": "main"},
-    "data_dir": {"type": "path"},
-    "config_dir": {"type": "path"},
-    "bin_dir": {"type": "path"},
-    "service": {"type": "str"},
-    "socket_dir": {"type": "path"},
-    "port": {"type": "int"},
-    "os_user": {"type": "str", "default": "postgres"},
-}
-
-
-def data_dir_state(path: str) -> str:
-    """How the data directory looks from the outside."""
-    if not os.path.exists(path):
-        return "missing"
-    if not os.path.isdir(path):
-        return "other"
-    names = set(os.listdir(path))
-    if not names:
-        return "empty"
-    if "PG_VERSION" in names and "global" in names:
-        return "pgdata"
-    if names & {"postgresql.conf", "pg_hba.conf"}:
-        return "config"
-    return "other"
-
-
-def ipv4_addresses(module) -> list:
-    """Global IPv4 addresses, the default route's interface first (read with ip(8); no traffic is sent)."""
-    rc, routes, _err = module.run_command(["ip", "-4", "route", "show", "default"])
-    default_dev = ""
-    if rc == 0 and " dev " in routes:
-        default_dev = routes.split(" dev ", 1)[1].split()[0]
-    rc, out, _err = module.run_command(["ip", "-4", "-o", "addr", "show", "scope", "global"])
-    found = []
-    for line in out.splitlines() if rc == 0 else []:
-        fields = line.split()
-        if "inet" in fields:
-            address = fields[fields.index("inet") + 1].split("/")[0]
-            found.append((fields[1] != default_dev, address))
-    return [address for _not_default, address in sorted(found, key=lambda item: item[0])]
-
-
-def service_enabled(module, service: str) -> bool | None:
-    """Whether systemd starts the service at boot (None without systemctl): lets the roles skip a no-op task."""
-    systemctl = module.get_bin_path("systemctl")
-    if not systemctl or not service:
-        return None
-    rc, _out, _err = module.run_command([systemctl, "is-enabled", service])
-    return rc == 0
-
-
-def gather(module) -> dict:
-    params = module.params
-    try:
-        with open("/etc/os-release", encoding="utf-8") as handle:
-            family = os_family(handle.read())
-    except OSError:
-        family = "other"
-    layout = derive_layout(family, installed_majors(), params)
-    layout["os_user"] = params["os_user"]
-    layout["os_user_home"] = os_user_home(params["os_user"])
-    state = data_dir_state(layout["data_dir"])
-    result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
-              "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
-              "addresses": ipv4_addresses(module), "service_enabled": service_enabled(module, layout["service"])}
-    if state == "pgdata":
-        facts, warnings = read_data_dir(layout["data_dir"], layout["bin_dir"])
-        result["data_dir_facts"] = facts
-        result["running"] = bool(facts.get("postmaster_running"))
-        for warning in warnings:
-            module.warn(warning)
-    if result["running"] and result["psycopg"]:
-        info, warnings = replication_info({
-            "login_user": params["os_user"], "login_unix_socket": layout["socket_dir"], "login_host": "",
-            "login_port": layout["port"], "login_db": "postgres", "connect_timeout": 5,
-            # Peer authentication as the server's OS user, also when the module runs as root.
-            "login_os_user": params["os_user"]})
-        for warning in warnings:
-            module.warn(warning)
-        info.pop("changed", None)
-        result["server"] = info
-    return result
+from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_FACTS_OPTIONS, gather
 
 
 def main() -> None:
-    module = build_module(ARGUMENT_SPEC, with_connection=False)
+    module = build_module(NODE_FACTS_OPTIONS, with_connection=False)
     run(module, gather, needs_psycopg=False)
 
 

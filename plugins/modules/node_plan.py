@@ -23,9 +23,8 @@ options:
   checks:
     description:
       - Named checks. Each value is a dict with C(module) (one of C(server_settings), C(replication_user),
-        C(replication_slot), C(pg_hba), C(passfile), C(standby_config),
-        C(rewind_grants)) and C(params), the module's options as a dict or a list of dicts (one per item, as a
-        loop would pass them).
+        C(replication_slot), C(pg_hba), C(passfile), C(standby_config), C(rewind_grants), C(standby_clone)) and
+        C(params), the module's options as a dict or a list of dicts (one per item, as a loop would pass them).
       - Modules that connect to the server get this module's connection options unless their params set them.
       - Do not put passwords here (this option is not hidden); use O(replication_password).
     type: dict

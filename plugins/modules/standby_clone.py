@@ -264,34 +264,12 @@ diff:
            "after": {"data_dir_state": "standby-of-primary", "moved_aside_to": null}}
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import run_standby_clone
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import STANDBY_CLONE_SPEC, run_standby_clone
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 
 
 def main() -> None:
-    module = build_module(
-        {
-            "data_dir": {"type": "path", "required": True},
-            "bin_dir": {"type": "path"},
-            "primary_host": {"type": "str", "required": True},
-            "primary_port": {"type": "int", "default": 5432},
-            "replication_user": {"type": "str", "default": "replicator"},
-            "passfile": {"type": "path", "required": True},
-            "slot_name": {"type": "str"},
-            "application_name": {"type": "str"},
-            "sslmode": {"type": "str", "default": "prefer",
-                        "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
-            "os_user": {"type": "str", "default": "postgres"},
-            "move_aside": {"type": "bool", "default": True},
-            "checkpoint": {"type": "str", "default": "fast", "choices": ["fast", "spread"]},
-            "timeout": {"type": "int", "default": 3600},
-            "force_reclone": {"type": "bool", "default": False},
-            "preflight": {"type": "bool", "default": False},
-            "stop_service": {"type": "str"},
-        },
-        with_connection=False,
-        supports_check_mode=True,
-    )
+    module = module_from_spec(STANDBY_CLONE_SPEC)
     run(module, run_standby_clone)
 
 

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""psycopg 3 installed where it is missing, then the node facts: what a fresh host needs, in one call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_prepare
+short_description: Install psycopg 3 on a PostgreSQL host when it is missing, then return its node facts
+version_added: 0.1.0
+author: pgrepl maintainers (@pgrepl)
+description:
+  - The first call of the pgrepl roles on a host. When psycopg 3 cannot be imported, installs the distribution's
+    package (C(python3-psycopg) on the Debian family, C(python3-psycopg3) on the RHEL family) with C(apt-get),
+    C(dnf) or C(yum), then returns the same facts as M(pgrepl.streaming.node_facts), the live server facts
+    included. One round trip instead of three (facts, install, facts again).
+  - apt's package index is refreshed only when apt does not know the package, or when the install fails on a
+    stale index. The package manager is called directly, so no python3-apt is needed or installed.
+  - With psycopg already importable it changes nothing and is exactly M(pgrepl.streaming.node_facts).
+options:
+  install:
+    description: Install the package when psycopg 3 is missing. V(false) only reports the facts.
+    type: bool
+    default: true
+  package:
+    description:
+      - Package that provides psycopg 3 to the Python that runs the modules. Default by family
+        (C(python3-psycopg) on Debian/Ubuntu/Astra, C(python3-psycopg3) on RHEL and its rebuilds, from EPEL or
+        PGDG). Required on other families.
+    type: str
+  version:
+    description: PostgreSQL major to manage. Default is the newest installed.
+    type: int
+  cluster_name:
+    description: Debian cluster name (the C(main) of C(/etc/postgresql/15/main)).
+    type: str
+    default: main
+  data_dir:
+    description: Data directory. Default from the layout (Debian reads C(data_directory) from postgresql.conf).
+    type: path
+  config_dir:
+    description: Directory of postgresql.conf and pg_hba.conf. Default C(/etc/postgresql/N/cluster) on Debian,
+      the data directory elsewhere.
+    type: path
+  bin_dir:
+    description: Directory of the server binaries.
+    type: path
+  service:
+    description: systemd unit of the server. Default C(postgresql@N-cluster) on Debian, C(postgresql-N) elsewhere.
+    type: str
+  socket_dir:
+    description: Unix socket directory of the server.
+    type: path
+  port:
+    description: Port of the server. Default from postgresql.auto.conf, then postgresql.conf, then 5432.
+    type: int
+  os_user:
+    description: OS user the server runs as.
+    type: str
+    default: postgres
+attributes:
+  check_mode:
+    description: Installs nothing; reports the install a real run would make as a change (RV(installed)), with
+      the facts that can be read without psycopg.
+    support: full
+  diff_mode:
+    description: Nothing to show beyond RV(installed).
+    support: none
+notes:
+  - Needs root (C(become=true)) when it installs.
+  - After the install the module runs again in a new Python process (as M(ansible.builtin.apt) does after
+    installing python3-apt), so the facts it returns are read with psycopg.
+seealso:
+  - module: pgrepl.streaming.node_facts
+"""
+
+EXAMPLES = r"""
+- name: psycopg where it is missing, and the facts every later task decides from
+  pgrepl.streaming.node_prepare:
+  become: true
+  register: node
+
+- name: A host whose psycopg comes from another package
+  pgrepl.streaming.node_prepare:
+    package: python3.11-psycopg3
+    version: 16
+    data_dir: /var/lib/pgpro/1c-16/data
+    bin_dir: /opt/pgpro/1c-16/bin
+    service: postgrespro-1c-16
+  become: true
+"""
+
+RETURN = r"""
+installed:
+  description: The package installed by this call (in check mode, the one a real run would install); empty
+    when psycopg was already there or O(install=false).
+  returned: always
+  type: list
+  elements: str
+  sample: [python3-psycopg]
+install_steps:
+  description: The package manager commands run (C(apt-get update) only when it was needed).
+  returned: always
+  type: list
+  elements: str
+install_seconds:
+  description: How long the install took (0 when nothing was installed).
+  returned: always
+  type: float
+
+layout:
+  description: family, major, cluster_name, data_dir, config_dir, conf_file, hba_file, bin_dir, service,
+    socket_dir, port, os_user, os_user_home.
+  returned: always
+  type: dict
+psycopg:
+  description: Whether psycopg 3 can be imported on the host.
+  returned: always
+  type: bool
+data_dir_state:
+  description: C(missing), C(empty), C(pgdata) (a PostgreSQL data directory), C(config) (looks like a config
+    directory), C(other) (anything else).
+  returned: always
+  type: str
+data_dir_facts:
+  description: What the data directory says (see M(pgrepl.streaming.replication_info)); null unless pgdata.
+  returned: always
+  type: dict
+addresses:
+  description: The host's global IPv4 addresses; the first is on the interface of the default route (what
+    the roles use for C(pgrepl_address) when it is not set).
+  returned: always
+  type: list
+  elements: str
+service_enabled:
+  description: Whether C(systemctl is-enabled) says the service starts at boot; null without systemctl.
+  returned: always
+  type: bool
+running:
+  description: Whether a live postmaster owns the data directory.
+  returned: always
+  type: bool
+server:
+  description: The live facts of M(pgrepl.streaming.replication_info); null when psycopg is missing or the
+    server is not running.
+  returned: always
+  type: dict
+"""
+
+import json
+import os
+import sys
+import time
+
+from ansible.module_utils.common.respawn import has_respawned, respawn_module
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_FACTS_OPTIONS, gather, host_family
+from ansible_collections.pgrepl.streaming.plugins.module_utils._packages import (
+    install_package,
+    package_tool,
+    psycopg_package,
+)
+
+# Tells the process started after the install what the first one installed (it inherits the environment).
+INSTALLED_MARK = "PGREPL_NODE_PREPARE_INSTALLED"
+
+
+def body(module) -> dict:
+    params = module.params
+    done = json.loads(os.environ.get(INSTALLED_MARK) or "{}")
+    if PSYCOPG_IMPORT_ERROR is None or not params["install"]:
+        result = gather(module)
+        result.update(changed=bool(done), installed=done.get("installed", []), install_steps=done.get("steps", []),
+                      install_seconds=done.get("seconds", 0.0))
+        return result
+    package = psycopg_package(host_family(), params["package"])
+    if module.check_mode:
+        result = gather(module)
+        result.update(changed=True, installed=[package], install_steps=[], install_seconds=0.0)
+        return result
+    if has_respawned():
+        raise PgreplError(f"package: {package} is installed, but {sys.executable} still cannot import psycopg 3; "
+                          "set ansible_python_interpreter to the Python it was installed for, or package "
+                          "(pgrepl_psycopg_package) to the one for this Python")
+    started = time.monotonic()
+    tool = package_tool(host_family(), module.get_bin_path)
+    steps = install_package(tool, package, lambda cmd, env: module.run_command(cmd, environ_update=env))
+    os.environ[INSTALLED_MARK] = json.dumps({"installed": [package], "steps": steps,
+                                             "seconds": round(time.monotonic() - started, 2)})
+    respawn_module(sys.executable)
+    return {}  # not reached: respawn_module exits with the new process's result
+
+
+def main() -> None:
+    spec = dict(NODE_FACTS_OPTIONS, install={"type": "bool", "default": True}, package={"type": "str"})
+    module = build_module(spec, with_connection=False)
+    run(module, body, needs_psycopg=False)
+
+
+if __name__ == "__main__":
+    main()
