@@ -46,6 +46,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import (
     REPLICATION_SLOT_SPEC,
     run_replication_slot,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._start import SERVER_START_SPEC, run_server_start
 
 Body = Callable[[Any], "dict[str, Any]"]
 
@@ -60,11 +61,16 @@ MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
     "rewind_grants": (REWIND_GRANTS_SPEC, run_rewind_grants, True),
     # Connects to the primary (replication protocol), so it needs psycopg like the server modules.
     "standby_clone": (STANDBY_CLONE_SPEC, run_standby_clone, True),
+    # Starts without psycopg; its wait (the default) needs it.
+    "server_start": (SERVER_START_SPEC, run_server_start, True),
 }
+
+# An item of this module restarts the server when an earlier item of the same call left a restart pending.
+RESTARTS = "server_start"
 
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
 # its progress and messages, the password comes only from the passfile).
-KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log")
+KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log", "last_seen", "waited_seconds")
 
 
 class DryRunModule:
@@ -174,15 +180,22 @@ def login_options(params: dict[str, Any]) -> dict[str, Any]:
 
 def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], password: str | None,
                check_mode: bool, diff: bool) -> dict[str, Any]:
-    """Run every item of every check for real (or in check mode), in order; stop at the first refusal."""
+    """Run every item of every check for real (or in check mode), in order; stop at the first refusal.
+
+    A server_start item after an item that left a restart pending (a setting written now or earlier that the
+    running server does not have yet) restarts the server instead of only starting it; the pending restart is
+    then done and no longer reported."""
     results: dict[str, list[dict[str, Any]]] = {}
     diffs: list[Any] = []
     warnings: list[str] = []
+    restart_pending = False
     for name, (module_name, items) in validate_checks(checks).items():
         body = MODULES[module_name][1]
         results[name] = []
         for index, item in enumerate(items):
             where = f"{name}[{index}] ({module_name})"
+            if module_name == RESTARTS and restart_pending:
+                item = dict(item, state="restarted")
             checked, error = validated(module_name, with_password(module_name, item, password), login,
                                        no_log_values)
             if checked is None:
@@ -201,7 +214,10 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
             if diff and item_diff:
                 diffs.extend(item_diff if isinstance(item_diff, list) else [item_diff])
             results[name].append({key: result[key] for key in KEPT_KEYS if key in result})
+            if module_name == RESTARTS:
+                restart_pending = restart_pending and result.get("outcome") == "already_running"
+            elif result.get("restart_required"):
+                restart_pending = True
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
     return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
-            "warnings": warnings,
-            "restart_required": any(item.get("restart_required") for items in results.values() for item in items)}
+            "warnings": warnings, "restart_required": restart_pending}
