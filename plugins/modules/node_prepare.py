@@ -172,6 +172,8 @@ INSTALLED_MARK = "PGREPL_NODE_PREPARE_INSTALLED"
 def body(module) -> dict:
     params = module.params
     done = json.loads(os.environ.get(INSTALLED_MARK) or "{}")
+    if params["package"]:
+        psycopg_package(host_family(), params["package"])  # a bad name is refused even when nothing is installed
     if PSYCOPG_IMPORT_ERROR is None or not params["install"]:
         result = gather(module)
         result.update(changed=bool(done), installed=done.get("installed", []), install_steps=done.get("steps", []),
