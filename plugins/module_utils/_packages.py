@@ -85,9 +85,11 @@ def _apt_install(package: str, run: Runner) -> list[str]:
 
 
 def _apt_update(run: Runner) -> None:
-    # Package lists only: the translated descriptions (tens of MB on Debian) are of no use to an install.
-    rc, _out, err = run(["apt-get", "update", "-q", "-o", "Acquire::Languages=none", "-o", "DPkg::Lock::Timeout=120"],
-                        APT_ENV)
+    # Package lists only: the translated descriptions (tens of MB on Debian) are of no use to an install. gzip lists
+    # first: a few MB more to fetch than xz, but half a second less CPU per host (measured on bookworm), which is
+    # what a small VM runs short of; apt falls back to the other types where a mirror has no gzip list.
+    rc, _out, err = run(["apt-get", "update", "-q", "-o", "Acquire::Languages=none",
+                         "-o", "Acquire::CompressionTypes::Order::=gz", "-o", "DPkg::Lock::Timeout=120"], APT_ENV)
     if rc != 0:
         raise PgreplError(f"package: apt-get update failed (rc {rc}): {_tail(err)}")
 
