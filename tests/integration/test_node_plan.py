@@ -154,7 +154,7 @@ def test_an_undecidable_check_is_pending_with_the_modules_own_error(primary: PgC
     ({"x": {"module": "replication_slot", "params": {"name": "s"}, "extra": 1}}, "checks.x"),
     ({"x": "replication_slot"}, "checks.x"),
     ({"x": {"module": None, "params": {}}}, "checks.x.module"),
-    ({"x": {"module": "standby_clone", "params": {}}}, "checks.x.module: 'standby_clone'"),
+    ({"x": {"module": "promote", "params": {}}}, "checks.x.module: 'promote'"),
 ], ids=["not-dict", "unknown-module", "no-params", "params-not-dicts", "extra-key", "check-not-dict",
         "module-null", "module-not-checkable"])
 def test_bad_checks_are_refused_naming_the_option(primary: PgCluster, checks: Any, expected: str) -> None:
