@@ -20,37 +20,8 @@ description:
   - Works before psycopg is installed (the live facts are then left out), so check mode on a fresh host can
     predict what a run would do.
   - Read-only, it never reports a change.
-options:
-  version:
-    description: PostgreSQL major to manage. Default is the newest installed.
-    type: int
-  cluster_name:
-    description: Debian cluster name (the C(main) of C(/etc/postgresql/15/main)).
-    type: str
-    default: main
-  data_dir:
-    description: Data directory. Default from the layout (Debian reads C(data_directory) from postgresql.conf).
-    type: path
-  config_dir:
-    description: Directory of postgresql.conf and pg_hba.conf. Default C(/etc/postgresql/N/cluster) on Debian,
-      the data directory elsewhere.
-    type: path
-  bin_dir:
-    description: Directory of the server binaries.
-    type: path
-  service:
-    description: systemd unit of the server. Default C(postgresql@N-cluster) on Debian, C(postgresql-N) elsewhere.
-    type: str
-  socket_dir:
-    description: Unix socket directory of the server.
-    type: path
-  port:
-    description: Port of the server. Default from postgresql.auto.conf, then postgresql.conf, then 5432.
-    type: int
-  os_user:
-    description: OS user the server runs as.
-    type: str
-    default: postgres
+extends_documentation_fragment:
+  - pgrepl.streaming.node_layout
 attributes:
   check_mode:
     description: Runs the same in check mode (it only reads).
