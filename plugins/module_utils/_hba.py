@@ -836,6 +836,10 @@ def plan_edit(doc: HbaDocument, entry: Entry, state: str, insert_before: Pattern
             return Plan("absent", old_text, old_text, warnings=warnings)
         removed = [doc.records[i] for i in same]
         kept = [r for i, r in enumerate(doc.records) if i not in same]
+        if kept and len(doc.records) - 1 in same:
+            # The last line is removed: the file ends as it did before that line was added (adding then removing
+            # an entry gives back the very bytes).
+            kept[-1] = _as_last_record(kept[-1], doc.records[-1].eol == "")
         new_doc = HbaDocument(kept)
         return Plan("removed", old_text, new_doc.render(), None, removed[0].number, removed[0].text,
                     warnings=warnings)
@@ -879,8 +883,10 @@ def plan_edit(doc: HbaDocument, entry: Entry, state: str, insert_before: Pattern
         if index == len(records) and records:
             last = records[-1]
             if last.eol == "":
-                # The file ends without a line break: add the one needed to start our line on its own.
+                # The file ends without a line break: add the one needed to start our line on its own, and end
+                # the file on ours without one, as it was (removing the entry then gives back the very bytes).
                 records[-1] = replace(last, raw=last.raw + newline, eol=newline)
+                new_records = [_reparse(None, entry.render())]
             if _body(_split_physical(last.raw)[-1]).endswith("\\"):
                 # A last line ending with a backslash would swallow ours: an empty line ends that record.
                 new_records.insert(0, _reparse(None, newline))
@@ -908,6 +914,20 @@ def plan_edit(doc: HbaDocument, entry: Entry, state: str, insert_before: Pattern
         plan.warnings.append("line(s) " + ", ".join(str(r.number) for r in includes) + " before the entry include "
                              "other files, whose rules were not checked for shadowing")
     return plan
+
+
+def _as_last_record(record: Record, unterminated: bool) -> Record:
+    """The record as the new end of the file: without the empty line after a final backslash continuation (it
+    only served to end it before a next line, and adding an entry after it inserts one), and without its line
+    break when the file ended without one."""
+    physical = _split_physical(record.raw)
+    if len(physical) > 1 and _body(physical[-1]) == "" and _body(physical[-2]).endswith("\\"):
+        physical.pop()
+    eol = physical[-1][len(_body(physical[-1])):]
+    if unterminated:
+        physical[-1] = _body(physical[-1])
+        eol = ""
+    return replace(record, raw="".join(physical), eol=eol)
 
 
 def _reparse(old: Record | None, raw: str) -> Record:

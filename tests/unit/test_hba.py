@@ -102,8 +102,11 @@ def test_adding_to_any_fixture_changes_nothing_else(path: Path) -> None:
     assert result.action == "added"
     new_text = result.new_text
     if not text.endswith("\n") and result.line_number == len(text.splitlines()) + 1:
-        text += "\n"  # the one documented change: the line break that separates our line
-    assert without_line(new_text, result.line_number) == text
+        # Appended to a file without a final line break: the break now separates our line, which ends the file
+        # without one in turn.
+        assert new_text == text + "\n" + result.entry_line
+    else:
+        assert without_line(new_text, result.line_number) == text
 
 
 # --- tokenizer --------------------------------------------------------------------------------------------------
@@ -306,8 +309,9 @@ def test_insert_after_a_reject_warns_about_the_shadow() -> None:
 def test_appending_to_a_file_without_final_newline_adds_only_the_separator() -> None:
     text = read("no_trailing_newline.conf")
     result = plan(text, **REPL)
+    # The file still ends without a line break, now on our line.
     assert result.new_text == text + "\n" + "host    replication     replicator      10.0.0.5/32             " \
-                                            "scram-sha-256\n"
+                                            "scram-sha-256"
 
 
 def test_inserting_into_a_file_without_final_newline_leaves_its_end_alone() -> None:
@@ -425,8 +429,62 @@ def test_absent_finds_a_legacy_host_bits_line() -> None:
 
 
 def test_absent_of_the_last_line_without_newline() -> None:
+    # The file ended without a line break: so does it without that line.
     text = "local all all peer\nhost all all 10.0.0.0/8 md5"
-    assert plan(text, state="absent", address="10.0.0.0/8").new_text == "local all all peer\n"
+    assert plan(text, state="absent", address="10.0.0.0/8").new_text == "local all all peer"
+    crlf = "local all all peer\r\nhost all all 10.0.0.0/8 md5"
+    assert plan(crlf, state="absent", address="10.0.0.0/8").new_text == "local all all peer"
+    assert plan("host all all 10.0.0.0/8 md5", state="absent", address="10.0.0.0/8").new_text == ""
+
+
+def test_absent_of_an_inner_line_keeps_the_end_of_a_file_without_newline() -> None:
+    text = "host all all 10.0.0.0/8 md5\nlocal all all peer"
+    assert plan(text, state="absent", address="10.0.0.0/8").new_text == "local all all peer"
+
+
+# Files of every kind of ending: final line break or not, CRLF or LF, a last line continued by a backslash, a
+# comment or blank line last, empty. Adding an entry then removing it gives back the very bytes.
+ROUND_TRIP_TEXTS = {
+    "lf": "local all all peer\nhost all all 127.0.0.1/32 md5\n",
+    "lf-no-final-newline": "local all all peer\nhost all all 127.0.0.1/32 md5",
+    "crlf": "local all all peer\r\nhost all all 127.0.0.1/32 md5\r\n",
+    "crlf-no-final-newline": "local all all peer\r\nhost all all 127.0.0.1/32 md5",
+    "comment-last-no-newline": "local all all peer\n# the end",
+    "blank-lines-last": "local all all peer\n\n\n",
+    "blank-line-last-no-newline": "local all all peer\n   ",
+    "backslash-last": "local all all peer\n# trailing \\\n",
+    "backslash-last-no-newline": "local all all peer\n# trailing \\",
+    "continued-rule-no-newline": "local all all peer\nhost all all \\\n  127.0.0.1/32 md5",
+    "only-a-newline": "\n",
+    "empty": "",
+    "reject-last-no-newline": "local all all peer\nhost replication all 0.0.0.0/0 reject",
+}
+
+
+ROUND_TRIP_CASES = [(name, text, where) for name, text in [*ROUND_TRIP_TEXTS.items(),
+                                                              *((p.name, read(p.name)) for p in FIXTURE_FILES)]
+                    for where in ("placed", "first") if text or where == "placed"]
+
+
+@pytest.mark.parametrize(("name", "text", "where"), ROUND_TRIP_CASES,
+                         ids=[f"{where}-{name}" for name, _text, where in ROUND_TRIP_CASES])
+def test_adding_then_removing_gives_back_the_bytes(name: str, text: str, where: str) -> None:
+    # placed: where the coverage logic puts it (the end of every text above but the one with a reject);
+    # first: before the first line (an empty file has none).
+    added = plan(text, before=r"^" if where == "first" else None, **REPL)
+    assert added.action == "added" and added.new_text != text
+    removed = plan(added.new_text, state="absent", **REPL)
+    assert removed.action == "removed"
+    assert _encode(removed.new_text) == _encode(text)
+
+
+def test_appended_last_line_keeps_a_missing_final_newline_missing() -> None:
+    added = plan(ROUND_TRIP_TEXTS["crlf-no-final-newline"], **REPL)
+    assert added.new_text == ("local all all peer\r\nhost all all 127.0.0.1/32 md5\r\n"
+                              "host    replication     replicator      10.0.0.5/32             scram-sha-256")
+    added = plan(ROUND_TRIP_TEXTS["backslash-last-no-newline"], **REPL)
+    assert added.new_text.startswith("local all all peer\n# trailing \\\n\nhost    replication")
+    assert parse_document(added.new_text).records[-1].kind == "rule"
 
 
 def test_legacy_lists_and_lines_survive_an_unrelated_edit() -> None:
