@@ -111,6 +111,8 @@ class PgCluster:
     name: str
     bin_dir: Path = field(default_factory=find_bin_dir)
     port: int = field(default_factory=free_port)
+    # Listen on ::1 too (IPv6 loopback), for tests of IPv6 addresses in pg_hba, passfile and primary_conninfo.
+    listen_ipv6: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -142,6 +144,8 @@ class PgCluster:
                 "max_replication_slots = 10\nhot_standby = on\nwal_log_hints = on\n"
                 "shared_buffers = 16MB\nfsync = off\n"
             )
+            if self.listen_ipv6:
+                conf.write("listen_addresses = '127.0.0.1,::1'\n")
 
     def init(self) -> None:
         """initdb with a scram password for TCP and trust on the private socket."""
