@@ -17,8 +17,8 @@ description:
     C(rewind_grants), C(standby_clone)), one item after another, with their own
     option validation, check mode and diff, and returns what each changed. Each behaves exactly as its own
     module; only the round trips are saved (one call instead of one per module and item).
-  - The first refusal stops the run and fails the task, naming the check and item (C(hba[1] (pg_hba))); the
-    items before it stay done, as separate tasks would.
+  - The first refusal stops the run and fails the task, naming the check and item (for example C(hba[1]), a
+    C(pg_hba) item); the items before it stay done, as separate tasks would.
   - The primary and standby roles call it directly with every piece they manage. Each module body changes only
     what differs, so a converged node costs this one call and reports nothing changed.
 options:

@@ -119,7 +119,7 @@ options:
     default: false
   reload:
     description:
-      - Reload the server (C(pg_reload_conf())) after a change to its live file that it validated, and wait
+      - Reload the server (C(pg_reload_conf)) after a change to its live file that it validated, and wait
         until new connections use the new rules.
     type: bool
     default: true
@@ -136,7 +136,7 @@ attributes:
 notes:
   - The module runs on the database host (it edits a local file). The connection options are used only when
     O(path) is omitted or is the live C(hba_file) of a reachable server.
-  - Validation and reload need a superuser (C(pg_hba_file_rules) and C(pg_reload_conf()) are restricted).
+  - Validation and reload need a superuser (C(pg_hba_file_rules) and C(pg_reload_conf) are restricted).
   - Lines in files pulled in by C(include), C(include_if_exists) and C(include_dir) (PostgreSQL 16+) are not
     considered for placement or shadowing; a warning says when such a directive comes before the entry.
   - When a new entry is appended after a last line that has no line break, the line break needed to separate

@@ -12,17 +12,17 @@ short_description: Promote a streaming standby to a primary with pg_promote()
 version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
-  - Promotes the standby that the connection options point at with C(SELECT pg_promote(wait => false)), waits
-    up to O(wait_seconds) for C(pg_is_in_recovery()) to turn false, and returns the timeline the server left and
+  - Promotes the standby that the connection options point at with C(pg_promote) (C(wait => false)), waits
+    up to O(wait_seconds) for C(pg_is_in_recovery) to turn false, and returns the timeline the server left and
     the one it started, the LSN at which the new timeline began, and how far the standby had received and
     replayed WAL before.
-  - It waits with short queries of its own rather than inside C(pg_promote(wait => true)), because that one
+  - It waits with short queries of its own rather than inside C(pg_promote) with C(wait => true), because that one
     statement holds a snapshot while replay catches up, and a lagging standby (for example one whose replay was
     paused) cancels it with a recovery conflict (SQLSTATE 40001) while the promotion goes on. Polls canceled that
     way are retried.
   - A server that is not in recovery is already a primary; the module then changes nothing (RV(outcome=already_primary),
     C(changed=false)), so a re-run of a switchover or failover play is harmless.
-  - Refuses, and does nothing, when WAL replay is paused (C(pg_is_wal_replay_paused())) unless O(allow_paused=true),
+  - Refuses, and does nothing, when WAL replay is paused (C(pg_is_wal_replay_paused)) unless O(allow_paused=true),
     because a pause is set on purpose and promoting ends it. Refuses when O(login_user) may not execute C(pg_promote)
     (a superuser, or a role granted EXECUTE on it).
   - With O(replay_past_lsn) it first waits until the standby has replayed past that LSN, and refuses, without
@@ -36,9 +36,9 @@ description:
 options:
   wait_seconds:
     description:
-      - Seconds to wait for the promotion to finish (C(pg_is_in_recovery()) false). When it does not finish in
+      - Seconds to wait for the promotion to finish (C(pg_is_in_recovery) false). When it does not finish in
         time, the task fails (the promotion was requested and may still complete, so check
-        C(pg_is_in_recovery()) before retrying).
+        C(pg_is_in_recovery) before retrying).
       - With O(replay_past_lsn), also the seconds to wait, before promoting, for replay to pass that LSN. The two waits
         have a window of O(wait_seconds) each, so the task may take up to twice O(wait_seconds); the promotion never
         gets less time because the catch-up was slow.
@@ -61,7 +61,7 @@ options:
   replay_past_lsn:
     description:
       - A WAL location such as V(0/3000060) (1 to 8 hexadecimal digits, C(/), 1 to 8 hexadecimal digits). Before
-        promoting, the module waits, polling C(pg_last_wal_replay_lsn()) with short queries every 0.1 seconds for up
+        promoting, the module waits, polling C(pg_last_wal_replay_lsn) with short queries every 0.1 seconds for up
         to O(wait_seconds), until the standby's replay position is strictly greater than it; replay then has
         replayed the WAL record that starts there.
       - When that does not happen in time the task fails without promoting, and the message names the LSN asked for
@@ -70,8 +70,8 @@ options:
         after a clean stop) in a switchover.
       - Ignored on a server that is already a primary. Paused replay does not advance, so with O(allow_paused=true)
         and a replay position short of it the wait ends in that refusal.
-      - Leave it out (for example with C(default(omit))) to promote without waiting; an empty string is refused like any
-        other malformed value.
+      - Leave it out (for example with the C(default) filter and C(omit)) to promote without waiting; an empty
+        string is refused like any other malformed value.
     type: str
 extends_documentation_fragment:
   - pgrepl.streaming.connection
@@ -181,13 +181,13 @@ promoted_at_lsn:
   type: str
   sample: 0/3018080
 received_lsn:
-  description: C(pg_last_wal_receive_lsn()) before promotion, after the wait for O(replay_past_lsn) when one was given
+  description: C(pg_last_wal_receive_lsn) before promotion, after the wait for O(replay_past_lsn) when one was given
     (null on a primary, or when nothing was streamed).
   returned: success
   type: str
   sample: 0/3018080
 replayed_lsn:
-  description: C(pg_last_wal_replay_lsn()) before promotion, after the wait for O(replay_past_lsn) when one was given
+  description: C(pg_last_wal_replay_lsn) before promotion, after the wait for O(replay_past_lsn) when one was given
     (null on a primary).
   returned: success
   type: str

@@ -55,7 +55,7 @@ attributes:
 notes:
   - PostgreSQL 13 to 18 are supported. The columns read from C(pg_replication_slots) and C(pg_stat_wal_receiver)
     follow the server's major version, so keys that a version does not have are absent from its rows.
-  - RV(replay_delay_seconds) is C(now() - pg_last_xact_replay_timestamp()) only while received WAL waits to be
+  - RV(replay_delay_seconds) is the time since C(pg_last_xact_replay_timestamp) only while received WAL waits to be
     replayed (RV(receive_lsn) > RV(replay_lsn)); otherwise it is 0, so a standby of an idle primary does not
     look late.
 seealso:

@@ -43,7 +43,7 @@ options:
   force:
     description:
       - With O(state=absent), drop the slot even while a walsender uses it. The walsender is terminated with
-        C(pg_terminate_backend()), the module waits up to 10 seconds for the slot to be released, then drops it.
+        C(pg_terminate_backend), the module waits up to 10 seconds for the slot to be released, then drops it.
       - Without it, dropping an active slot is refused.
     type: bool
     default: false
@@ -137,8 +137,8 @@ slot:
       type: int
       sample: null
     retained_bytes:
-      description: Bytes of WAL the slot retains, C(pg_current_wal_lsn()) (on a standby
-        C(pg_last_wal_receive_lsn())) minus C(restart_lsn); null when C(restart_lsn) is null or the standby
+      description: Bytes of WAL the slot retains, C(pg_current_wal_lsn) (on a standby
+        C(pg_last_wal_receive_lsn)) minus C(restart_lsn); null when C(restart_lsn) is null or the standby
         has received no WAL yet.
       type: int
       sample: 16384
@@ -147,7 +147,7 @@ slot:
       type: bool
       sample: true
 in_recovery:
-  description: Whether the server is a standby (C(pg_is_in_recovery())).
+  description: Whether the server is a standby (C(pg_is_in_recovery)).
   returned: success
   type: bool
   sample: false

@@ -13,8 +13,8 @@ version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
   - Grants O(role) EXECUTE on the four functions PostgreSQL's pg_rewind documentation lists for a role that is not a
-    superuser, C(pg_catalog.pg_ls_dir(text, boolean, boolean)), C(pg_catalog.pg_stat_file(text, boolean)),
-    C(pg_catalog.pg_read_binary_file(text)) and C(pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)),
+    superuser, C(pg_catalog.pg_ls_dir) with arguments C(text, boolean, boolean), C(pg_catalog.pg_stat_file) with
+    C(text, boolean), and C(pg_catalog.pg_read_binary_file) with C(text) and with C(text, bigint, bigint, boolean),
     so that pgrepl.streaming.rewind can run pg_rewind as that role.
   - Grants only what the role may not execute yet (C(has_function_privilege), which also counts grants to PUBLIC
     and to roles it inherits from), in one transaction; C(changed=false) when nothing is missing.

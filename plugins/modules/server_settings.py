@@ -12,7 +12,7 @@ version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
   - Writes a dictionary of settings into C(postgresql.auto.conf) with C(ALTER SYSTEM), then reloads the server
-    configuration (C(pg_reload_conf())) when something changed.
+    configuration (C(pg_reload_conf)) when something changed.
   - Values are compared the way the server reads them, so C(1GB) and C(1024MB) are the same value, C(128MB) equals
     a C(shared_buffers) of C(16384) blocks of C(8kB), C(on), C(true), C(yes) and C(1) are the same boolean, enum
     values compare case-insensitively, and strings compare exactly.
@@ -24,13 +24,13 @@ description:
     configuration files give against the running value, not from C(pending_restart) (which the server only sets
     after a reload). The module never restarts the server.
   - Every name and value is checked before anything is written (unknown names, types, units, ranges, enum values,
-    and, for settings a session may set, the server's own check through C(set_config()) in a transaction that is
+    and, for settings a session may set, the server's own check through C(set_config) in a transaction that is
     rolled back). The few values only C(ALTER SYSTEM) itself can judge are written first, and if the server
     refuses one, the settings already written are put back, so a dictionary is never half applied.
-  - Works on a standby too (C(ALTER SYSTEM) and C(pg_reload_conf()) are allowed during recovery).
+  - Works on a standby too (C(ALTER SYSTEM) and C(pg_reload_conf) are allowed during recovery).
   - Needs a superuser O(login_user), or on PostgreSQL 15 and later a role granted C(ALTER SYSTEM ON PARAMETER)
     for each setting it changes, C(SELECT) on C(pg_file_settings) with C(EXECUTE) on
-    C(pg_show_all_file_settings()), and C(EXECUTE) on C(pg_reload_conf()) when O(reload=true).
+    C(pg_show_all_file_settings), and C(EXECUTE) on C(pg_reload_conf) when O(reload=true).
   - A C(primary_conninfo) with a password is refused (the server would keep it in C(postgresql.auto.conf) and
     print it in its log on reload); use C(passfile=...). A password already configured there is masked in
     the module's output.
@@ -54,7 +54,7 @@ options:
     required: true
   reload:
     description:
-      - Run C(pg_reload_conf()) after a change, so settings that need no restart take effect.
+      - Run C(pg_reload_conf) after a change, so settings that need no restart take effect.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -63,7 +63,7 @@ attributes:
   check_mode:
     support: full
     description: Reads the server and reports exactly what a real run would change; sends no C(ALTER SYSTEM)
-      and does not reload (values are still tried with C(set_config()) in a rolled-back transaction). A string
+      and does not reload (values are still tried with C(set_config) in a rolled-back transaction). A string
       value that only C(ALTER SYSTEM) can judge (such as C(log_destination)) is not judged in check mode.
   diff_mode:
     support: full
@@ -119,7 +119,7 @@ restart_required:
   type: bool
   sample: true
 reloaded:
-  description: Whether C(pg_reload_conf()) ran (in check mode, whether a real run would run it).
+  description: Whether C(pg_reload_conf) ran (in check mode, whether a real run would run it).
   returned: always
   type: bool
   sample: true

@@ -124,7 +124,7 @@ options:
     type: str
   reload:
     description:
-      - When the server is running and a setting changed, reload it (C(SELECT pg_reload_conf())) and wait until
+      - When the server is running and a setting changed, reload it (C(pg_reload_conf)) and wait until
         new sessions see the new C(primary_conninfo) (bounded, 10 s). C(primary_conninfo) and
         C(primary_slot_name) are reloadable from PostgreSQL 13; the WAL receiver then reconnects with the new
         values.
@@ -149,7 +149,7 @@ notes:
   - Settings removed through O(remove_settings) take effect at the reload when they are reloadable, else at the
     next restart.
   - With O(state=standby) an existing C(recovery.signal) is left alone (C(standby.signal) takes precedence).
-  - To promote a running standby use C(pg_promote()); this module only edits files, and a standby whose
+  - To promote a running standby use C(pg_promote); this module only edits files, and a standby whose
     C(standby.signal) is removed keeps running in recovery until it restarts (RV(restart_required)).
 seealso:
   - module: pgrepl.streaming.passfile
