@@ -17,8 +17,12 @@ failed=()
 stage_deps() { bash scripts/deps.sh; }
 
 stage_lint() {
-  ruff check plugins tests scripts extensions
-  ansible-lint --profile production --offline
+  # `|| return 1` on each: a stage runs as an `if` condition, where `set -e` does not stop at a failing command.
+  ruff check plugins tests scripts extensions || return 1
+  ansible-lint --profile production --offline || return 1
+  # Generated docs current (module pages, README module table, role variable tables, role defaults), every YAML
+  # example parsed and each task checked against its module's argument spec.
+  python scripts/docs.py --check || return 1
   # Every module's documentation renders (what `ansible-doc pgrepl.streaming.<module>` shows users).
   local module
   for module in plugins/modules/*.py; do
