@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need, idempotently: OS packages, the pinned venv, ansible-test's offline pip.
+# Install everything the tests need, idempotently: OS packages and host locales, the pinned venv, ansible-test's
+# offline pip.
 # Safe to run again: each step checks first and says what it does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,19 +8,8 @@ ROOT=$PWD
 VENV=$ROOT/.venv
 say() { printf '[deps] %s\n' "$*"; }
 
-# --- OS packages: PostgreSQL server for the module tests, rsync for the ansible-test copy --------------------
-need_apt=()
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql postgresql-contrib)
-command -v rsync >/dev/null || need_apt+=(rsync)
-command -v ssh >/dev/null || need_apt+=(openssh-client)  # the ssh Molecule scenario
-if ((${#need_apt[@]})); then
-  say "installing OS packages: ${need_apt[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-else
-  say "OS packages present (PostgreSQL server, rsync)"
-fi
+# --- OS packages and host locales: whatever any script, image build or test calls (scripts/install-packages.sh) ---
+bash scripts/install-packages.sh
 
 # --- Python: the newest of the interpreters the pinned ansible supports -------------------------------------
 PYTHON=${PGREPL_PYTHON:-python3}

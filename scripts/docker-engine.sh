@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers: install docker.io when dockerd is missing, start dockerd when none runs.
+# Make sure a Docker engine answers. The OS packages come first, whatever the engine's state
+# (scripts/install-packages.sh: debootstrap and the rest even where an engine already runs; docker.io only where
+# none answers and dockerd is missing); then dockerd is started when no engine answers.
 # Idempotent; a stale pid file from a killed engine is cleared first.
 set -euo pipefail
 say() { printf '[docker] %s\n' "$*"; }
 
+bash "$(dirname "$0")/install-packages.sh"
 if docker info >/dev/null 2>&1; then say "engine running"; exit 0; fi
-
-if ! command -v dockerd >/dev/null; then
-  say "installing docker.io (engine) and debootstrap"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io debootstrap iptables >/dev/null
-fi
-command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+command -v dockerd >/dev/null || { say "no engine answers and there is no dockerd to start"; exit 1; }
 
 # A killed engine leaves its pid files behind; dockerd refuses to start over a live-looking one.
 for pidfile in /var/run/docker.pid /run/docker/containerd/containerd.pid; do
