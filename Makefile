@@ -1,5 +1,5 @@
 # The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
-.PHONY: demo demo-clean bench bench-day2 test deps lint sanity units integration images molecule day2 clean
+.PHONY: demo demo-clean bench bench-day2 test deps lint sanity units integration images install-check molecule day2 clean
 
 demo: ## a primary and two streaming standbys on containers of this machine, then the status table
 	bash scripts/demo.sh
@@ -33,6 +33,9 @@ integration: deps ## modules through Ansible against a real PostgreSQL primary a
 
 images: deps ## build the test host images (Debian packages only, cached by recipe hash)
 	bash scripts/test.sh images
+
+install-check: deps ## the install step on a clean Debian container installs every command the scripts and tests call
+	bash scripts/test.sh install
 
 molecule: deps ## role scenarios on systemd containers (extensions/molecule/)
 	bash scripts/test.sh images molecule

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, stage by stage, each stage timed. `make test` runs it; so does .ci/run.
 # Usage: scripts/test.sh [stage ...]
-#   stages: deps lint sanity units integration images molecule day2 (default: all, in that order)
+#   stages: deps lint sanity units integration images install molecule day2 (default: all, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +10,7 @@ export PATH=$VENV/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
 export ANSIBLE_HOME=$ROOT/.build/ansible-home
 stages=("$@")
-((${#stages[@]})) || stages=(deps lint sanity units integration images molecule day2)
+((${#stages[@]})) || stages=(deps lint sanity units integration images install molecule day2)
 declare -A took
 failed=()
 
@@ -59,6 +59,15 @@ stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-2}" --dist loadfile t
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
 # stage (never a skip).
 stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh; }
+
+# The install step proven on a clean Debian container (tests/install/check_install.py): every command that a scan of
+# scripts/, tests/images/, the Makefile and the test harnesses finds is installed by scripts/install-packages.sh,
+# with an engine already running or none. Needs the engine and the images' bookworm base (a missing engine fails).
+stage_install() {
+  bash scripts/docker-engine.sh || return 1
+  bash tests/images/build.sh pg15 || return 1
+  python tests/install/check_install.py
+}
 
 stage_molecule() {
   bash scripts/docker-engine.sh
