@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Docs that cannot drift: the reference parts of the Markdown docs are written from the plugins' own documentation
@@ -261,7 +260,7 @@ def markdown(text: str, ctx: Context) -> str:
         elif cmd == "B":
             out.append(f"**{value}**")
         elif cmd in ("M", "P"):
-            fqcn, _, ptype = value.partition("#")
+            fqcn, ptype = (value.split("#", 1) + [""])[:2]
             target = ctx.link(fqcn, ptype or "module")
             out.append(f"[{code(fqcn)}]({target})" if target else code(fqcn))
         elif cmd == "U":
@@ -291,7 +290,7 @@ def shown(value: Any) -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -436,7 +435,7 @@ def render_return(plugin: Plugin, ctx: Context) -> str:
 
 def render_plugin_table(ptype: str, plugins: dict[str, dict[str, Plugin]], ctx: Context) -> str:
     rows = []
-    for _, plugin in sorted(plugins.get(ptype, {}).items()):
+    for plugin in sorted(plugins.get(ptype, {}).values(), key=lambda p: p.fqcn):
         target = ctx.link(plugin.fqcn, ptype)
         title = f"[{code(plugin.fqcn)}]({target})" if target else code(plugin.fqcn)
         rows.append([title, markdown(str(plugin.doc.get("short_description", "")), ctx)])
@@ -513,7 +512,7 @@ def render_role_variables(args: list[str], roles: dict[str, Role], ctx: Context)
     merged: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     points = []
     for arg in args:
-        role_name, _, only = arg.partition(".")
+        role_name, only = (arg.split(".", 1) + [""])[:2]
         if role_name not in roles:
             ctx.problems.append(f"{ctx.where}: role-variables names an unknown role {role_name!r}")
             continue
@@ -550,12 +549,12 @@ def render_role_variables(args: list[str], roles: dict[str, Role], ctx: Context)
 
         row = [code(var), one("type", type_of), one("default", default)]
         if show_points:
-            row.append(", ".join(label for label, _ in uses))
+            row.append(", ".join(use[0] for use in uses))
         row.append(one("description", describe))
         rows.append(row)
     several_roles = len({arg.partition(".")[0] for arg in args}) > 1
-    header = ["variable", "type", "default"] + ([("roles" if several_roles else "entry points")] if show_points
-                                                 else []) + ["description"]
+    where = ["roles" if several_roles else "entry points"] if show_points else []
+    header = ["variable", "type", "default", *where, "description"]
     return table(header, rows)
 
 
@@ -773,18 +772,19 @@ def own_module_spec(coll: Collection, name: str) -> ModuleSpec:
     def build(self: Any, *args: Any, **kwargs: Any) -> None:
         raise _Built(dict(signature.bind(self, *args, **kwargs).arguments))
 
+    kwargs: dict[str, Any] = {}
     with mock.patch.object(basic.AnsibleModule, "__init__", build):
         try:
             module.main()
         except _Built as built:
             kwargs = built.kwargs
-        else:
-            raise RuntimeError(f"module {name}: main() built no AnsibleModule")
+    if not kwargs:
+        raise RuntimeError(f"module {name}: main() built no AnsibleModule")
     spec = dict(kwargs["argument_spec"])
     if kwargs.get("add_file_common_args"):
         spec.update(basic.FILE_COMMON_ARGUMENTS)
-    constraints = {k: kwargs[k] for k in ("mutually_exclusive", "required_together", "required_one_of",
-                                           "required_if", "required_by") if kwargs.get(k)}
+    names = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+    constraints = {k: kwargs[k] for k in names if kwargs.get(k)}
     return ModuleSpec(spec, constraints)
 
 
@@ -925,10 +925,10 @@ def check_examples(coll: Collection, examples: list[Example]) -> list[str]:
         except yaml.YAMLError as exc:
             problems.append(f"{example.where}: not valid YAML: {' '.join(str(exc).split())}")
     modules = set()
-    for _, documents in parsed:
+    for documents in (documents for _example, documents in parsed):
         for document in documents:
             for task in walk_tasks(document):
-                module, _, _ = task_module(task, keywords)
+                module = task_module(task, keywords)[0]
                 if module and module.count(".") >= 2:
                     modules.add(module)
     specs.prefetch(modules)
@@ -971,7 +971,7 @@ def run(root: Path, write: bool) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--check", action="store_true", help="change nothing; fail when a generated part is stale")
     args = parser.parse_args()
     return run(ROOT, write=not args.check)

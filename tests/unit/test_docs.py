@@ -231,13 +231,13 @@ def test_invalid_yaml_and_duplicate_keys_are_reported(collection: Any) -> None:
 
 @pytest.mark.parametrize("task, expected", [
     ("pgrepl.streaming.promote:\n    wait_secs: 5", "unknown option(s) wait_secs (it knows: allow_paused"),
-    ("pgrepl.streaming.promote:\n    wait_seconds: soon", "argument 'wait_seconds' is of type str and we were "
-                                                          "unable to convert to int"),
+    ("pgrepl.streaming.promote:\n    wait_seconds: soon",
+     "argument 'wait_seconds' is of type str and we were unable to convert to int"),
     ("pgrepl.streaming.server_stop:\n    service: postgresql@15-main", "missing required arguments: data_dir"),
-    ("pgrepl.streaming.server_stop:\n    data_dir: /d\n    mode: slow", "value of mode must be one of: fast, smart, "
-                                                                       "immediate, got: slow"),
-    ("pgrepl.streaming.passfile:\n    path: /p\n    entries:\n      - {host: h, usr: u}", "unknown option(s) "
-                                                                                        "entries.usr"),
+    ("pgrepl.streaming.server_stop:\n    data_dir: /d\n    mode: slow",
+     "value of mode must be one of: fast, smart, immediate, got: slow"),
+    ("pgrepl.streaming.passfile:\n    path: /p\n    entries:\n      - {host: h, usr: u}",
+     "unknown option(s) entries.usr"),
     ("pgrepl.streaming.nothing:\n    a: 1", "this collection has no module pgrepl.streaming.nothing"),
     ("promote:\n    wait_seconds: 5", "name the module by its FQCN"),
     ("ansible.builtin.debug:\n    message: hi", "unknown option(s) message (it knows: msg, var, verbosity)"),
