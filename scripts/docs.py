@@ -127,10 +127,12 @@ def own_documentation(path: Path) -> dict[str, Any]:
     return {}
 
 
-def load_plugins(coll: Collection) -> tuple[dict[str, dict[str, Plugin]], list[str]]:
-    """Every plugin of the collection with documentation, by type, from one ansible-doc --metadata-dump."""
+def load_plugins(coll: Collection) -> tuple[dict[str, dict[str, Plugin]], set[tuple[str, str]], list[str]]:
+    """Every plugin of the collection with documentation, by type, from one ansible-doc --metadata-dump; and the
+    (type, name) of those whose documentation ansible-doc cannot read."""
     dump = ansible_doc(coll, "--metadata-dump", "--no-fail-on-errors", coll.fqcn)["all"]
     plugins: dict[str, dict[str, Plugin]] = {}
+    unreadable: set[tuple[str, str]] = set()
     problems = []
     for ptype, entries in sorted(dump.items()):
         if ptype in ("keyword", "role"):
@@ -141,6 +143,7 @@ def load_plugins(coll: Collection) -> tuple[dict[str, dict[str, Plugin]], list[s
             if "error" in entry or not entry.get("doc"):
                 problems.append(f"{ptype} {fqcn}: ansible-doc cannot read its documentation: "
                                 f"{entry.get('error', 'no DOCUMENTATION')}")
+                unreadable.add((ptype, fqcn.rsplit(".", 1)[1]))
                 continue
             doc = entry["doc"]
             plugin = Plugin(ptype, fqcn, doc, entry.get("examples") or "", entry.get("return") or {})
@@ -152,7 +155,7 @@ def load_plugins(coll: Collection) -> tuple[dict[str, dict[str, Plugin]], list[s
                 plugin.own_options = list(own.get("options") or {})
                 plugin.fragments = paragraphs(own.get("extends_documentation_fragment"))
             plugins.setdefault(ptype, {})[plugin.name] = plugin
-    return plugins, problems
+    return plugins, unreadable, problems
 
 
 def fragment_options(coll: Collection, fragment: str) -> list[str]:
@@ -565,7 +568,12 @@ class Generator:
     coll: Collection
     plugins: dict[str, dict[str, Plugin]]
     roles: dict[str, Role]
+    unreadable: set[tuple[str, str]] = field(default_factory=set)  # plugins ansible-doc cannot read: pages kept
     problems: list[str] = field(default_factory=list)
+
+    def page_of_unreadable(self, path: Path) -> bool:
+        rel = path.relative_to(self.coll.root)
+        return len(rel.parts) == 3 and rel.parts[0] == "docs" and (rel.parts[1][:-1], path.stem) in self.unreadable
 
     def page_plugin(self, path: Path) -> Plugin | None:
         """The plugin a page under docs/<type>s/ documents, by its path."""
@@ -579,6 +587,8 @@ class Generator:
         try:
             if part in PLUGIN_PARTS:
                 plugin = self.page_plugin(path)
+                if plugin is None and self.page_of_unreadable(path):
+                    return None  # its page stays as it is; the plugin's own problem is reported
                 if plugin is None:
                     ctx.problems.append(f"{ctx.where}: a plugin part outside a plugin's page, or a page of a plugin "
                                         f"that does not exist")
@@ -653,7 +663,7 @@ class Generator:
         for page in list(texts):
             rel = page.relative_to(self.coll.root)
             if rel.parts[0] == "docs" and len(rel.parts) == 3 and self.page_plugin(page) is None \
-                    and "GENERATED: synopsis" in texts[page]:
+                    and not self.page_of_unreadable(page) and "GENERATED: synopsis" in texts[page]:
                 self.problems.append(f"{rel}: the page of a plugin that does not exist (remove it)")
         return {page: self.update(page, text) for page, text in sorted(texts.items())}
 
@@ -944,9 +954,9 @@ def check_examples(coll: Collection, examples: list[Example]) -> list[str]:
 def run(root: Path, write: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="pgrepl-docs-") as tmp:
         coll = open_collection(root, Path(tmp))
-        plugins, problems = load_plugins(coll)
+        plugins, unreadable, problems = load_plugins(coll)
         roles = load_roles(root, coll.fqcn)
-        generator = Generator(coll, plugins, roles)
+        generator = Generator(coll, plugins, roles, unreadable)
         stale = []
         for path, text in generator.outputs().items():
             if not path.exists() or path.read_text() != text:

@@ -141,6 +141,17 @@ def test_missing_parts_stray_pages_and_broken_markers_are_reported(tmp_path: Pat
     assert "README.md: a BEGIN GENERATED marker without its END" in problems
 
 
+def test_the_page_of_a_plugin_whose_documentation_cannot_be_read_stays(tmp_path: Path) -> None:
+    pages = tmp_path / "docs" / "modules"
+    pages.mkdir(parents=True)
+    text = "# broken\n\n" + "".join(part(p).replace("<!-- END", "kept\n<!-- END") for p in docs.PLUGIN_PARTS)
+    (pages / "broken.md").write_text(text)
+    gen = generator(tmp_path)
+    gen.unreadable = {("module", "broken")}
+    assert gen.outputs()[pages / "broken.md"] == text
+    assert gen.problems == []  # ansible-doc's own error is the one reported (load_plugins)
+
+
 def test_module_table_links_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "README.md").write_text("# x\n\n" + part("module-table") + "\nprose\n")
