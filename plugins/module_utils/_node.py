@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
+    default_devices,
+    detected_addresses,
+    resolve_names,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._info import replication_info
@@ -31,6 +36,8 @@ NODE_FACTS_OPTIONS: dict[str, Any] = {
     "socket_dir": {"type": "path"},
     "port": {"type": "int"},
     "os_user": {"type": "str", "default": "postgres"},
+    # The peers' DNS names: resolved here, where their connections arrive (documented in each module).
+    "resolve": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -59,20 +66,20 @@ def data_dir_state(path: str) -> str:
     return "other"
 
 
-def ipv4_addresses(module) -> list:
-    """Global IPv4 addresses, the default route's interface first (read with ip(8); no traffic is sent)."""
-    rc, routes, _err = module.run_command(["ip", "-4", "route", "show", "default"])
-    default_dev = ""
-    if rc == 0 and " dev " in routes:
-        default_dev = routes.split(" dev ", 1)[1].split()[0]
-    rc, out, _err = module.run_command(["ip", "-4", "-o", "addr", "show", "scope", "global"])
-    found = []
-    for line in out.splitlines() if rc == 0 else []:
-        fields = line.split()
-        if "inet" in fields:
-            address = fields[fields.index("inet") + 1].split("/")[0]
-            found.append((fields[1] != default_dev, address))
-    return [address for _not_default, address in sorted(found, key=lambda item: item[0])]
+def host_addresses(module) -> list[str]:
+    """The host's usable global addresses, best first (see _address.detected_addresses); read with ip(8), no
+    traffic is sent. Empty without ip(8)."""
+    ip = module.get_bin_path("ip")
+    if not ip:
+        return []
+    rc, out, _err = module.run_command([ip, "-o", "addr", "show", "scope", "global"])
+    if rc != 0:
+        return []
+    defaults = {}
+    for family in ("-4", "-6"):
+        rc, routes, _err = module.run_command([ip, family, "route", "show", "default"])
+        defaults[family] = default_devices(routes) if rc == 0 else []
+    return detected_addresses(out, defaults["-4"], defaults["-6"])
 
 
 def service_enabled(module, service: str) -> bool | None:
@@ -93,7 +100,8 @@ def gather(module) -> dict:
     state = data_dir_state(layout["data_dir"])
     result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
-              "addresses": ipv4_addresses(module), "service_enabled": service_enabled(module, layout["service"])}
+              "addresses": host_addresses(module), "service_enabled": service_enabled(module, layout["service"])}
+    result["resolved"], result["resolve_errors"] = resolve_names(params.get("resolve") or [])
     if state == "pgdata":
         facts, warnings = read_data_dir(layout["data_dir"], layout["bin_dir"])
         result["data_dir_facts"] = facts

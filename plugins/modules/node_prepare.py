@@ -30,6 +30,17 @@ options:
         (C(python3-psycopg) on Debian/Ubuntu/Astra, C(python3-psycopg3) on RHEL and its rebuilds, from EPEL or
         PGDG). Required on other families.
     type: str
+  resolve:
+    description:
+      - DNS names to resolve on this host (the other nodes' C(pgrepl_address) when it is a name). Each gives
+        every A and AAAA address this host's resolver (C(/etc/hosts), DNS, whatever nsswitch says) returns, in
+        RV(resolved); a name that gives none is in RV(resolve_errors) with the resolver's reason. The module
+        never fails on a name (the roles' preflight refuses it, naming the node).
+      - Resolved here, where the connections arrive, because pg_hba.conf of this host must list the addresses
+        the peers connect from as this host sees them. The names are resolved in parallel.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - pgrepl.streaming.node_layout
 attributes:
@@ -101,11 +112,30 @@ data_dir_facts:
   returned: always
   type: dict
 addresses:
-  description: The host's global IPv4 addresses; the first is on the interface of the default route (what
-    the roles use for C(pgrepl_address) when it is not set).
+  description:
+    - The host's global IPv4 and IPv6 addresses (from C(ip -o addr show scope global)), best first; the roles
+      use the first for C(pgrepl_address) when it is not set.
+    - Never a link-local address (fe80::/10, 169.254.0.0/16) and never an IPv6 address that is temporary
+      (privacy extensions), deprecated, tentative or failed duplicate address detection.
+    - In this order, IPv4 on the interface of the IPv4 default route, IPv6 on the interface of the IPv6 default
+      route, then the other IPv4 and IPv6 addresses. So a dual-stack host gives its IPv4 address first, a host
+      whose only global address is IPv6 gives that. Empty without C(ip) (iproute2).
   returned: always
   type: list
   elements: str
+  sample: [192.0.2.10, "2001:db8::10"]
+resolved:
+  description: Each name of O(resolve) with the addresses it resolves to on this host (IPv4 first, each once,
+    without zone); an empty list for a name that did not resolve.
+  returned: always
+  type: dict
+  sample: {db2.example.com: [192.0.2.11, "2001:db8::11"]}
+resolve_errors:
+  description: The names of O(resolve) that gave no address, with the resolver's reason (its own words, for
+    people to read).
+  returned: always
+  type: dict
+  sample: {db9.example.com: Name or service not known}
 service_enabled:
   description: Whether C(systemctl is-enabled) says the service starts at boot; null without systemctl.
   returned: always

@@ -62,6 +62,8 @@ options:
           - Required. Host name or address as the client gives it (libpq compares the text, it resolves nothing),
             or C(*).
           - C(localhost) also matches unix-socket connections to the default socket directory.
+          - An IPv6 address is given as the client's C(host) has it, without brackets (V(2001:db8::5)); its colons
+            are escaped in the file (C(2001\:db8\:\:5)), as libpq reads them.
         type: raw
       port:
         description:

@@ -55,6 +55,8 @@ options:
     description:
       - Host name, address or unix socket directory of the primary (libpq C(host)). Required with
         O(state=standby).
+      - An IPv6 address is given without brackets (V(2001:db8::5); libpq takes brackets only in URIs) and is
+        written quoted into C(primary_conninfo). The passfile line must hold the same text as host.
     type: str
   primary_port:
     description:

@@ -7,8 +7,12 @@ Molecule scenario, on fresh containers, in check mode first and then for real.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import shlex
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ansible_runner import run_module, run_tasks
+from ansible_runner import VENV_BIN, ansible_env, run_module, run_tasks
 from cluster import PgCluster
 
 
@@ -84,3 +88,111 @@ def test_bad_inputs_are_refused_naming_the_option(server: PgCluster) -> None:
     for (case, match), result in zip(cases, run.results):
         assert result.get("failed") is True, (case, result)
         assert match in result["msg"], (case, result["msg"])
+
+
+# --- the host's own addresses, and the peers' names resolved here -------------------------------------------------
+
+def ip_output(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_addresses_are_the_hosts_global_ones_default_route_first(server: PgCluster) -> None:
+    """What ip(8) says on this very machine: only usable global addresses, never link-local; those on the default
+    routes' interfaces first, IPv4 before IPv6."""
+    addresses = run_module("pgrepl.streaming.node_prepare", layout_args(server))["addresses"]
+    assert addresses, "this machine has global addresses: none was detected"
+    device_of: dict[str, str] = {}
+    for line in ip_output("-o", "addr", "show", "scope", "global").splitlines():
+        fields = line.split()
+        if not {"temporary", "deprecated", "tentative", "dadfailed"} & set(fields):
+            device_of[fields[3].split("/")[0]] = fields[1]
+    assert set(addresses) <= set(device_of)
+    assert not any(ipaddress.ip_address(a).is_link_local for a in addresses)
+    default_devices = set()
+    for family in ("-4", "-6"):
+        for line in ip_output(family, "route", "show", "default").splitlines():
+            fields = line.split()
+            if "dev" in fields:
+                default_devices.add(fields[fields.index("dev") + 1])
+    on_default = [a for a in addresses if device_of[a] in default_devices]
+    assert addresses[:len(on_default)] == on_default
+    versions = [ipaddress.ip_address(a).version for a in on_default]
+    assert versions == sorted(versions)
+
+
+# A private /etc/hosts and /etc/resolv.conf for one ansible-playbook run, in a mount namespace of its own (the
+# machine's files are never touched): names resolve from this hosts file, and any other name asks a DNS server
+# on loopback, where none listens (so it fails at once, and no query leaves the machine).
+HOSTS = """\
+127.0.0.1 localhost
+::1 localhost
+127.0.0.2 pgrepl-addr-dual.test
+fd00:d2::2 pgrepl-addr-dual.test
+fd00:d2::6 pgrepl-addr-v6only.test
+"""
+RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+
+def run_in_own_resolver(tasks: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    (tmp / "hosts").write_text(HOSTS, encoding="utf-8")
+    (tmp / "resolv.conf").write_text(RESOLV, encoding="utf-8")
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "tasks": [{**task, "ignore_errors": True} for task in tasks]}]
+    (tmp / "play.yml").write_text(json.dumps(play), encoding="utf-8")
+    script = (f"mount --bind {shlex.quote(str(tmp / 'hosts'))} /etc/hosts && "
+              f"mount --bind {shlex.quote(str(tmp / 'resolv.conf'))} /etc/resolv.conf && "
+              f"exec {shlex.quote(str(VENV_BIN / 'ansible-playbook'))} -i localhost, "
+              f"{shlex.quote(str(tmp / 'play.yml'))}")
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, env=ansible_env(), timeout=300, check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"ansible-playbook did not print JSON:\n{proc.stdout}\n{proc.stderr}") from None
+    return [task["hosts"]["localhost"] for task in data["plays"][0]["tasks"]]
+
+
+def test_peer_names_resolve_on_this_host_to_every_a_and_aaaa_address(server: PgCluster, tmp_path: Path) -> None:
+    names = ["pgrepl-addr-dual.test", "pgrepl-addr-v6only.test", "localhost", "pgrepl-addr-missing.invalid"]
+    peers = {"n2": "pgrepl-addr-dual.test", "n3": "pgrepl-addr-v6only.test", "n4": "localhost",
+             "n5": "pgrepl-addr-missing.invalid", "n6": "10.0.0.6"}
+    tasks = [
+        {"name": "facts", "pgrepl.streaming.node_prepare": {**layout_args(server), "resolve": names},
+         "register": "node"},
+        {"name": "facts in check mode", "pgrepl.streaming.node_facts": {**layout_args(server), "resolve": names},
+         "check_mode": True},
+        # The roles' two uses: the preflight check, and the pg_hba entries.
+        {"name": "problems", "ansible.builtin.set_fact": {"problems": "{{ peers | pgrepl.streaming."
+                                                          "address_resolve_problems(node.resolved, "
+                                                          "node.resolve_errors, 'n1') }}"},
+         "vars": {"peers": peers}},
+        {"name": "entries", "ansible.builtin.set_fact": {"entries": "{{ peers | dict2items | rejectattr('key', 'eq', "
+                                                         "'n5') | items2dict | pgrepl.streaming.hba_entries("
+                                                         "node.resolved, {'contype': 'host'}) }}"},
+         "vars": {"peers": peers}},
+    ]
+    prepared, facts, problems, entries = run_in_own_resolver(tasks, tmp_path)
+    for result in (prepared, facts):
+        assert result.get("failed") is not True and result["changed"] is False, result
+        assert result["resolved"] == {"pgrepl-addr-dual.test": ["127.0.0.2", "fd00:d2::2"],
+                                      "pgrepl-addr-v6only.test": ["fd00:d2::6"],
+                                      "localhost": ["127.0.0.1", "::1"],
+                                      "pgrepl-addr-missing.invalid": []}
+        assert list(result["resolve_errors"]) == ["pgrepl-addr-missing.invalid"]
+        assert result["resolve_errors"]["pgrepl-addr-missing.invalid"]  # the resolver's own words
+    assert problems["ansible_facts"]["problems"] == [
+        "n5: pgrepl_address 'pgrepl-addr-missing.invalid' does not resolve on n1 ("
+        + prepared["resolve_errors"]["pgrepl-addr-missing.invalid"] + "): n1's pg_hba.conf needs the addresses it "
+        "connects from; fix DNS or /etc/hosts there, or set an IP address"]
+    assert [(e["address"], e["comment"]) for e in entries["ansible_facts"]["entries"]] == [
+        ("127.0.0.2/32", "pgrepl.streaming: n2"), ("fd00:d2::2/128", "pgrepl.streaming: n2"),
+        ("fd00:d2::6/128", "pgrepl.streaming: n3"),
+        ("127.0.0.1/32", "pgrepl.streaming: n4"), ("::1/128", "pgrepl.streaming: n4"),
+        ("10.0.0.6/32", "pgrepl.streaming: n6")]
+    # The machine's own files were never touched.
+    assert "pgrepl-addr" not in Path("/etc/hosts").read_text(encoding="utf-8")
+
+
+def test_resolve_must_be_a_list_of_names(server: PgCluster) -> None:
+    result = run_module("pgrepl.streaming.node_prepare", {**layout_args(server), "resolve": {"a": 1}})
+    assert result.get("failed") is True and "resolve" in result["msg"], result

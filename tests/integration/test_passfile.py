@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_runner import run_module
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import parse
+
+from ansible_runner import run_module, run_tasks
 from cluster import PgCluster
 
 MODULE = "passfile"
@@ -246,3 +248,88 @@ def test_bad_input_is_refused_and_changes_nothing(workdir: Path, case: tuple[str
     assert BAD_PASSWORD not in json.dumps(result)
     assert path.read_text() == original and mode_of(path) == 0o640
     assert sorted(p.name for p in workdir.iterdir()) == ["pgpass"]
+
+
+# --- an IPv6 primary: pg_hba entry, passfile line and primary_conninfo, the way the roles build them ---------------
+
+V6_ROLE = "passfile_v6_replicator"
+V6_PW = "passfile-v6-pw:with\\colon-Kp7"  # a colon and a backslash: both escaped in the passfile line
+
+
+@pytest.fixture(scope="module")
+def v6_pair() -> Iterator[tuple[PgCluster, PgCluster]]:
+    """A primary that listens on ::1 too, and a copy of it (stopped) to configure as its standby."""
+    base = Path(tempfile.mkdtemp(prefix="pgrepl-passfile-v6-"))
+    os.chmod(base, 0o755)
+    primary = PgCluster(base, "v6primary", listen_ipv6=True)
+    standby = PgCluster(base, "v6standby")
+    try:
+        primary.init()
+        primary.start()
+        primary.sql(sql.SQL("SET password_encryption = 'scram-sha-256'; CREATE ROLE {} LOGIN REPLICATION "
+                            "PASSWORD {}").format(sql.Identifier(V6_ROLE), sql.Literal(V6_PW)))
+        standby.clone_from(primary)
+        yield primary, standby
+    finally:
+        standby.destroy()
+        primary.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_standby_streams_from_an_ipv6_primary_with_the_passfile_line(v6_pair: tuple[PgCluster, PgCluster]) -> None:
+    primary, standby = v6_pair
+    passfile = standby.base / "v6standby" / "pgpass"
+    # The addresses as a user may write them: the filters give the canonical text (the same for conninfo and
+    # passfile: libpq finds the line by comparing that text) and the pg_hba entry.
+    tasks = [
+        {"name": "primary: pg_hba entry for the standby",
+         "vars": {"peers": {"v6standby": "[0:0::1]"}, "entry": {
+             "path": str(primary.hba_file), "contype": "host", "databases": ["replication"], "users": [V6_ROLE],
+             "method": "scram-sha-256", "reload": True}},
+         "pgrepl.streaming.node_apply": {**primary.login(), "checks": {"hba": {
+             "module": "pg_hba", "params": "{{ peers | pgrepl.streaming.hba_entries({}, entry) }}"}}}},
+        {"name": "standby: passfile line and primary_conninfo",
+         "vars": {"host": "{{ '0:0::1' | pgrepl.streaming.node_address }}"},
+         "pgrepl.streaming.node_apply": {
+             "replication_password": V6_PW,
+             "checks": {
+                 "passfile": {"module": "passfile", "params": {
+                     "path": str(passfile), "owner": "postgres", "group": "postgres",
+                     "entries": [{"host": "{{ host }}", "port": str(primary.port), "database": "replication",
+                                  "user": V6_ROLE}]}},
+                 "config": {"module": "standby_config", "params": {
+                     "data_dir": str(standby.data_dir), "primary_host": "{{ host }}", "primary_port": primary.port,
+                     "replication_user": V6_ROLE, "passfile": str(passfile), "application_name": "v6standby",
+                     "sslmode": "disable", "owner": "postgres"}}}}},
+    ]
+    run = run_tasks(tasks)
+    for result in run.results:
+        assert result.get("failed") is not True and result["changed"] is True, result
+    assert "host    replication     passfile_v6_replicator ::1/128" in primary.hba_file.read_text()
+    assert primary.scalar("SELECT count(*) FROM pg_hba_file_rules WHERE %s = ANY(user_name) AND address = '::1' "
+                          "AND error IS NULL", (V6_ROLE,)) == 1
+    # libpq's escaping: every ':' of the address and of the password, and the backslash.
+    escaped_pw = V6_PW.replace("\\", "\\\\").replace(":", "\\:")
+    assert passfile.read_text() == f"\\:\\:1:{primary.port}:replication:{V6_ROLE}:{escaped_pw}\n"
+    auto = (standby.data_dir / "postgresql.auto.conf").read_text()
+    conninfo = next(line for line in auto.splitlines() if line.startswith("primary_conninfo"))
+    # The IPv6 host quoted, as libpq reads it back (the setting's own quotes doubled inside the file).
+    assert "host=''::1''" in conninfo, conninfo
+
+    # libpq itself finds the line and connects over ::1 with it (a physical replication connection).
+    with psycopg.connect(host="::1", port=primary.port, user=V6_ROLE, dbname="replication", replication="true",
+                         passfile=str(passfile), sslmode="disable", connect_timeout=5, autocommit=True) as conn:
+        res = conn.pgconn.exec_(b"IDENTIFY_SYSTEM")
+        assert res.status == psycopg.pq.ExecStatus.TUPLES_OK, res.error_message
+
+    # And so does the standby's WAL receiver, from its primary_conninfo.
+    standby.start()
+    standby.wait_streaming()
+    assert standby.scalar("SELECT sender_host FROM pg_stat_wal_receiver") == "::1"
+    assert parse(str(standby.scalar("SHOW primary_conninfo")))["host"] == "::1"
+    assert str(primary.scalar("SELECT client_addr FROM pg_stat_replication WHERE application_name = 'v6standby' "
+                              "AND usename = %s", (V6_ROLE,))) == "::1"
+    # The roles' second run changes nothing.
+    again = run_tasks(tasks)
+    for result in again.results:
+        assert result.get("failed") is not True and result["changed"] is False, result

@@ -402,3 +402,93 @@ def test_every_fixture_reads_the_same_for_us_and_for_the_server(live: PgCluster,
             # What only the server can know: SSL off here, @files absent, includes before PostgreSQL 16.
             assert ("SSL is disabled" in rows[number] or "secondary authentication file" in rows[number]
                     or (kind == "include" and "invalid connection type" in rows[number])), (number, rows[number])
+
+
+# --- addresses as users have them (IPv6, DNS names), from the roles' filter ---------------------------------------
+
+V6_PEERS = {"n2": "::1", "n3": "FD00:D2:15:0::3", "n4": "pgrepl-addr-n4.example"}
+
+
+def apply_peer_entries(cluster: PgCluster, peers: dict[str, str], resolved: dict[str, list[str]],
+                       hostnames: bool = False, state: str = "present", check: bool = False) -> dict[str, Any]:
+    """The roles' way: hba_entries (the filter) gives the entries, node_apply applies them in one call."""
+    entry = {"path": str(cluster.hba_file), "contype": "host", "databases": ["replication"], "users": [REPLICATOR],
+             "reload": True, "state": state}
+    if state == "present":
+        entry["method"] = "scram-sha-256"
+    task = {"name": "peer entries", "vars": {"peers": peers, "resolved": resolved, "entry": entry,
+                                             "hostnames": hostnames},
+            "pgrepl.streaming.node_apply": {
+                **cluster.login(),
+                "checks": {"hba": {"module": "pg_hba", "params": "{{ peers | pgrepl.streaming.hba_entries(resolved, "
+                                                                 "entry, hostnames=hostnames, strict=false) }}"}}}}
+    run = run_tasks([task], check=check)
+    assert run.results, f"no result:\n{run.stdout}\n{run.stderr}"
+    return run.results[0]
+
+
+def rules_of(cluster: PgCluster) -> list[tuple]:
+    return cluster.sql("SELECT address, netmask, error FROM pg_hba_file_rules WHERE %s = ANY(user_name) "
+                       "ORDER BY line_number", (REPLICATOR,))
+
+
+def test_ipv6_and_dns_entries_are_validated_by_the_server_and_applied_once(live: PgCluster) -> None:
+    path = live.hba_file
+    original = path.read_bytes()
+    resolved = {"pgrepl-addr-n4.example": ["2001:db8::4", "192.0.2.4"]}
+    result = apply_peer_entries(live, V6_PEERS, resolved)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    text = path.read_text()
+    for address, node in (("::1/128                ", "n2"), ("fd00:d2:15::3/128      ", "n3"),
+                          ("192.0.2.4/32           ", "n4"), ("2001:db8::4/128        ", "n4")):
+        line = f"host    replication     hba_replicator  {address} scram-sha-256  # pgrepl.streaming: {node}"
+        assert line + "\n" in text, text
+    # The server reads every entry as one host: the address and an all-ones netmask, no error. (The IPv4 entry
+    # went before the file's IPv4 reject, the IPv6 ones after it: the order of the lines differs.)
+    assert sorted(rules_of(live)) == sorted([("::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None),
+                              ("fd00:d2:15::3", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None),
+                              ("192.0.2.4", "255.255.255.255", None),
+                              ("2001:db8::4", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None)])
+    assert server_errors(live) == []
+    again = apply_peer_entries(live, V6_PEERS, resolved)
+    assert again.get("failed") is not True and again["changed"] is False, again
+    # The removal (remove_standby's way) gives back the very bytes.
+    removed = apply_peer_entries(live, V6_PEERS, resolved, state="absent")
+    assert removed["changed"] is True and path.read_bytes() == original
+
+
+def test_the_opt_in_hostname_entry_is_the_name_and_the_server_accepts_it(live: PgCluster) -> None:
+    original = live.hba_file.read_bytes()
+    result = apply_peer_entries(live, {"n4": "pgrepl-addr-n4.example"}, {}, hostnames=True)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert rules_of(live) == [("pgrepl-addr-n4.example", None, None)]
+    assert apply_peer_entries(live, {"n4": "pgrepl-addr-n4.example"}, {}, hostnames=True, state="absent")["changed"]
+    assert live.hba_file.read_bytes() == original
+
+
+# --- byte for byte (issue 10, item 7) ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ending", ["lf", "lf-no-final-newline", "crlf", "crlf-no-final-newline"])
+def test_adding_then_removing_gives_back_the_original_bytes(live: PgCluster, ending: str) -> None:
+    """The live file in four endings: the module adds an entry (validated by the server, reloaded) and removes it,
+    and the file is the original, byte for byte."""
+    text = scenario_text(int(live.scalar("SHOW server_version_num")) // 10000)
+    if ending.startswith("crlf"):
+        text = text.replace("\n", "\r\n")
+    if ending.endswith("no-final-newline"):
+        text = text.rstrip("\r\n")
+        text = text + "\n" + "host    replication     all             ::/0                    reject" \
+            if ending == "lf-no-final-newline" else text  # a last line that is a rule, and one that is the reject
+    original = text.encode()
+    live.hba_file.write_bytes(original)
+    reload_and_wait(live)
+    assert server_errors(live) == []
+    for entry_args in (args(live), args(live, address="::1/128", contype="hostnossl", databases="app")):
+        added = run_module("pg_hba", entry_args)
+        assert added["changed"] is True and added["validation"] == "server" and added["reloaded"] is True, added
+        assert live.hba_file.read_bytes() != original and server_errors(live) == []
+        if ending.endswith("no-final-newline"):
+            assert not live.hba_file.read_bytes().endswith(b"\n")
+        removed = run_module("pg_hba", {**entry_args, "state": "absent"})
+        assert removed["changed"] is True and removed["validation"] == "server", removed
+        assert live.hba_file.read_bytes() == original
