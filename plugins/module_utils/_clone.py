@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import SSL_MODES, PgreplError, psycopg
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    SSL_MODES,
+    ConnectFailure,
+    PgreplError,
+    describe_failure,
+    diagnose_connect_error,
+    psycopg,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import build, quote_value
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     BIN_DIR_GLOBS,
@@ -670,28 +677,24 @@ class PrimaryFacts:
         return str(self.server_version // 10000)
 
 
-def explain_replication_error(request: CloneRequest, text: str) -> str:
-    """The connection failure as a sentence naming the primary, the user, the likely cause and the server's text."""
-    lowered = text.lower()
+def explain_replication_error(request: CloneRequest, failure: ConnectFailure) -> str:
+    """The connection failure as a sentence naming the primary, the user, the cause (from libpq's facts, never from
+    the words, which follow the primary's lc_messages) and the server's own words."""
     target = describe_primary(request)
-    if "password authentication failed" in lowered or "authentication failed" in lowered:
-        hint = f"the password for {request.replication_user} in passfile {request.passfile} is wrong"
-    elif "no password supplied" in lowered:
-        hint = (f"passfile {request.passfile} has no line matching "
-                f"{request.primary_host}:{request.primary_port}:replication:{request.replication_user}")
-    elif "pg_hba.conf" in lowered:
-        hint = (f"the primary's pg_hba.conf has no 'replication' line admitting {request.replication_user} from "
-                "this host")
-    elif any(marker in lowered for marker in ("replication role", "replication attribute",
-                                              "permission denied to start wal sender")) \
-            or ("does not exist" in lowered and "role" in lowered):
-        hint = f"the role {request.replication_user} is missing or lacks the REPLICATION attribute"
-    elif "ssl" in lowered:
-        hint = f"TLS negotiation failed with sslmode={request.sslmode}"
-    else:
-        hint = "the primary is unreachable or refused the connection"
+    hints = {
+        "password": f"the password for {request.replication_user} in passfile {request.passfile} is wrong",
+        "no_password": (f"passfile {request.passfile} has no line matching "
+                        f"{request.primary_host}:{request.primary_port}:replication:{request.replication_user}"),
+        "hba": (f"the primary's pg_hba.conf has no 'replication' line admitting {request.replication_user} from "
+                "this host (or the role does not exist)"),
+        "privilege": f"the role {request.replication_user} is missing or lacks the REPLICATION attribute",
+        "login_refused": f"the role {request.replication_user} may not log in",
+        "tls": f"TLS negotiation failed with sslmode={request.sslmode}",
+    }
+    state = f" (SQLSTATE {failure.sqlstate})" if failure.sqlstate else ""
+    hint = hints[failure.cause] + state if failure.cause in hints else describe_failure(failure)
     return (f"cannot open a replication connection to the primary ({target}): {hint}; nothing was changed. "
-            f"Server said: {text.strip()}")
+            f"Server said: {failure.text}")
 
 
 def _result_rows(result: Any) -> list[dict[str, str | None]]:
@@ -727,7 +730,8 @@ def connect_replication(request: CloneRequest, connect: Callable[..., Any] | Non
     try:
         return opener(**kwargs)
     except psycopg.Error as exc:
-        raise PgreplError(explain_replication_error(request, str(exc))) from None
+        libpq = {key: value for key, value in kwargs.items() if key != "autocommit"}
+        raise PgreplError(explain_replication_error(request, diagnose_connect_error(libpq, exc))) from None
 
 
 def probe_primary(request: CloneRequest, connect: Callable[..., Any] | None = None) -> PrimaryFacts:

@@ -13,8 +13,17 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     PSYCOPG_IMPORT_ERROR,
     PgreplError,
     connection_argument_spec,
+    printable,
     psycopg,
+    server_words,
 )
+
+
+class PgreplModule(AnsibleModule):
+    """AnsibleModule whose warnings pass through printable() (see run())."""
+
+    def warn(self, warning: str) -> None:
+        super().warn(printable(warning))
 
 
 def build_module(argument_spec: dict[str, Any], with_connection: bool = True, **kwargs: Any) -> AnsibleModule:
@@ -22,7 +31,7 @@ def build_module(argument_spec: dict[str, Any], with_connection: bool = True, **
     spec: dict[str, Any] = connection_argument_spec() if with_connection else {}
     spec.update(argument_spec)
     kwargs.setdefault("supports_check_mode", True)
-    return AnsibleModule(argument_spec=spec, **kwargs)
+    return PgreplModule(argument_spec=spec, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -43,23 +52,26 @@ class ModuleSpec:
 
 def module_from_spec(spec: ModuleSpec) -> AnsibleModule:
     """The AnsibleModule of a ModuleSpec (check mode always supported)."""
-    return AnsibleModule(argument_spec=spec.argument_spec(), supports_check_mode=True,
-                         mutually_exclusive=spec.mutually_exclusive or None, required_if=spec.required_if or None)
+    return PgreplModule(argument_spec=spec.argument_spec(), supports_check_mode=True,
+                        mutually_exclusive=spec.mutually_exclusive or None, required_if=spec.required_if or None)
 
 
 def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], needs_psycopg: bool = True) -> None:
-    """Run a module body; a PgreplError becomes fail_json with its message and nothing else."""
+    """Run a module body; a PgreplError becomes fail_json with its message and nothing else.
+
+    Results, messages and warnings pass through printable(): a value read from an SQL_ASCII database may hold bytes
+    that are not UTF-8, which the controller refuses to take from a module."""
     if needs_psycopg and PSYCOPG_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
     try:
         result = body(module)
     except PgreplError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=printable(str(exc)))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # A server error a module did not expect still gets a sentence, not a traceback (the SQL text is left
         # out: it may hold a verifier or a setting value).
         if psycopg is not None and isinstance(exc, psycopg.Error):
             sqlstate = getattr(exc, "sqlstate", None) or "no SQLSTATE"
-            module.fail_json(msg=f"the server refused the operation ({sqlstate}): {str(exc).strip()}")
+            module.fail_json(msg=printable(f"the server refused the operation ({sqlstate}): {server_words(exc)}"))
         raise
-    module.exit_json(**result)
+    module.exit_json(**printable(result))

@@ -1,6 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Replication slot names: what the collection accepts, and how a host's inventory name becomes one."""
+"""Names: PostgreSQL's case folding of setting names and keywords; replication slot names (what the collection
+accepts, and how a host's inventory name becomes one)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ SLOT_NAME_MAX_LENGTH = 63
 HASH_SUFFIX_LENGTH = 8
 
 _SLOT_NAME_RE = re.compile(r"[a-z0-9_]{1,63}")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower-case A-Z only, as PostgreSQL folds setting names and keyword values (guc_name_compare,
+    pg_strcasecmp) whatever the locale: str.lower() also folds other letters (the Kelvin sign to k, the
+    dotted capital I of Turkish to i plus a combining dot), and SQL lower() follows the database's LC_CTYPE
+    (under tr_TR, lower('I') is a dotless i)."""
+    return text.translate(_ASCII_LOWER)
 _NOT_ALLOWED_RE = re.compile(r"[^a-z0-9_]")
 
 

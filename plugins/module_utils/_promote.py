@@ -44,8 +44,9 @@ WAIT_SECONDS_MAX = 86400
 # pg_get_wal_replay_pause_state() ('not paused', 'pause requested', 'paused') exists from PostgreSQL 14 on.
 PAUSE_STATE_MIN_VERSION = 140000
 PROMOTE_SIGNATURE = "pg_catalog.pg_promote(boolean, integer)"
-# serialization_failure: what a query canceled by a conflict with WAL replay fails with on a standby.
-RECOVERY_CONFLICT_SQLSTATE = "40001"
+# What a query canceled (or a session ended) by a conflict with WAL replay fails with on a standby:
+# serialization_failure, or deadlock_detected for a buffer-pin deadlock with the startup process.
+RECOVERY_CONFLICT_SQLSTATES = ("40001", "40P01")
 POLL_SECONDS = 0.1
 SIGNAL_ATTEMPTS = 3
 
@@ -205,7 +206,7 @@ def not_caught_up_message(target_lsn: str, wait_seconds: int, received_lsn: str 
 
 def is_recovery_conflict(exc: BaseException) -> bool:
     """Whether a server error is a query canceled (or a session ended) by a conflict with WAL replay."""
-    return getattr(exc, "sqlstate", None) == RECOVERY_CONFLICT_SQLSTATE or "conflict with recovery" in str(exc)
+    return getattr(exc, "sqlstate", None) in RECOVERY_CONFLICT_SQLSTATES
 
 
 def is_broken(conn: Any) -> bool:

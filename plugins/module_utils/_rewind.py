@@ -51,10 +51,17 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     validate_abs_path,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    CAUSE_TEXT,
     SSL_MODES,
+    ConnectFailure,
+    PgreplConnectionError,
     PgreplError,
+    as_os_user,
     connect,
+    describe_failure,
     describe_target,
+    identifier,
+    open_session,
     psycopg,
     query_all,
     query_dict,
@@ -455,23 +462,35 @@ def parse_rewind_output(raw_lines: list[str]) -> RewindReport:
     return report
 
 
-def explain_failure(request: RewindRequest, report: RewindReport, returncode: int, dry_run: bool) -> str:
+def failure_hint(request: RewindRequest, cause: str | None, missing_grants: list[str]) -> str:
+    """The likely cause of a failed pg_rewind, from what diagnose_source() learnt (libpq's facts about the source
+    connection, then SQL): pg_rewind's own output carries the source's lc_messages, so its words decide nothing."""
+    hints = {
+        "password": f"the password for {request.source_user} in passfile {request.passfile} is wrong",
+        "no_password": (f"passfile {request.passfile} has no line matching {request.source_host}:"
+                        f"{request.source_port}:{request.source_dbname}:{request.source_user}"),
+        "hba": (f"the source's pg_hba.conf has no line admitting {request.source_user} to database "
+                f"{request.source_dbname} from this host"),
+        "database": f"source_dbname: the database {request.source_dbname!r} does not exist on the source",
+        "login_refused": f"the role {request.source_user} may not log in on the source",
+    }
+    if cause in hints:
+        return f"; {hints[str(cause)]}"
+    if cause is not None:
+        return f"; the source cannot be reached or refuses the connection: {CAUSE_TEXT[cause]}"
+    if missing_grants:
+        return (f"; {request.source_user} may not execute {', '.join(missing_grants)}: grant it what pg_rewind needs "
+                f"in database {request.source_dbname} (pgrepl.streaming.rewind_grants)")
+    return ""
+
+
+def explain_failure(request: RewindRequest, report: RewindReport, returncode: int, dry_run: bool,
+                    hint: str = "") -> str:
     """pg_rewind's failure as a sentence: its own error lines quoted, the likely cause, what it left behind."""
     quoted = " | ".join(report.errors[-3:] or report.lines[-3:]) or "no output"
     lowered = quoted.lower()
-    hint = ""
-    if "password authentication failed" in lowered:
-        hint = f"; the password for {request.source_user} in passfile {request.passfile} is wrong"
-    elif "no password supplied" in lowered:
-        hint = (f"; passfile {request.passfile} has no line matching {request.source_host}:{request.source_port}:"
-                f"{request.source_dbname}:{request.source_user}")
-    elif "pg_hba.conf" in lowered:
-        hint = (f"; the source's pg_hba.conf has no line admitting {request.source_user} to database "
-                f"{request.source_dbname} from this host")
-    elif "permission denied for function" in lowered:
-        hint = (f"; grant {request.source_user} what pg_rewind needs in database {request.source_dbname} "
-                "(pgrepl.streaming.rewind_grants)")
-    elif "could not find previous wal record" in lowered or "could not open file" in lowered:
+    if not hint and ("could not find previous wal record" in lowered or "could not open file" in lowered):
+        # pg_rewind's own words about the target's pg_wal: it runs under LC_ALL=C (clean_env), so they are English.
         hint = ("; the target's pg_wal no longer holds WAL back to the last checkpoint before the divergence "
                 "(copy the missing segments back from the archive, or clone it again with standby_clone)")
     if dry_run or report.checkpoint_lsn is None:
@@ -522,17 +541,20 @@ SOURCE_QUERY = (
 )
 
 
+def source_kwargs(request: RewindRequest) -> dict[str, str]:
+    return dict(source_pairs(request))
+
+
+def explain_source_failure(request: RewindRequest, failure: ConnectFailure) -> str:
+    return (f"cannot connect to the source ({describe_source(request)}) to read its timeline"
+            f"{failure_hint(request, failure.cause, [])}; nothing was changed. libpq said: {failure.text}")
+
+
 def probe_source(request: RewindRequest, opener: Callable[..., Any] | None = None) -> SourceFacts:
     """One read-only query on the source with the module's options (the same passfile line as pg_rewind's)."""
     if psycopg is None:
         raise PgreplError("the Python library psycopg (version 3) is required on the managed host")
-    kwargs: dict[str, Any] = dict(source_pairs(request))
-    kwargs["autocommit"] = True
-    try:
-        conn = (opener or psycopg.connect)(**kwargs)
-    except psycopg.Error as exc:
-        raise PgreplError(f"cannot connect to the source ({describe_source(request)}) to read its timeline; "
-                          f"nothing was changed: {str(exc).strip()}") from None
+    conn = open_session(source_kwargs(request), lambda failure: explain_source_failure(request, failure), opener)
     try:
         row = query_dict(conn, SOURCE_QUERY)
     except psycopg.Error as exc:
@@ -552,6 +574,24 @@ def probe_source(request: RewindRequest, opener: Callable[..., Any] | None = Non
         current_user=str(row["current_user"]),
         version_num=int(row["version_num"]),
     )
+
+
+def diagnose_source(request: RewindRequest, os_user: str) -> tuple[str | None, list[str]]:
+    """After pg_rewind failed: (why a connection to the source fails, or None; the functions source_user may not
+    execute). Connects as os_user, as pg_rewind did (peer authentication on a unix socket depends on it)."""
+    try:
+        with as_os_user(os_user):
+            conn = open_session(source_kwargs(request), describe_failure)
+    except PgreplConnectionError as exc:
+        return exc.cause, []
+    except PgreplError:  # cannot take os_user's identity here: no diagnosis, pg_rewind's words stay
+        return None, []
+    try:
+        return None, missing_rewind_grants(conn, request.source_user)[1]
+    except psycopg.Error:
+        return None, []
+    finally:
+        conn.close()
 
 
 def source_problem(source: SourceFacts, target: TargetFacts, request: RewindRequest) -> str | None:
@@ -604,7 +644,9 @@ def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
         raise PgreplError(f"pg_rewind did not finish within timeout={request.timeout}s and was stopped; {where}. "
                           f"Last output: {' | '.join(report.lines[-3:])}")
     if outcome.returncode != 0:
-        raise PgreplError(explain_failure(request, report, outcome.returncode, dry_run))
+        cause, missing = diagnose_source(request, ctx.user.name)
+        raise PgreplError(explain_failure(request, report, outcome.returncode, dry_run,
+                                          failure_hint(request, cause, missing)))
     if report.rewind_needed is None:
         raise PgreplError(f"pg_rewind{' --dry-run' if dry_run else ''} succeeded but its output says neither that a "
                           f"rewind is needed nor that none is: {' | '.join(report.lines[-5:])}")
@@ -767,7 +809,7 @@ def grant_query(signature: str, role: str) -> Any:
     """The composed GRANT for one of REWIND_FUNCTIONS (the signature is a constant of this file, the role quoted)."""
     if signature not in REWIND_FUNCTIONS:
         raise PgreplError(f"{signature!r} is not one of the functions pg_rewind needs")
-    return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), sql.Identifier(role))
+    return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), identifier(role))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import C
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     PgreplError,
     connect,
+    identifier,
     psycopg,
     query_all,
     query_dict,
@@ -319,7 +320,7 @@ def plan_absent(conn: Any, role: RoleState | None, tracker: ChangeTracker, repli
 
 def _role_statement(req: RoleRequest, plan: Plan) -> tuple[Any, list[Any]]:
     """The one DDL statement for a plan, with its client-side bound parameters (the verifier among them)."""
-    ident = sql.Identifier(req.name)
+    ident = identifier(req.name)
     if plan.drop:
         return sql.SQL("DROP ROLE {}").format(ident), []
     args: list[Any] = []

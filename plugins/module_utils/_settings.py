@@ -18,12 +18,15 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import C
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     PgreplError,
     connect,
+    identifier,
     psycopg,
     query_all,
     query_one,
+    server_words,
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
     ServerFacts,
     check_supported,
@@ -31,7 +34,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
 )
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_.]*$"
-NAME_RE = re.compile(NAME_PATTERN, re.IGNORECASE)
+# ASCII: under IGNORECASE alone, [a-z] would also match the Kelvin sign and the Turkish dotted and dotless i.
+NAME_RE = re.compile(NAME_PATTERN, re.IGNORECASE | re.ASCII)
 MAX_NAME_LENGTH = 200
 
 # Core settings whose list elements the server quotes as identifiers (GUC_LIST_QUOTE): a string value is
@@ -117,10 +121,10 @@ class Request:
 
 def validate_name(key: Any) -> str:
     """The lower-case setting name, or PgreplError naming the bad key."""
-    if not isinstance(key, str) or not NAME_RE.match(key) or len(key) > MAX_NAME_LENGTH:
+    if not isinstance(key, str) or not NAME_RE.fullmatch(key) or len(key) > MAX_NAME_LENGTH:
         raise PgreplError(f"settings: {key!r} is not a valid setting name ({NAME_PATTERN}, case-insensitive, "
                           f"at most {MAX_NAME_LENGTH} characters)")
-    return key.lower()
+    return ascii_lower(key)
 
 
 def _scalar_text(key: str, value: Any, in_list: bool = False) -> str:
@@ -340,7 +344,7 @@ def parse_number(text: str, unit: str | None, integer: bool) -> float:
 
 def parse_bool(text: str) -> bool:
     """on/off, true/false, yes/no, 1/0 and their unique prefixes, any case (the server's parse_bool)."""
-    lowered = text.lower()
+    lowered = ascii_lower(text)
     if not lowered:
         raise InvalidValue("it is not a boolean (on/off, true/false, yes/no, 1/0)")
     if lowered[0] in "tfyn":
@@ -401,7 +405,7 @@ class SettingInfo:
 
     @property
     def key(self) -> str:
-        return self.name.lower()
+        return ascii_lower(self.name)
 
     @property
     def shown(self) -> str | None:
@@ -418,9 +422,9 @@ class SettingInfo:
 
 def _enum_value(info: SettingInfo, text: str) -> str:
     """The enum value in lower case (the server compares case-insensitively); on/off also as a boolean word."""
-    allowed = [value.lower() for value in info.enumvals]
-    if text.lower() in allowed:
-        return text.lower()
+    allowed = [ascii_lower(value) for value in info.enumvals]
+    if ascii_lower(text) in allowed:
+        return ascii_lower(text)
     if "on" in allowed and "off" in allowed:
         try:
             return "on" if parse_bool(text) else "off"
@@ -440,7 +444,7 @@ def canonical(info: SettingInfo, text: str, as_list: bool = False) -> Any:
     if info.vartype == "enum":
         return _enum_value(info, text)
     if info.key in KEYWORD_LIST_SETTINGS:
-        return tuple(item.lower() for item in split_list(text))
+        return tuple(ascii_lower(item) for item in split_list(text))
     if as_list or info.key in LIST_INPUT_SETTINGS:
         return split_list(text)
     return text
@@ -587,14 +591,16 @@ def decide(info: SettingInfo, request: Request, files: FileValues) -> Decision:
 
 def server_message(exc: Exception) -> str:
     """The server's error text on one line (message, detail, hint)."""
-    return " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return " ".join(line.strip() for line in server_words(exc).splitlines() if line.strip())
 
 
 def fetch_infos(conn: Any, names: list[str]) -> dict[str, SettingInfo]:
     rows = query_all(
         conn,
         "SELECT name, setting, unit, vartype, context, source, enumvals, min_val, max_val, boot_val"
-        " FROM pg_catalog.pg_settings WHERE lower(name) = ANY(%s)",
+        # COLLATE "C": lower() folds A-Z only, as the server matches setting names; under the database's own
+        # collation it follows LC_CTYPE (tr_TR: lower('IntervalStyle') starts with a dotless i).
+        " FROM pg_catalog.pg_settings WHERE lower(name COLLATE \"C\") = ANY(%s)",
         (names,),
     )
     infos: dict[str, SettingInfo] = {}
@@ -610,13 +616,13 @@ def fetch_file_values(conn: Any, names: list[str]) -> dict[str, FileValues]:
     rows = query_all(
         conn,
         "SELECT name, setting, sourcefile FROM pg_catalog.pg_file_settings"
-        " WHERE lower(name) = ANY(%s) ORDER BY seqno",
+        " WHERE lower(name COLLATE \"C\") = ANY(%s) ORDER BY seqno",
         (names,),
     )
     found: dict[str, dict[str, str | None]] = {}
     for row in rows:
         slot = "auto" if str(row["sourcefile"] or "").endswith("/postgresql.auto.conf") else "other"
-        found.setdefault(str(row["name"]).lower(), {})[slot] = row["setting"]
+        found.setdefault(ascii_lower(str(row["name"])), {})[slot] = row["setting"]
     return {name: FileValues(auto=values.get("auto"), other=values.get("other")) for name, values in found.items()}
 
 
@@ -681,9 +687,9 @@ def alter_statement(name: str, elements: tuple[str, ...] | None) -> Any:
     """ALTER SYSTEM SET name = 'a', 'b' or ALTER SYSTEM RESET name (utility statements take no parameters,
     so values are quoted by psycopg's sql.Literal and the name by sql.Identifier)."""
     if elements is None:
-        return sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name))
+        return sql.SQL("ALTER SYSTEM RESET {}").format(identifier(name))
     return sql.SQL("ALTER SYSTEM SET {} = {}").format(
-        sql.Identifier(name), sql.SQL(", ").join(sql.Literal(item) for item in elements))
+        identifier(name), sql.SQL(", ").join(sql.Literal(item) for item in elements))
 
 
 def restore_elements(info: SettingInfo, previous: str | None) -> tuple[str, ...] | None:
@@ -841,7 +847,7 @@ def run_server_settings(module: Any) -> dict[str, Any]:
     """Module body: check the input, connect, manage, and hide any password a setting carries."""
     settings = module.params["settings"]
     for key, value in (settings.items() if isinstance(settings, dict) else ()):
-        if isinstance(key, str) and key.lower() in CONNINFO_SETTINGS:
+        if isinstance(key, str) and ascii_lower(key) in CONNINFO_SETTINGS:
             for text in (value if isinstance(value, list) else [value]):
                 for secret in conninfo_secrets(text if isinstance(text, str) else None):
                     module.no_log_values.add(secret)

@@ -46,7 +46,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     slot_problem,
     utc_stamp,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import ConnectFailure, PgreplError
 
 SYSID = "7310000000000000001"
 OTHER = "7310000000000000002"
@@ -479,20 +479,22 @@ def test_slot_problem() -> None:
     assert logical is not None and "is a logical slot" in logical
 
 
-@pytest.mark.parametrize(("text", "hint"), [
-    ('FATAL:  password authentication failed for user "rep"', "the password for replicator in passfile"),
-    ("fe_sendauth: no password supplied", "has no line matching db1.example.com:5432:replication:replicator"),
-    ('FATAL:  no pg_hba.conf entry for replication connection from host "10.0.0.2"', "pg_hba.conf has no"),
-    ("FATAL:  must be superuser or replication role to start walsender", "lacks the REPLICATION attribute"),
-    ('FATAL:  role "rep" does not exist', "is missing or lacks the REPLICATION attribute"),
-    ('connection to server at "db1", port 5432 failed: Connection refused', "unreachable"),
+@pytest.mark.parametrize(("cause", "sqlstate", "hint"), [
+    ("password", "28P01", "the password for replicator in passfile"),
+    ("no_password", None, "has no line matching db1.example.com:5432:replication:replicator"),
+    ("hba", "28000", "pg_hba.conf has no 'replication' line admitting replicator"),
+    ("privilege", "42501", "lacks the REPLICATION attribute (SQLSTATE 42501)"),
+    ("unreachable", None, "nothing answers at that address"),
+    ("not_accepting", "57P03", "it is starting up, shutting down"),
 ])
-def test_explain_replication_error(text: str, hint: str) -> None:
-    message = explain_replication_error(request(), text)
+def test_explain_replication_error(cause: str, sqlstate: str | None, hint: str) -> None:
+    # The words are the primary's, in its lc_messages: only the cause (libpq's facts) decides the hint.
+    words = 'ВАЖНО:  пользователь "replicator" не прошёл проверку подлинности (по паролю)'
+    message = explain_replication_error(request(), ConnectFailure(cause, False, sqlstate, words))
     assert hint in message
     assert message.startswith("cannot open a replication connection to the primary (primary_host=db1.example.com "
                               "primary_port=5432 replication_user=replicator)")
-    assert message.endswith(text) and "nothing was changed" in message
+    assert message.endswith(words) and "nothing was changed" in message
 
 
 class FakeResult:

@@ -10,7 +10,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils import _info
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     PgreplConnectionError,
     PgreplError,
-    is_unreachable,
 )
 
 MAJORS = (13, 14, 15, 16, 17, 18)
@@ -280,27 +279,6 @@ def test_shape_info_warns_about_restricted_columns() -> None:
 # ------------------------------------------------------------------------------------------------ reachability
 
 PARAMS = {"login_user": "postgres", "login_host": "db1", "login_port": 5432, "login_db": "postgres"}
-
-
-@pytest.mark.parametrize(("error", "unreachable"), [
-    ('connection to server at "db1", port 5432 failed: Connection refused\n\tIs the server running on that host?',
-     True),
-    ('connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed: No such file or directory', True),
-    ("connection timeout expired", True),
-    ('could not translate host name "db9" to address: Name or service not known', True),
-    ("FATAL:  the database system is starting up", True),
-    ("FATAL:  the database system is shutting down", True),
-    ("FATAL:  the database system is not yet accepting connections", True),
-    ("FATAL:  sorry, too many clients already", True),
-    ('FATAL:  password authentication failed for user "postgres"', False),
-    ("fe_sendauth: no password supplied", False),
-    ('FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "x", database "postgres", no encryption', False),
-    ('FATAL:  database "nope" does not exist', False),
-    ('FATAL:  role "nope" does not exist', False),
-    ("server does not support SSL, but SSL was required", False),
-])
-def test_is_unreachable_tells_a_down_server_from_a_configuration_error(error: str, unreachable: bool) -> None:
-    assert is_unreachable(error) is unreachable
 
 
 def _fake_dir_facts(running: bool) -> dict[str, Any]:

@@ -152,7 +152,9 @@ def test_not_finished_message_says_what_to_check() -> None:
 def test_recovery_conflicts_are_recognised() -> None:
     assert is_recovery_conflict(psycopg.errors.SerializationFailure("canceling statement due to conflict with "
                                                                     "recovery"))
-    assert is_recovery_conflict(psycopg.OperationalError("terminating connection due to conflict with recovery"))
+    assert is_recovery_conflict(psycopg.errors.DeadlockDetected("canceling statement due to conflict with recovery"))
+    # By SQLSTATE only: the words follow the server's lc_messages (a session it ended is caught as broken).
+    assert not is_recovery_conflict(psycopg.OperationalError("terminating connection due to conflict with recovery"))
     assert not is_recovery_conflict(psycopg.errors.InsufficientPrivilege("permission denied"))
 
 

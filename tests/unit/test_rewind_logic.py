@@ -23,6 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
     collapse_progress,
     config_files_in,
     explain_failure,
+    failure_hint,
     find_rewind,
     grant_query,
     mask_line,
@@ -221,7 +222,8 @@ def test_passwords_are_masked_in_output_lines() -> None:
 
 def test_failure_quotes_pg_rewind_and_names_the_cause() -> None:
     request = rewind_request(params())
-    text = explain_failure(request, parse_rewind_output(BAD_PASSWORD), 1, dry_run=True)
+    text = explain_failure(request, parse_rewind_output(BAD_PASSWORD), 1, dry_run=True,
+                           hint=failure_hint(request, "password", []))
     assert text.startswith("pg_rewind --dry-run against the source (source_host=db2.example.com source_port=5432 "
                            "source_user=pgrepl_rewind source_dbname=postgres) failed (exit 1)")
     assert "the password for pgrepl_rewind in passfile /var/lib/postgresql/.pgpass is wrong" in text
@@ -235,17 +237,25 @@ def test_failure_after_copying_started_says_data_dir_may_be_changed() -> None:
     assert "may have changed data_dir" in text and "force_reclone" in text
 
 
-@pytest.mark.parametrize("line, hint", [
-    ("pg_rewind: error: connection to server failed: fe_sendauth: no password supplied",
-     "passfile /var/lib/postgresql/.pgpass has no line matching db2.example.com:5432:postgres:pgrepl_rewind"),
-    ("pg_rewind: error: connection to server failed: FATAL:  no pg_hba.conf entry for host",
-     "the source's pg_hba.conf has no line admitting pgrepl_rewind"),
-    ("pg_rewind: error: could not fetch remote file \"global/pg_control\": ERROR:  permission denied for function "
-     "pg_read_binary_file", "pgrepl.streaming.rewind_grants"),
-    ("pg_rewind: error: could not find previous WAL record at 0/2000100", "copy the missing segments back"),
+@pytest.mark.parametrize(("cause", "missing", "hint"), [
+    ("no_password", [], "passfile /var/lib/postgresql/.pgpass has no line matching db2.example.com:5432:postgres:"
+                        "pgrepl_rewind"),
+    ("hba", [], "the source's pg_hba.conf has no line admitting pgrepl_rewind"),
+    ("database", [], "source_dbname: the database 'postgres' does not exist on the source"),
+    ("unreachable", [], "the source cannot be reached or refuses the connection: nothing answers"),
+    (None, ["pg_catalog.pg_read_binary_file(text)"], "may not execute pg_catalog.pg_read_binary_file(text): grant"),
+    (None, [], ""),
 ])
-def test_failure_hints(line: str, hint: str) -> None:
-    assert hint in explain_failure(rewind_request(params()), parse_rewind_output([line]), 1, dry_run=True)
+def test_failure_hints_come_from_libpq_facts_and_grants(cause: str | None, missing: list[str], hint: str) -> None:
+    found = failure_hint(rewind_request(params()), cause, missing)
+    assert hint in found and (found == "" or found.startswith("; "))
+
+
+def test_wal_hint_from_pg_rewinds_own_words() -> None:
+    # pg_rewind runs under LC_ALL=C, so its own messages (not the source's) are English.
+    line = "pg_rewind: error: could not find previous WAL record at 0/2000100"
+    assert "copy the missing segments back" in explain_failure(rewind_request(params()), parse_rewind_output([line]),
+                                                                1, dry_run=True)
 
 
 # ----------------------------------------------------------------------------------------------------- target
