@@ -140,7 +140,8 @@ notes:
   - Lines in files pulled in by C(include), C(include_if_exists) and C(include_dir) (PostgreSQL 16+) are not
     considered for placement or shadowing; a warning says when such a directive comes before the entry.
   - When a new entry is appended after a last line that has no line break, the line break needed to separate
-    them is added to that line; nothing else of any other line changes.
+    them is added to that line and the entry ends the file without one, as the file did; nothing else of any
+    other line changes. Removing the entry gives back the original bytes.
 seealso:
   - name: The pg_hba.conf file
     description: PostgreSQL's documentation of client authentication.
