@@ -13,7 +13,7 @@ bash scripts/install-packages.sh
 
 # --- Python: the newest of the interpreters the pinned ansible supports -------------------------------------
 PYTHON=${PGREPL_PYTHON:-python3}
-stamp_hash=$(cat requirements/dev.txt | sha256sum | cut -c1-16)
+stamp_hash=$(sha256sum <requirements/dev.txt | cut -c1-16)
 stamp=$VENV/.pgrepl-requirements-$stamp_hash
 if [[ -x $VENV/bin/python && -f $stamp ]]; then
   say "venv up to date ($VENV)"

@@ -8,8 +8,9 @@
 # it runs this script, then finds with `command -v` every command that a scan of scripts/, tests/images/, the
 # Makefile and the test harnesses says they call. A command called there without a row below fails that check.
 #
-# Usage: scripts/install-packages.sh          install what is missing
-#        scripts/install-packages.sh --table  print the table below (what the check reads) and exit
+# Usage: scripts/install-packages.sh            install what is missing
+#        scripts/install-packages.sh --table    print the table below (what the check reads) and exit
+#        scripts/install-packages.sh --locales  print the host locales it generates and exit
 set -euo pipefail
 say() { printf '[packages] %s\n' "$*"; }
 
@@ -36,14 +37,15 @@ python3      python3         always      the interpreter of the venv
 rsync        rsync           always      scripts/test.sh sanity: the ansible_collections copy
 ssh          openssh-client  always      the ssh Molecule scenario (Ansible ssh connection)
 '
-# Host locales for throwaway clusters: initdb --locale tr_TR.UTF-8, lc_messages ru_RU.UTF-8 / zh_CN.UTF-8.
-# (Debian's postgresql-NN ships the server's message catalogs, e.g. /usr/share/locale/ru/LC_MESSAGES/postgres-15.mo.)
-LOCALES=(tr_TR.UTF-8 ru_RU.UTF-8 zh_CN.UTF-8)
+# Host locales: throwaway clusters with initdb --locale tr_TR.UTF-8, lc_messages ru_RU.UTF-8 / zh_CN.UTF-8 (Debian's
+# postgresql-NN ships the server's message catalogs, e.g. /usr/share/locale/ru/LC_MESSAGES/postgres-15.mo);
+# en_US.UTF-8 is the one ansible-test runs its sanity tests under (else it warns and falls back to C.UTF-8).
+LOCALES=(tr_TR.UTF-8 ru_RU.UTF-8 zh_CN.UTF-8 en_US.UTF-8)
 
-if [[ ${1:-} == --table ]]; then
-  printf '%s\n' "$TABLE" | sed '/^$/d'
-  exit 0
-fi
+case ${1:-} in
+  --table) printf '%s\n' "$TABLE" | sed '/^$/d'; exit 0 ;;
+  --locales) printf '%s\n' "${LOCALES[@]}"; exit 0 ;;
+esac
 
 present() { # $1 = what (a row's first column)
   case $1 in
@@ -54,7 +56,7 @@ present() { # $1 = what (a row's first column)
 }
 
 # `locale -a` spells them tr_TR.utf8: compare without case and dashes.
-norm() { tr 'A-Z' 'a-z' | tr -d -- '-'; }
+norm() { tr '[:upper:]' '[:lower:]' | tr -d -- '-'; }
 missing_locales=()
 have_locales=$(locale -a 2>/dev/null | norm)
 for loc in "${LOCALES[@]}"; do
@@ -80,7 +82,10 @@ while read -r what package when _; do
   [[ " ${need[*]} " == *" $package "* ]] || need+=("$package")
 done <<<"$TABLE"
 
-((${#skipped[@]} == 0)) || say "not needed: $(IFS=,; echo "${skipped[*]}" | sed 's/,/, /g')"
+if ((${#skipped[@]})); then
+  printf -v list '%s, ' "${skipped[@]}"
+  say "not needed: ${list%, }"
+fi
 if ((${#need[@]})); then
   if ((EUID != 0)); then
     say "missing: ${missing[*]}; run as root, or install the Debian packages: ${need[*]}"

@@ -40,7 +40,6 @@ BASE_IMAGE = "pgrepl-test/base-bookworm"
 SCRIPT_IN = "/opt/pgrepl/install-packages.sh"
 # The interpreter the venv is made from: from the OS, although the venv has a python3 too.
 OS_INTERPRETER = "python3"
-LOCALES = ("tr_TR.utf8", "ru_RU.utf8", "zh_CN.utf8")
 
 
 class CheckFailed(Exception):
@@ -80,6 +79,12 @@ def row_for(what: str, rows: list[Row]) -> Row | None:
         if row.what == what or (row.what == "pg:*" and what.startswith("pg:")):
             return row
     return None
+
+
+def host_locales() -> list[str]:
+    """The locales install-packages.sh generates, spelled as `locale -a` lists them (tr_TR.utf8)."""
+    out = subprocess.run(["bash", str(INSTALL), "--locales"], capture_output=True, text=True, check=True).stdout
+    return [loc.lower().replace("-", "") for loc in out.split()]
 
 
 def venv_commands() -> set[str]:
@@ -148,7 +153,7 @@ def probe(whats: list[str]) -> dict[str, Probe]:
         if fields[1] == "missing":
             found[fields[0]] = Probe(False)
         else:
-            essential, _, priority = fields[4].partition("/")
+            essential, priority = (fields[4].split("/", 1) + [""])[:2]
             found[fields[0]] = Probe(True, fields[2], fields[3], essential == "yes", priority)
     return found
 
@@ -257,8 +262,9 @@ def check(needed: dict[str, list[str]], rows: list[Row]) -> None:
                    check=False).stdout.split()
     if "venv-ok" not in extra:
         problems.append("python3 -m venv does not work after the install step")
-    for loc in LOCALES:
-        if loc not in extra:
+    generated = {loc.lower().replace("-", "") for loc in extra}
+    for loc in host_locales():
+        if loc not in generated:
             problems.append(f"locale {loc} is not generated after the install step")
     if not any(w.startswith("postgres-") for w in extra):
         problems.append("PostgreSQL's Russian messages (/usr/share/locale/ru/LC_MESSAGES/postgres-N.mo) are missing")

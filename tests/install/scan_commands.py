@@ -533,6 +533,14 @@ class ShellScan:
     assignments: dict[str, list[str]] = field(default_factory=dict)
 
 
+_DECLARATIONS = frozenset(("local", "export", "declare", "readonly", "typeset"))
+
+
+def _assign(scan: ShellScan, text: str) -> None:
+    name, value = text.split("=", 1)
+    scan.assignments.setdefault(name.rstrip("+"), []).append(value)
+
+
 def scan_shell(src: str, first_line: int = 1, into: Optional[ShellScan] = None) -> ShellScan:
     """Every command word of a shell program, nested programs ($(...), bash -c '...') included."""
     scan = into if into is not None else ShellScan()
@@ -542,16 +550,13 @@ def scan_shell(src: str, first_line: int = 1, into: Optional[ShellScan] = None) 
     for words in commands:
         k = 0
         while k < len(words) and _ASSIGNMENT.match(words[k].text):
-            name, _, value = words[k].text.partition("=")
-            scan.assignments.setdefault(name.rstrip("+"), []).append(value)
+            _assign(scan, words[k].text)
             k += 1
         # `local NAME=value`, `export NAME=value`, `declare ... NAME=value`: assignments as well.
-        if k < len(words) and words[k].literal and words[k].text in ("local", "export", "declare", "readonly",
-                                                                      "typeset"):
+        if k < len(words) and words[k].literal and words[k].text in _DECLARATIONS:
             for word in words[k + 1:]:
                 if _ASSIGNMENT.match(word.text):
-                    name, _, value = word.text.partition("=")
-                    scan.assignments.setdefault(name.rstrip("+"), []).append(value)
+                    _assign(scan, word.text)
             continue
         if k == len(words):
             continue
@@ -720,13 +725,6 @@ class _PyFile:
     from_subprocess: set[str] = field(default_factory=set)  # names imported from subprocess (run, Popen...)
 
 
-@dataclass
-class PythonScan:
-    """Calls found in a set of Python files (wrappers resolved across them)."""
-
-    findings: list[Finding] = field(default_factory=list)
-
-
 # An f-string argument (`sh -c f"mount ... && exec {venv_program} ..."`) is read with each {value} replaced by this
 # path-like word: in command position it is a path the harness builds at run time, which does not count (as
 # "$VENV/bin/x" in shell); the program an f-string itself names is unresolved.
@@ -737,7 +735,7 @@ def _template(expr: ast.JoinedStr) -> str:
     return "".join(v.value if isinstance(v, ast.Constant) else _VALUE for v in expr.values)
 
 
-def _path_program(expr: ast.BinOp, where: str) -> _Head:
+def _path_program(expr: ast.BinOp) -> _Head:
     """`base / "name"` (or base.with_name("name")): a PostgreSQL server program (pg:name), a program of the venv
     (next to sys.executable, or under a VENV path: the bare name), else unresolved."""
     name = expr.right.value if isinstance(expr.right, ast.Constant) else None
@@ -859,7 +857,7 @@ class _PythonScanner:
         elif isinstance(expr, ast.Call) and _dotted(expr.func) == "shutil.which":
             yield _Head(skip=True)  # found at run time; its fallback (x or "name") is a word of its own
         elif isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
-            yield _path_program(expr, where)
+            yield _path_program(expr)
         elif isinstance(expr, ast.Attribute) and _dotted(expr) == "sys.executable":
             yield _Head(skip=True)
         elif isinstance(expr, ast.BoolOp):
@@ -870,7 +868,7 @@ class _PythonScanner:
             yield from self.element(expr.orelse, scope, where, depth + 1)
         elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "with_name" \
                 and len(expr.args) == 1:
-            yield _path_program(ast.BinOp(left=expr.func.value, op=ast.Div(), right=expr.args[0]), where)
+            yield _path_program(ast.BinOp(left=expr.func.value, op=ast.Div(), right=expr.args[0]))
         elif isinstance(expr, ast.Name) and depth < 8:
             if scope.is_param(expr.id):
                 yield _Head(param=expr.id)
