@@ -5,8 +5,9 @@
    molecule, python) are left out, except python3, from which scripts/deps.sh makes the venv.
 2. In a clean Debian bookworm container (the debootstrapped base of the test images, tests/images/build.sh; no
    Docker engine inside: starting one is not what this tests), run the install step three times:
-   A. as on a workstation whose engine already runs (a stub `docker` whose `info` answers): everything but
-      docker.io gets installed (debootstrap, git, rsync, PostgreSQL...), docker.io is left alone;
+   A. as on a workstation whose engine already runs (a stub `docker` whose `info` answers), through
+      scripts/docker-engine.sh as `make demo`/`make bench` reach it: everything but docker.io gets installed
+      (debootstrap, git, rsync, PostgreSQL...), docker.io is left alone, the engine is taken as it is;
    B. as on a machine without an engine, where some tools are already there (those of A): docker.io comes;
       then `command -v` finds every scanned command (PostgreSQL's server programs in /usr/lib/postgresql/*/bin),
       `python3 -m venv` works, the test locales are generated and PostgreSQL's Russian messages are there;
@@ -37,7 +38,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 INSTALL = ROOT / "scripts" / "install-packages.sh"
 CONTAINER = "pgrepl-install-check"
 BASE_IMAGE = "pgrepl-test/base-bookworm"
-SCRIPT_IN = "/opt/pgrepl/install-packages.sh"
+# The two entry points, as the README commands reach them; only these two files go into the container.
+ENGINE = ROOT / "scripts" / "docker-engine.sh"
+SCRIPTS_IN = "/opt/pgrepl/scripts"
 # The interpreter the venv is made from: from the OS, although the venv has a python3 too.
 OS_INTERPRETER = "python3"
 
@@ -163,15 +166,15 @@ def package_installed(package: str) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "install ok installed"
 
 
-def run_install(label: str, env: tuple[str, ...] = ()) -> tuple[str, float]:
+def run_install(label: str, script: Path = INSTALL, env: tuple[str, ...] = ()) -> tuple[str, float]:
     start = time.monotonic()
     opts = [arg for pair in (("-e", e) for e in env) for arg in pair]
-    proc = docker("exec", *opts, CONTAINER, "bash", SCRIPT_IN, check=False)
+    proc = docker("exec", *opts, CONTAINER, "bash", f"{SCRIPTS_IN}/{script.name}", check=False)
     took = time.monotonic() - start
     output = (proc.stdout + proc.stderr).strip()
     print("\n".join("    " + line for line in output.splitlines()), flush=True)
     if proc.returncode != 0:
-        raise CheckFailed(f"pass {label}: install-packages.sh failed ({proc.returncode})")
+        raise CheckFailed(f"pass {label}: {script.name} failed ({proc.returncode})")
     say(f"pass {label}: install step took {took:.1f} s")
     return output, took
 
@@ -220,13 +223,16 @@ def check(needed: dict[str, list[str]], rows: list[Row]) -> None:
     image = base_image()
     say(f"clean container {CONTAINER} from {image}")
     remove_container()
-    docker("run", "-d", "--name", CONTAINER, "-v", f"{INSTALL}:{SCRIPT_IN}:ro", image, "sleep", "infinity")
+    docker("run", "-d", "--name", CONTAINER, "-v", f"{INSTALL}:{SCRIPTS_IN}/{INSTALL.name}:ro",
+           "-v", f"{ENGINE}:{SCRIPTS_IN}/{ENGINE.name}:ro", image, "sleep", "infinity")
     before = probe(whats)
 
-    say("pass A: an engine already runs (stub docker whose info answers); nothing else of the table is there")
+    say("pass A: an engine already runs (stub docker whose info answers); nothing else of the table is there; "
+        "through docker-engine.sh, as make demo, make bench and the image builds reach it")
     docker("exec", "-i", CONTAINER, "sh", "-c", "cat >/usr/local/bin/docker && chmod 755 /usr/local/bin/docker",
            stdin=STUB_DOCKER)
-    run_install("A")
+    if "[docker] engine running" not in run_install("A", ENGINE)[0]:
+        problems.append("pass A: docker-engine.sh did not take the running engine as it is")
     after_a = probe(whats)
     installed = [w for w in whats if not before[w].present and after_a[w].present and w not in engine_whats]
     say(f"pass A installed: {' '.join(installed)}")
@@ -272,7 +278,8 @@ def check(needed: dict[str, list[str]], rows: list[Row]) -> None:
     say("pass C: everything present, apt-get made to fail: nothing may be installed")
     docker("exec", "-i", CONTAINER, "sh", "-c",
            "mkdir -p /opt/no-apt && cat >/opt/no-apt/apt-get && chmod 755 /opt/no-apt/apt-get", stdin=NO_APT)
-    output, took = run_install("C", ("PATH=/opt/no-apt:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",))
+    no_apt_path = "PATH=/opt/no-apt:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    output, took = run_install("C", env=(no_apt_path,))
     if "installing" in output or "generating" in output:
         problems.append("pass C: the install step installed something although everything was present")
     if took > 10:
