@@ -315,3 +315,18 @@ def test_project_files_cover_scripts_images_makefile_ci_and_harnesses() -> None:
         assert path in scanned
     assert not any(p.startswith("tests/unit/fixtures/") for p in scanned)
     assert "tests/unit/test_scan_commands.py" not in scanned  # its argv lists and inventories are examples
+
+
+# --- install-packages.sh's table, as the check reads it ------------------------------------------------------------
+
+def test_install_table_rows_are_well_formed_and_pg_programs_share_one_row() -> None:
+    from check_install import host_locales, row_for, table
+
+    rows = table()
+    assert rows, "scripts/install-packages.sh --table printed nothing"
+    assert len({row.what for row in rows}) == len(rows)
+    assert {row.when for row in rows} <= {"always", "no-engine", "locales"}
+    assert {row.package for row in rows if row.when == "no-engine"} == {"docker.io"}
+    assert row_for("pg:pg_receivewal", rows) == row_for("pg:initdb", rows) is not None
+    assert row_for("jq", rows) is None
+    assert {"tr_tr.utf8", "ru_ru.utf8", "zh_cn.utf8"} <= set(host_locales())
