@@ -113,6 +113,11 @@ class PgCluster:
     port: int = field(default_factory=free_port)
     # Listen on ::1 too (IPv6 loopback), for tests of IPv6 addresses in pg_hba, passfile and primary_conninfo.
     listen_ipv6: bool = False
+    # initdb's encoding and locale (SQL_ASCII, tr_TR.UTF-8...) and the server's lc_messages (ru_RU.UTF-8...): the
+    # locales must exist on the host (the install step generates them).
+    encoding: str = "UTF8"
+    locale: str = "C"
+    lc_messages: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -155,7 +160,8 @@ class PgCluster:
         _chown_postgres(pwfile)
         _as_postgres([str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
                       f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                      "--no-sync", "-E", "UTF8", "--locale=C"])
+                      "--no-sync", "-E", self.encoding, f"--locale={self.locale}",
+                      *([f"--lc-messages={self.lc_messages}"] if self.lc_messages else [])])
         pwfile.unlink()
         self._write_local_conf()
 
