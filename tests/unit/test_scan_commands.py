@@ -327,6 +327,7 @@ def test_install_table_rows_are_well_formed_and_pg_programs_share_one_row() -> N
     assert len({row.what for row in rows}) == len(rows)
     assert {row.when for row in rows} <= {"always", "no-engine", "locales"}
     assert {row.package for row in rows if row.when == "no-engine"} == {"docker.io"}
-    assert row_for("pg:pg_receivewal", rows) == row_for("pg:initdb", rows) is not None
+    assert row_for("pg:initdb", rows) is not None
+    assert row_for("pg:pg_receivewal", rows) == row_for("pg:initdb", rows)
     assert row_for("jq", rows) is None
     assert {"tr_tr.utf8", "ru_ru.utf8", "zh_cn.utf8"} <= set(host_locales())
