@@ -172,3 +172,48 @@ def test_check_mode_reports_a_change_it_would_make_and_makes_none(request, prima
     assert result["stats"][primary.name]["changed"] >= 1
     assert primary.psql("SHOW wal_keep_size") == before
     assert primary.host.file(f"{primary.data_dir}/postgresql.auto.conf").content_string == auto
+
+
+def _status(inventory: str, *extra: str) -> subprocess.CompletedProcess:
+    """`ansible-playbook -i inventory pgrepl.streaming.status -e ...` in the default callback, as users run it."""
+    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="true")
+    argv = [playbook, "-i", inventory, "pgrepl.streaming.status"]
+    for item in extra:
+        argv += ["-e", item]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def test_status_prints_a_table_with_every_standby_streaming(request, primary, standbys) -> None:
+    """The status playbook, strict, passes on the converged cluster and prints plain text rows (no quotes, escapes
+    or list commas) that say what pg_stat_replication says."""
+    run = _status(request.config.option.ansible_inventory, "pgrepl_status_strict=true")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["host", "role", "state"])
+    header, rows = lines[start], lines[start + 1:start + 2 + len(standbys)]
+    assert header.split() == ["host", "role", "state", "sync", "tl", "lsn", "lag_bytes", "lag", "delay", "slot",
+                              "(wal_status)", "problems"]
+    cells = {row.split()[0]: row.split() for row in rows}
+    assert cells[primary.name][:3] == [primary.name, "primary", "-"] and cells[primary.name][-1] == "ok"
+    real = dict(line.split("|") for line in primary.psql(
+        "SELECT application_name || '|' || state FROM pg_stat_replication").splitlines())
+    for standby in standbys:
+        assert cells[standby.name][:3] == [standby.name, "standby", real[standby.name]]
+        assert real[standby.name] == "streaming" and cells[standby.name][-1] == "ok", rows
+    for line in [header, *rows]:
+        assert not line.startswith(('"', "'", "[", "{")) and not line.endswith((",", '"')) and "\\" not in line
+
+
+def test_status_json_is_one_document_with_the_same_facts(request, primary, standbys) -> None:
+    run = _status(request.config.option.ansible_inventory, "pgrepl_status_format=json")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    document = json.loads("\n".join(lines[lines.index("{"):lines.index("}") + 1]))
+    assert document["ok"] is True and document["primary"] == primary.name
+    nodes = {entry["host"]: entry for entry in document["nodes"]}
+    for standby in standbys:
+        assert nodes[standby.name]["state"] == "streaming"
+        assert nodes[standby.name]["slot"]["name"] == standby.name.replace("-", "_")
+        assert nodes[standby.name]["slot"]["wal_status"] == "reserved"
+    assert nodes[primary.name]["timeline"] == int(primary.psql("SELECT timeline_id FROM pg_control_checkpoint()"))
