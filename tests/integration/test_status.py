@@ -95,8 +95,8 @@ def inventory(cluster: dict[str, PgCluster]) -> Iterator[Path]:
         yield write_inventory(cluster, Path(tmp))
 
 
-def test_the_table_reads_as_a_table_and_says_what_the_servers_say(cluster: dict[str, PgCluster],
-                                                                   inventory: Path) -> None:
+def test_the_table_reads_as_a_table_and_says_what_the_servers_say(
+        cluster: dict[str, PgCluster], inventory: Path) -> None:
     run = status(inventory)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     header, *rows = table(run.stdout)
@@ -169,10 +169,10 @@ def test_strict_fails_while_a_standby_is_stopped_and_passes_once_it_streams(clus
 
 
 def test_human_units_are_the_servers_pg_size_pretty(cluster: dict[str, PgCluster]) -> None:
-    values = sorted({sign * (base + delta) for base in [0, 10240, 20479 * 512, 20479 * 512 * 1024,
-                                                       20479 * 512 * 1024 ** 2, 20479 * 512 * 1024 ** 3,
-                                                       16 * 1024 ** 2, 10 * 1024 ** 3, 2 ** 62]
-                     for delta in (-513, -512, -511, -1, 0, 1, 511, 512, 513) for sign in (1, -1)
+    # Around every unit boundary (10240 bytes, then 20479 half-units of each unit) and a few plain sizes.
+    bases = [0, 10240, 16 * 1024 ** 2, 10 * 1024 ** 3, 2 ** 62] + [20479 * 512 * 1024 ** n for n in range(4)]
+    deltas = (-513, -512, -511, -1, 0, 1, 511, 512, 513)
+    values = sorted({sign * (base + delta) for base in bases for delta in deltas for sign in (1, -1)
                      if base + delta >= 0} | {2 ** 63 - 1, -(2 ** 63) + 1})
     rows = cluster[PRIMARY].sql("SELECT v, pg_size_pretty(v) FROM unnest(%s::bigint[]) AS v", (values,))
     assert len(rows) == len(values)
