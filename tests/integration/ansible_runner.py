@@ -78,3 +78,31 @@ def run_module(module: str, args: dict[str, Any], check: bool = False, diff: boo
     run = run_tasks([{"name": "under test", name: args}], check=check, diff=diff)
     assert run.results, f"no result:\n{run.stdout}\n{run.stderr}"
     return run.results[0]
+
+
+def run_playbook(plays: list[dict[str, Any]], hosts: dict[str, dict[str, Any]],
+                 env: dict[str, str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """One ansible-playbook run of whole plays (module_defaults, several hosts in parallel...) over these local
+    hosts (name -> host vars); every task keeps going after a failure. Returns host -> task name -> result (so
+    task names must be unique)."""
+    inventory = {"all": {"hosts": {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                          **host_vars} for name, host_vars in hosts.items()}}}
+    plays = [{**play, "tasks": [{**task, "ignore_errors": True} for task in play["tasks"]]} for play in plays]
+    with tempfile.TemporaryDirectory(prefix="pgrepl-play-") as tmp:
+        playbook = Path(tmp) / "play.yml"
+        playbook.write_text(json.dumps(plays), encoding="utf-8")
+        inventory_file = Path(tmp) / "inventory.yml"
+        inventory_file.write_text(json.dumps(inventory), encoding="utf-8")
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory_file), str(playbook)],
+                              capture_output=True, text=True, env={**ansible_env(), **(env or {})}, timeout=600,
+                              check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"ansible-playbook did not print JSON ({exc}):\n{proc.stdout}\n{proc.stderr}") from None
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in hosts}
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                results[host][task["task"]["name"]] = result
+    return results
