@@ -53,6 +53,16 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def machine_readable_callback() -> bool:
+    """Whether the stdout callback writes one JSON document (ansible.posix.json, jsonl): printing would break it,
+    and the task result carries the status anyway."""
+    try:
+        name = C.config.get_config_value("DEFAULT_STDOUT_CALLBACK")
+    except Exception:  # pylint: disable=broad-except  # an unknown config layout: print as usual
+        return False
+    return str(name).rsplit(".", 1)[-1] in ("json", "jsonl")
+
+
 class ActionModule(ActionBase):
     """Print the status of the cluster; fail with strict when something looks wrong."""
 
@@ -83,7 +93,9 @@ class ActionModule(ActionBase):
         document = build_status(primaries, standbys, nodes, slots,
                                 list(play_hosts) if play_hosts is not None else None)
 
-        if args["format"] == "json":
+        if machine_readable_callback():
+            pass
+        elif args["format"] == "json":
             display.display(render_json(document))
         else:
             lines = render_table(document)

@@ -69,6 +69,8 @@ notes:
     C(lost), C(unreserved) or inactive (an inactive slot no inventory standby uses is the primary's problem).
     C(catchup) is not a problem, the state column shows it.
   - The rows of the table and the JSON document come from the same data (RV(status)).
+  - With a stdout callback that writes one JSON document itself (C(ansible.posix.json), C(ansible.posix.jsonl)),
+    nothing is printed, so that document stays valid; the task's result carries RV(status).
 seealso:
   - name: pg_stat_replication
     description: The WAL senders' states.

@@ -73,13 +73,12 @@ def write_inventory(nodes: dict[str, PgCluster], directory: Path) -> Path:
     return path
 
 
-def status(inventory: Path, *extra: str) -> subprocess.CompletedProcess:
+def status(inventory: Path, *extra: str, callback: str = "ansible.builtin.default") -> subprocess.CompletedProcess:
     """`ansible-playbook -i inventory pgrepl.streaming.status -e ...` in the default callback, as users run it."""
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "pgrepl.streaming.status"]
     for item in extra:
         argv += ["-e", item]
-    return subprocess.run(argv, capture_output=True, text=True, env=ansible_env("ansible.builtin.default"),
-                          timeout=300, check=False)
+    return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(callback), timeout=300, check=False)
 
 
 def table(stdout: str) -> list[str]:
@@ -147,6 +146,18 @@ def test_json_gives_the_same_facts_as_one_document(cluster: dict[str, PgCluster]
     assert {entry["system_identifier"] for entry in document["nodes"]} == {real_sysid}
     # No table in JSON mode.
     assert not any(line.split()[:3] == ["host", "role", "state"] for line in run.stdout.splitlines() if line.split())
+
+
+def test_a_json_stdout_callback_gets_the_document_in_the_result_and_no_text(inventory: Path) -> None:
+    run = status(inventory, callback="ansible.posix.json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    output = json.loads(run.stdout)  # printing the table would have broken this document
+    task = next(task for task in output["plays"][0]["tasks"]
+                if task["task"]["name"].endswith(": The status of the cluster"))
+    (result,) = task["hosts"].values()
+    states = {entry["host"]: entry["state"] for entry in result["status"]["nodes"]}
+    assert states == {PRIMARY: None, STREAMING: "streaming", STOPPED: "stopped"}
+    assert result["ok"] is False
 
 
 def test_a_bad_format_is_refused_naming_the_variable_and_value(inventory: Path) -> None:
