@@ -365,6 +365,9 @@ def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] 
             problems.append(f"no slot {slot_name} on the primary")
         else:
             problems.extend(slot_problems(slot, host, state in REPLICATING))
+    for own in server.get("slots") or []:  # slots on the standby itself (kept from a time as a primary)
+        if own.get("wal_status") in ("lost", "unreserved"):
+            problems.append(f"slot {own.get('slot_name')} on this standby {own.get('wal_status')}")
     return entry
 
 

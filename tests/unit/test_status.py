@@ -330,6 +330,12 @@ def test_slot_problems() -> None:
         "slot leftover inactive, holds 64 MB of WAL and no standby of the inventory uses it"]
 
 
+def test_a_lost_slot_on_a_standby_itself() -> None:
+    nodes = healthy()
+    nodes[S1]["server"]["slots"] = [slot("old", active=False, wal_status="lost"), slot("fine", active=False)]
+    assert entry(status(nodes), S1)["problems"] == ["slot old on this standby lost"]
+
+
 def test_missing_slot_and_a_stream_without_its_slot() -> None:
     nodes = healthy()
     nodes[PRIMARY]["server"]["slots"].pop(0)
@@ -413,3 +419,33 @@ def test_strict_message_is_one_line() -> None:
     message = st.strict_message(status(nodes))
     assert "\n" not in message
     assert message.startswith("pgrepl_status_strict: 2 problems: db2: replay paused")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The action's own helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_host_variables_become_plain_data() -> None:
+    from collections import OrderedDict
+
+    from ansible_collections.pgrepl.streaming.plugins.action.cluster_status import plain
+
+    class Text(str):
+        pass
+
+    value = OrderedDict(a=(1, Text("x")), b={"c": [True, None, 1.5]})
+    result = plain(value)
+    assert result == {"a": [1, "x"], "b": {"c": [True, None, 1.5]}}
+    assert type(result) is dict and type(result["a"][1]) is str
+    json.dumps(result)
+
+
+@pytest.mark.parametrize("name, machine", [
+    ("ansible.posix.json", True), ("ansible.posix.jsonl", True), ("json", True), ("default", False),
+    ("ansible.builtin.default", False), ("community.general.yaml", False), ("ansible.builtin.minimal", False),
+])
+def test_a_json_stdout_callback_gets_no_text(monkeypatch: pytest.MonkeyPatch, name: str, machine: bool) -> None:
+    from ansible_collections.pgrepl.streaming.plugins.action import cluster_status
+
+    monkeypatch.setattr(cluster_status.C.config, "get_config_value", lambda key: name)
+    assert cluster_status.machine_readable_callback() is machine
