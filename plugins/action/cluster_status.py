@@ -17,7 +17,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._status import (
-    FORMATS,
+    ARGUMENT_SPEC,
     build_status,
     render_json,
     render_table,
@@ -29,13 +29,6 @@ display = Display()
 # The host variables the node role registers (facts.yml / gather.yml).
 NODE_FACTS_VAR = "__pgrepl_node"
 SLOT_VAR = "__pgrepl_slot"
-
-ARGUMENT_SPEC: dict[str, Any] = {
-    "format": {"type": "str", "default": "table", "choices": list(FORMATS)},
-    "strict": {"type": "bool", "default": False},
-    "primary": {"type": "list", "elements": "str"},
-    "standbys": {"type": "list", "elements": "str"},
-}
 
 
 def plain(value: Any) -> Any:

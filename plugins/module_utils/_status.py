@@ -17,6 +17,14 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import par
 FORMAT_VERSION = 1
 FORMATS = ("table", "json")
 
+# The options of the cluster_status action (its module file documents them and builds its spec from this).
+ARGUMENT_SPEC: dict[str, Any] = {
+    "format": {"type": "str", "default": "table", "choices": list(FORMATS)},
+    "strict": {"type": "bool", "default": False},
+    "primary": {"type": "list", "elements": "str"},
+    "standbys": {"type": "list", "elements": "str"},
+}
+
 # pg_stat_replication.state, as the upstream's WAL sender names it.
 SENDER_STATES = ("startup", "catchup", "streaming", "backup", "stopping")
 # States of a standby that replicates from the primary (catchup: connected, replaying what it missed).

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the action plugin pgrepl.streaming.cluster_status (it runs on the controller only)."""
+"""pgrepl.streaming.cluster_status: an action (plugins/action/cluster_status.py) that runs on the controller only;
+this file documents it and holds the argument spec it validates."""
 
 from __future__ import annotations
 
@@ -151,3 +152,18 @@ msg:
   returned: failure
   type: str
 '''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._status import ARGUMENT_SPEC
+
+
+def main() -> None:
+    """Reached only when the action plugin is bypassed: the status is made on the controller, never on a host."""
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.fail_json(msg="pgrepl.streaming.cluster_status runs on the controller (its action plugin); "
+                         "it cannot run as a module on a managed host")
+
+
+if __name__ == "__main__":
+    main()
