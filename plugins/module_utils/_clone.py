@@ -887,7 +887,8 @@ def parse_conf_value(raw: str) -> str:
 def read_conf_setting(text: str, name: str) -> str | None:
     """The last value of a setting in a postgresql.conf-style text (None when it is not set)."""
     value = None
-    pattern = re.compile(r"^\s*" + re.escape(name) + r"(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE)
+    # ASCII: the server folds A-Z only in setting names (under IGNORECASE alone, i would also match a dotless i).
+    pattern = re.compile(r"^\s*" + re.escape(name) + r"(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE | re.ASCII)
     for line in text.splitlines():
         match = pattern.match(line)
         if match:
