@@ -18,6 +18,7 @@ SLOT_NAME_MAX_LENGTH = 63
 HASH_SUFFIX_LENGTH = 8
 
 _SLOT_NAME_RE = re.compile(r"[a-z0-9_]{1,63}")
+_NOT_ALLOWED_RE = re.compile(r"[^a-z0-9_]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -27,7 +28,6 @@ def ascii_lower(text: str) -> str:
     dotted capital I of Turkish to i plus a combining dot), and SQL lower() follows the database's LC_CTYPE
     (under tr_TR, lower('I') is a dotless i)."""
     return text.translate(_ASCII_LOWER)
-_NOT_ALLOWED_RE = re.compile(r"[^a-z0-9_]")
 
 
 def is_valid_slot_name(value: Any) -> bool:

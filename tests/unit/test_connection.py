@@ -187,8 +187,8 @@ def test_the_connection_group_holds_exactly_the_modules_with_connection_options(
     (ConnectFacts(exact=False, answered=True, rejecting=True), "not_accepting", True),
     (ConnectFacts(exact=False, answered=False), "unreachable", True),
 ])
-def test_failed_connections_are_classified_from_libpq_facts(facts: ConnectFacts, cause: str,
-                                                           unreachable: bool) -> None:
+def test_failed_connections_are_classified_from_libpq_facts(
+        facts: ConnectFacts, cause: str, unreachable: bool) -> None:
     assert classify(facts) == cause
     failure = failure_of(facts, "whatever the words")
     assert (failure.cause, failure.unreachable) == (cause, unreachable)
@@ -205,8 +205,8 @@ def test_failed_connections_are_classified_from_libpq_facts(facts: ConnectFacts,
     ("tls", None, "check ssl_mode (require), ssl_rootcert, ssl_cert and ssl_key"),
     ("privilege", "42501", "(SQLSTATE 42501); grant it, or check login_user and login_db"),
 ])
-def test_messages_name_the_cause_and_quote_the_server_whole(cause: str, sqlstate: str | None,
-                                                           expected: str) -> None:
+def test_messages_name_the_cause_and_quote_the_server_whole(
+        cause: str, sqlstate: str | None, expected: str) -> None:
     words = 'ВАЖНО:  пользователь "postgres" не прошёл проверку подлинности (по паролю)'
     failure = ConnectFailure(cause, cause in _connection.TRANSIENT_CAUSES, sqlstate, words)
     message = explain_connect_failure(PARAMS, failure)

@@ -254,8 +254,8 @@ def test_failure_hints_come_from_libpq_facts_and_grants(cause: str | None, missi
 def test_wal_hint_from_pg_rewinds_own_words() -> None:
     # pg_rewind runs under LC_ALL=C, so its own messages (not the source's) are English.
     line = "pg_rewind: error: could not find previous WAL record at 0/2000100"
-    assert "copy the missing segments back" in explain_failure(rewind_request(params()), parse_rewind_output([line]),
-                                                                1, dry_run=True)
+    text = explain_failure(rewind_request(params()), parse_rewind_output([line]), 1, dry_run=True)
+    assert "copy the missing segments back" in text
 
 
 # ----------------------------------------------------------------------------------------------------- target
