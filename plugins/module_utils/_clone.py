@@ -77,8 +77,9 @@ SYSTEM_DIRS = frozenset((
 ))
 
 # Role names carried in a conninfo, a .pgpass line and pg_hba.conf: a conservative set, so that no quoting
-# mistake anywhere along that path can turn a name into extra keywords.
-REPLICATION_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@$-]*")
+# mistake anywhere along that path can turn a name into extra keywords. Letters and digits of any script (\w on
+# str): a role named in Cyrillic needs no quoting in any of them.
+REPLICATION_USER_RE = re.compile(r"\w[\w.@$-]*")
 # application_name also ends up in synchronous_standby_names; keep it to what needs no quoting surprises there.
 APPLICATION_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 # One host name, IP address (v6 with zone) or unix socket directory; a comma would make libpq try several hosts.
@@ -158,9 +159,9 @@ def validate_replication_user(value: Any) -> str:
         raise PgreplError(f"replication_user: {value!r} is {size} bytes long; PostgreSQL's limit is "
                           f"{NAME_MAX_BYTES} bytes")
     if REPLICATION_USER_RE.fullmatch(value) is None:
-        raise PgreplError(f"replication_user: {value!r} is not accepted: use letters, digits and _ . @ $ - "
-                          "(starting with a letter, digit or _); quotes, spaces, '=', ':' and backslashes are "
-                          "refused because the name travels through a conninfo string and a .pgpass line")
+        raise PgreplError(f"replication_user: {value!r} is not accepted: use letters, digits (of any script) and "
+                          "_ . @ $ - (starting with a letter, digit or _); quotes, spaces, '=', ':' and backslashes "
+                          "are refused because the name travels through a conninfo string and a .pgpass line")
     return value
 
 

@@ -209,7 +209,7 @@ def rewind_request(params: dict[str, Any]) -> RewindRequest:
         data_dir=data_dir,
         source_host=host,
         source_user=_name_option("source_user", params.get("source_user"), REPLICATION_USER_RE,
-                                 "letters, digits and _ . @ $ - (starting with a letter, digit or _)"),
+                                 "letters, digits (of any script) and _ . @ $ - (starting with a letter, digit or _)"),
         passfile=passfile,
         source_port=require_int(params, "source_port", 5432, 1, 65535, "a TCP port"),
         source_dbname=_name_option("source_dbname", "postgres" if dbname is None else dbname, APPLICATION_NAME_RE,

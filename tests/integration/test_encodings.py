@@ -30,6 +30,7 @@ LOCALES = ("tr_TR.UTF-8", "ru_RU.UTF-8", "zh_CN.UTF-8")
 KOI8_ROLE = "Привет".encode("koi8-r")
 KOI8_DB = "база".encode("koi8-r")
 KOI8_ARCHIVE = "cp %p /mnt/архив/%f".encode("koi8-r")
+KOI8_LOG_FILENAME = "журнал-%Y.log".encode("koi8-r")  # a setting no module manages: kept byte for byte
 REPL_ROLES = {"ascii": "репликатор", "tr": "REPLİKA_Iı", "ru": "репликатор"}
 REPL_PASSWORD = "enc-repl-pw-7Zq"
 SLOT = "enc_slot"
@@ -61,6 +62,7 @@ def seed_legacy_bytes(cluster: PgCluster) -> None:
     raw(cluster, b'CREATE DATABASE "' + KOI8_DB + b'"')
     raw(cluster, b"COMMENT ON ROLE postgres IS '" + KOI8_ROLE + b"'")
     raw(cluster, b"ALTER SYSTEM SET archive_command = '" + KOI8_ARCHIVE + b"'")
+    raw(cluster, b"ALTER SYSTEM SET log_filename = '" + KOI8_LOG_FILENAME + b"'")
     with open(cluster.hba_file, "ab") as hba:
         hba.write(b'host "' + KOI8_DB + b'" "' + KOI8_ROLE + b'" 127.0.0.1/32 scram-sha-256\n')
     cluster.reload()
@@ -85,9 +87,12 @@ def clusters() -> Iterator[dict[str, PgCluster]]:
         "ru": PgCluster(base, "ru", encoding="UTF8", locale="C", lc_messages="ru_RU.UTF-8"),
     }
     try:
-        for cluster in made.values():
+        for name, cluster in made.items():
             cluster.init()
             cluster.start()
+            clone_parent = base / f"{name}_clone"
+            clone_parent.mkdir()
+            shutil.chown(clone_parent, "postgres", "postgres")
         seed_legacy_bytes(made["ascii"])
         restrict_hba(made["ru"])
         yield made
@@ -125,6 +130,14 @@ def converge_play() -> list[dict[str, Any]]:
                                                              "method": "scram-sha-256"}},
                  {"name": "slot", "pgrepl.streaming.replication_slot": {"name": SLOT}},
                  {"name": "info", "pgrepl.streaming.replication_info": {}},
+                 {"name": "passfile", "pgrepl.streaming.passfile": {
+                     "path": "{{ clone_parent }}/pgpass", "owner": "postgres", "group": "postgres", "entries": [{
+                         "host": "127.0.0.1", "port": "{{ port }}", "database": "replication",
+                         "user": "{{ repl_role }}", "password": REPL_PASSWORD}]}},
+                 {"name": "clone", "pgrepl.streaming.standby_clone": {**clone_args(), "bin_dir": "{{ bin_dir }}",
+                                                                      "slot_name": SLOT, "os_user": "postgres"}},
+                 {"name": "config", "pgrepl.streaming.standby_config": {**clone_args(), "primary_slot_name": SLOT,
+                                                                        "reload": False}},
                  {"name": "facts", "pgrepl.streaming.node_facts": {
                      "version": 15, "data_dir": "{{ data_dir }}", "bin_dir": "{{ bin_dir }}",
                      "socket_dir": "{{ socket_dir }}", "port": "{{ port }}", "config_dir": "{{ data_dir }}",
@@ -132,10 +145,17 @@ def converge_play() -> list[dict[str, Any]]:
              ]}]
 
 
+def clone_args() -> dict[str, Any]:
+    """Where each cluster's copy goes and how it reaches its primary (standby_clone and standby_config)."""
+    return {"data_dir": "{{ clone_parent }}/data", "primary_host": "127.0.0.1", "primary_port": "{{ port }}",
+            "replication_user": "{{ repl_role }}", "passfile": "{{ clone_parent }}/pgpass",
+            "application_name": "enc_{{ inventory_hostname }}", "sslmode": "disable"}
+
+
 def host_vars(clusters: dict[str, PgCluster]) -> dict[str, dict[str, Any]]:
     return {name: {"port": cluster.port, "login": login(cluster), "settings": SETTINGS[name],
                    "repl_role": REPL_ROLES[name], "data_dir": str(cluster.data_dir), "bin_dir": str(cluster.bin_dir),
-                   "socket_dir": str(cluster.socket_dir)}
+                   "socket_dir": str(cluster.socket_dir), "clone_parent": str(cluster.base / f"{name}_clone")}
             for name, cluster in clusters.items()}
 
 
@@ -148,7 +168,7 @@ def test_every_cluster_converges_and_a_rerun_changes_nothing(clusters: dict[str,
     hba_before = clusters["ascii"].hba_file.read_bytes()
     first = run_playbook(converge_play(), host_vars(clusters))
     for name, results in first.items():
-        for task in ("settings", "user", "hba", "slot"):
+        for task in ("settings", "user", "hba", "slot", "passfile", "clone", "config"):
             assert ok(results[task])["changed"] is True, (name, task, results[task])
         assert ok(results["info"])["changed"] is False
         assert ok(results["facts"])["changed"] is False
@@ -175,6 +195,18 @@ def test_every_cluster_converges_and_a_rerun_changes_nothing(clusters: dict[str,
     assert first["ascii"]["settings"]["settings"]["archive_command"]["pending"] == \
         "cp %p /mnt/\\xc1\\xd2\\xc8\\xc9\\xd7/%f"
     assert ascii_.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)) == [(1,)]
+    # The copies: made by pg_basebackup as the UTF-8-named role, pointed at their primary by standby_config, whose
+    # rewrite of postgresql.auto.conf kept the KOI8-R line of the SQL_ASCII copy byte for byte.
+    for name, cluster in clusters.items():
+        copy = cluster.base / f"{name}_clone" / "data"
+        auto = (copy / "postgresql.auto.conf").read_bytes()
+        assert (copy / "standby.signal").exists()
+        conninfo = next(line for line in auto.splitlines() if line.startswith(b"primary_conninfo = "))
+        user = REPL_ROLES[name].encode()
+        assert b"user=''" + user + b"''" in conninfo or b"user=" + user + b" " in conninfo, conninfo
+        assert b"primary_slot_name = '" + SLOT.encode() + b"'" in auto, auto
+    assert b"log_filename = '" + KOI8_LOG_FILENAME + b"'" in (
+        ascii_.base / "ascii_clone" / "data" / "postgresql.auto.conf").read_bytes()
     # tr_TR: the names with a capital I were found and set.
     assert tr.sql("SELECT name, setting FROM pg_settings WHERE name IN ('IntervalStyle', 'DateStyle', 'TimeZone') "
                   "ORDER BY name") == [("DateStyle", "ISO, DMY"), ("IntervalStyle", "iso_8601"),
