@@ -48,6 +48,34 @@ class ClusterError(Exception):
     """A step of the test setup (not of the code under test) failed."""
 
 
+@dataclasses.dataclass(frozen=True)
+class HostKind:
+    """How a chain's hosts differ from the images' defaults, the way users' hosts do (issue 10): the cluster's
+    locale and encoding, the managed host's own locale, and how the nodes address each other."""
+
+    # pg_createcluster options of every node's cluster (PGREPL_CLUSTER_OPTS of the image's first-boot service).
+    cluster_opts: str = ""
+    # LANG/LC_ALL of the managed hosts: what the modules (run through `docker exec`) see.
+    host_locale: str = ""
+    # A dual-stack network with this IPv6 subnet (else IPv4 only).
+    ipv6_subnet: str = ""
+    # pgrepl_address of each node: "auto" (unset: detected on the host), "ipv6" (its IPv6 literal) or "dns"
+    # (its name, resolved by each node).
+    addressing: str = "auto"
+    # Nodes (by index) whose IPv4 address is removed after boot and that leave pgrepl_address unset: the
+    # detection must find their IPv6 address.
+    ipv4_flushed: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        parts = [f"cluster {self.cluster_opts or 'C.UTF-8 (image default)'}"]
+        if self.host_locale:
+            parts.append(f"host locale {self.host_locale}")
+        parts.append(f"addresses {self.addressing}" + (" on a dual-stack network" if self.ipv6_subnet else ""))
+        if self.ipv4_flushed:
+            parts.append(f"IPv4 removed on n{', n'.join(map(str, self.ipv4_flushed))} (IPv6 detected)")
+        return "; ".join(parts)
+
+
 def scram_verifier(password: str) -> str:
     """A SCRAM-SHA-256 verifier computed here, so the password itself never reaches the server or a log: the
     collection's own implementation (plugins/module_utils/_scram.py, stdlib only), loaded from the tree."""
@@ -107,7 +135,7 @@ class DayTwoCluster:
     `<prefix><tag>`; files under `workdir`."""
 
     def __init__(self, prefix: str, tag: str, image: str, client_image: str, workdir: Path, standbys: int = 2,
-                 sync: tuple[int, ...] = (2,)) -> None:
+                 sync: tuple[int, ...] = (2,), kind: HostKind = HostKind()) -> None:
         self.prefix = prefix
         self.tag = tag
         self.image = image
@@ -124,7 +152,13 @@ class DayTwoCluster:
         self.report_file = workdir / "report.json"
         self.logdir = workdir / "logs"
         self.ledger_dir = workdir / "ledger"
+        self.kind = kind
+        self.flushed = [self.names[i] for i in kind.ipv4_flushed]
+        # The address the ledger client connects to and each server reports (inet_server_addr()), by container.
         self.address: dict[str, str] = {}
+        # What each node's peers connect to (pg_stat_wal_receiver.sender_host on its standbys): its
+        # pgrepl_address, or the address the roles detect when it has none.
+        self.peer_host: dict[str, str] = {}
         self.version = ""
         self.runs: list[PlaybookRun] = []
         self._dump_opts: Optional[list[str]] = None
@@ -138,11 +172,27 @@ class DayTwoCluster:
                     path.unlink()
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.ledger_dir.mkdir(parents=True, exist_ok=True)
-        start_hosts(self.names, self.image, self.network)
+        kind = self.kind
+        env = {"PGREPL_CLUSTER_OPTS": kind.cluster_opts} if kind.cluster_opts else {}
+        if kind.host_locale:
+            env.update({"LANG": kind.host_locale, "LC_ALL": kind.host_locale})
+        start_hosts(self.names, self.image, self.network, env=env, ipv6_subnet=kind.ipv6_subnet or None,
+                    net_admin=tuple(self.flushed))
         start_client(self.client, self.client_image, self.network,
                      {str(Path(__file__).resolve().parent): f"{CLIENT_DIR}:ro", str(self.ledger_dir): OUT_DIR})
+        for name in self.flushed:
+            # Without IPv4 it cannot reach the package mirror (this machine has no IPv6 route out): psycopg comes
+            # first, as an IPv6-only host has it from its own mirror; the roles then install nothing there.
+            dexec(name, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                                    "--no-install-recommends python3-psycopg >/dev/null", timeout=600)
+            dexec(name, "ip", "-4", "addr", "flush", "dev", "eth0")
+        family = 6 if kind.addressing == "ipv6" else 4
         for name in [*self.names, self.client]:
-            self.address[name] = ip_of(name, self.network)
+            self.address[name] = ip_of(name, self.network, 6 if name in self.flushed else family)
+            if not self.address[name]:
+                raise ClusterError(f"{name} has no IPv{family} address on {self.network}")
+        for name in self.names:
+            self.peer_host[name] = name if kind.addressing == "dns" and name not in self.flushed else self.address[name]
         self.version = dexec(self.names[0], "sh", "-c", "ls /usr/lib/postgresql | sort -n | tail -1")
 
     def destroy(self) -> None:
@@ -203,7 +253,10 @@ class DayTwoCluster:
     def write_inventory(self) -> None:
         hosts = {}
         for name in self.names:
-            hosts[name] = {"pgrepl_sync": True} if name in self.sync_hosts else None
+            host = {"pgrepl_sync": True} if name in self.sync_hosts else {}
+            if self.kind.addressing != "auto" and name not in self.flushed:
+                host["pgrepl_address"] = self.peer_host[name]
+            hosts[name] = host or None
         base = {"all": {
             "hosts": hosts,
             "vars": {
@@ -279,7 +332,8 @@ class DayTwoCluster:
                            "committed_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
                            "server inet DEFAULT inet_server_addr())")
         self.psql(primary, f"GRANT SELECT, INSERT ON {LEDGER_TABLE} TO {LEDGER_USER}")
-        line = f"host postgres {LEDGER_USER} {self.address[self.client]}/32 scram-sha-256"
+        client = self.address[self.client]
+        line = f"host postgres {LEDGER_USER} {client}/{128 if ':' in client else 32} scram-sha-256"
         for node in self.names:
             dexec(node, "sh", "-c", f"echo {shlex.quote(line)} >> {self.conf_dir}/pg_hba.conf", user="postgres")
             self.psql(node, "SELECT pg_reload_conf()")
@@ -289,7 +343,7 @@ class DayTwoCluster:
     def conninfo(self) -> str:
         hosts = ",".join(self.address[name] for name in self.names)
         return (f"host={hosts} port=5432 dbname=postgres user={LEDGER_USER} passfile=/root/.pgpass "
-                "target_session_attrs=read-write connect_timeout=2 application_name=ledger "
+                "target_session_attrs=read-write connect_timeout=2 application_name=ledger client_encoding=UTF8 "
                 "keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=3")
 
     def ledger(self, interval: float = 0.01) -> LedgerClient:
@@ -330,7 +384,7 @@ class DayTwoCluster:
     def streaming_problems(self, primary: str, standbys: list[str]) -> list[str]:
         """Empty when every standby is in recovery and streams from `primary`."""
         problems = []
-        want = self.address[primary]
+        want = self.peer_host[primary]
         for node in standbys:
             row = self.psql(node, "SELECT pg_is_in_recovery()::text || '|' || coalesce((SELECT status || '|' || "
                                   "sender_host FROM pg_stat_wal_receiver), 'none')", check=False)
@@ -396,7 +450,7 @@ class DayTwoCluster:
     def snapshot(self, node: str) -> dict[str, str]:
         """What a refused operation must leave as it was on this node."""
         script = (
-            'D=$1; C=$2; B=$3\n'
+            'export LC_ALL=C; D=$1; C=$2; B=$3\n'
             '"$B/pg_controldata" -D "$D" | grep -E "^(Database cluster state|Latest checkpoint location|'
             'Latest checkpoint.s TimeLineID|Latest checkpoint.s REDO location):"\n'
             'echo "postgresql.auto.conf sha256: $(sha256sum "$D/postgresql.auto.conf" | cut -c1-64)"\n'

@@ -84,19 +84,34 @@ def image_exists(image: str) -> bool:
     return docker("image", "inspect", image, check=False).returncode == 0
 
 
-def ip_of(container: str, network: str) -> str:
-    return docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"" + network + "\").IPAddress}}",
+def ip_of(container: str, network: str, family: int = 4) -> str:
+    """The container's IPv4 (family 4) or global IPv6 (family 6) address on `network`."""
+    field = "IPAddress" if family == 4 else "GlobalIPv6Address"
+    return docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"" + network + "\")." + field + "}}",
                   container).stdout.strip()
 
 
-def start_hosts(names: list[str], image: str, network: str) -> None:
-    """Fresh systemd host containers on `network`; returns once PostgreSQL answers in each and boot finished."""
+def create_network(network: str, ipv6_subnet: Optional[str] = None) -> None:
+    """A user-defined network (containers reach each other by name); dual-stack with `ipv6_subnet`
+    (this engine cannot make IPv6-only networks)."""
+    if docker("network", "inspect", network, check=False).returncode == 0:
+        return
+    docker("network", "create", *(["--ipv6", "--subnet", ipv6_subnet] if ipv6_subnet else []), network)
+
+
+def start_hosts(names: list[str], image: str, network: str, env: Optional[dict[str, str]] = None,
+                ipv6_subnet: Optional[str] = None, net_admin: tuple[str, ...] = ()) -> None:
+    """Fresh systemd host containers on `network`; returns once PostgreSQL answers in each and boot finished.
+    `env` reaches the first-boot cluster service (PGREPL_CLUSTER_OPTS: its locale and encoding) and every
+    `docker exec` (LANG/LC_ALL: the managed host's own locale); hosts in `net_admin` may change their addresses."""
     for name in names:
         docker("rm", "-f", name, check=False)
-    if docker("network", "inspect", network, check=False).returncode != 0:
-        docker("network", "create", network)
+    create_network(network, ipv6_subnet)
+    env_flags = [flag for key, value in (env or {}).items() for flag in ("-e", f"{key}={value}")]
     for name in names:
-        docker("run", "-d", "--name", name, "--hostname", name, "--network", network, *SYSTEMD_FLAGS, image)
+        caps = ["--cap-add", "NET_ADMIN"] if name in net_admin else []
+        docker("run", "-d", "--name", name, "--hostname", name, "--network", network, *SYSTEMD_FLAGS, *caps,
+               *env_flags, image)
     deadline = time.monotonic() + BOOT_TIMEOUT
     for name in names:
         while docker("exec", name, "pg_isready", "-q", check=False).returncode != 0:

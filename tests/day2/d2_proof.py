@@ -23,6 +23,7 @@ from d2_ledger import Commit, Gap, LedgerClient, first_commit_on, lsn_text, max_
 WARMUP_COMMITS = 20
 SETTLE = 1.0  # seconds of writes kept after the first commit on the new primary
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+RECAP_CHANGED = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", re.MULTILINE)
 
 
 class ProofError(AssertionError):

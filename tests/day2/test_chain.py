@@ -19,14 +19,27 @@ import os
 import time
 
 import pytest
-from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
+from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, HostKind, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
 from d2_docker import remove_prefixed
 from d2_ledger import lsn_int
-from d2_proof import Proof, ProofError, table
+from d2_proof import RECAP_CHANGED, Proof, ProofError, table
 
 VERSIONS = os.environ.get("PGREPL_DAY2_VERSIONS", "pg15 pg17").split()
 SYNC_NODES = {"pg15": (0, 2)}
+# Hosts as users have them (issue 10), one chain carrying several kinds at once:
+# - PostgreSQL 15: an SQL_ASCII cluster (pg_createcluster without a locale, as minimal images and containers make
+#   it) whose server speaks Russian (lc_messages), managed hosts in a Russian locale, a dual-stack network with
+#   every pgrepl_address an IPv6 literal, and n2 without IPv4 and without pgrepl_address (its IPv6 detected).
+# - PostgreSQL 17: a Turkish cluster (tr_TR.UTF-8 collation and ctype: lower('I') is the dotless i), Turkish
+#   managed hosts, nodes addressed by DNS names that resolve to an IPv4 and an IPv6 address each.
+KINDS = {
+    "pg15": HostKind(cluster_opts="--locale C --encoding SQL_ASCII --lc-messages ru_RU.UTF-8",
+                     host_locale="ru_RU.UTF-8", ipv6_subnet="fd00:d2:15::/64", addressing="ipv6",
+                     ipv4_flushed=(2,)),
+    "pg17": HostKind(cluster_opts="--locale tr_TR.UTF-8", host_locale="tr_TR.UTF-8",
+                     ipv6_subnet="fd00:d2:17::/64", addressing="dns"),
+}
 CHAIN_BUDGET = 12 * 60  # seconds per version; the chain must stay well under it
 
 
@@ -138,7 +151,7 @@ def test_chain(tag: str, images: dict[str, str], capsys: pytest.CaptureFixture[s
     # lost), and the removed standby is the one synchronous_standby_names names (commits wait until it is gone).
     # PostgreSQL 17: all asynchronous, so the failover is proven by the received-LSN rule.
     cluster = DayTwoCluster(PREFIX, tag, images[tag], CLIENT_IMAGE, workdir, standbys=2,
-                            sync=SYNC_NODES.get(tag, ()))
+                            sync=SYNC_NODES.get(tag, ()), kind=KINDS.get(tag, HostKind()))
     notes: list[str] = []
     proofs: list[Proof] = []
     deferred: list[str] = []
@@ -161,7 +174,8 @@ def test_chain(tag: str, images: dict[str, str], capsys: pytest.CaptureFixture[s
 
 
 def summary(cluster: DayTwoCluster, proof: object, notes: list[str], seconds: float) -> str:
-    lines = [f"chain on PostgreSQL {cluster.version or '?'} ({seconds:.0f} s; logs in {cluster.logdir})"]
+    lines = [f"chain on PostgreSQL {cluster.version or '?'} ({seconds:.0f} s; logs in {cluster.logdir})",
+             f"  hosts: {cluster.kind.describe()}"]
     if isinstance(proof, Proof) and proof.figures:
         names = {addr: name.rsplit("-", 1)[-1] for name, addr in cluster.address.items()}
         lines.append(table([f.row(names) for f in proof.figures]))
@@ -171,6 +185,33 @@ def summary(cluster: DayTwoCluster, proof: object, notes: list[str], seconds: fl
     return "\n".join(lines)
 
 
+def check_cluster_kind(cluster: DayTwoCluster) -> None:
+    """The hosts really are of the kind the chain claims: the cluster's encoding and locale, the server's
+    message language, and streaming over the addresses the kind says (IPv6 client addresses on the primary)."""
+    kind = cluster.kind
+    primary = cluster.names[0]
+    facts = cluster.psql(primary, "SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || "
+                                  "current_setting('lc_messages') FROM pg_database WHERE datname = 'postgres'")
+    problems = []
+    opts = kind.cluster_opts.split()
+    if "SQL_ASCII" in opts and not facts.startswith("SQL_ASCII|"):
+        problems.append(f"encoding|collate|lc_messages {facts}, want SQL_ASCII")
+    if "tr_TR.UTF-8" in opts and facts.split("|")[:2] != ["UTF8", "tr_TR.UTF-8"]:
+        problems.append(f"encoding|collate|lc_messages {facts}, want UTF8|tr_TR.UTF-8")
+    if "ru_RU.UTF-8" in opts and not facts.endswith("|ru_RU.UTF-8"):
+        problems.append(f"encoding|collate|lc_messages {facts}, want lc_messages ru_RU.UTF-8")
+    clients = cluster.psql(primary, "SELECT string_agg(application_name || '=' || host(client_addr), ' ' "
+                                    "ORDER BY application_name) FROM pg_stat_replication")
+    for name in cluster.names[1:]:
+        addr = next((p.split("=", 1)[1] for p in clients.split() if p.split("=", 1)[0] == name), None)
+        if addr is None:
+            problems.append(f"{name} is not in the primary's pg_stat_replication ({clients})")
+        elif (kind.addressing == "ipv6" or name in cluster.flushed) and ":" not in addr:
+            problems.append(f"{name} streams from {addr}, want an IPv6 address")
+    if problems:
+        raise ProofError(f"the cluster is not of the kind the chain tests ({kind.describe()}): {'; '.join(problems)}")
+
+
 def run_chain(cluster: DayTwoCluster, notes: list[str], proofs: list[Proof], deferred: list[str]) -> None:
     n0, n1, n2 = cluster.names
     cluster.start()
@@ -178,6 +219,12 @@ def run_chain(cluster: DayTwoCluster, notes: list[str], proofs: list[Proof], def
     cluster.write_inventory()
     ok(cluster.playbook("site", label="build"), "site (1 primary + 2 standbys)")
     cluster.wait_streaming(n0, [n1, n2])
+    check_cluster_kind(cluster)
+    rerun = ok(cluster.playbook("site", label="rerun"), "site re-run on the converged cluster")
+    changed = {host: int(count) for host, count in RECAP_CHANGED.findall(rerun.output) if int(count)}
+    if changed:
+        raise ProofError(f"site re-run on the converged cluster changed something: {changed}\n{rerun.describe()}")
+    notes.append(f"site re-run: changed=0 on every node ({rerun.seconds:.1f} s)")
     status_strict(cluster, "site", deferred)
 
     ledger = cluster.ledger()
