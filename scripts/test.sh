@@ -43,9 +43,9 @@ stage_sanity() {
   local copy=$ROOT/.build/sanity/ansible_collections/pgrepl/streaming
   local pyver
   pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  mkdir -p "$copy"
+  mkdir -p "$copy" || return 1
   rsync -a --delete --exclude .venv --exclude .build --exclude .git --exclude tests/output \
-    --exclude .pytest_cache --exclude .ruff_cache --exclude '__pycache__' "$ROOT/" "$copy/"
+    --exclude .pytest_cache --exclude .ruff_cache --exclude '__pycache__' "$ROOT/" "$copy/" || return 1
   # It lists files with git: give the copy its own throwaway index of exactly the tracked + new files.
   (cd "$copy" && { [[ -d .git ]] || git init -q .; } && git add -A . >/dev/null \
     && ansible-test sanity --venv --python "$pyver" --color no)
@@ -70,7 +70,7 @@ stage_install() {
 }
 
 stage_molecule() {
-  bash scripts/docker-engine.sh
+  bash scripts/docker-engine.sh || return 1
   local scenario
   # default runs the whole sequence (check mode included); the others converge, re-run and verify.
   for scenario in ${PGREPL_MOLECULE_SCENARIOS:-default pg17 pg18 custom_layout ssh}; do
@@ -82,8 +82,8 @@ stage_molecule() {
 # primary, two standbys and the write ledger's client container. Needs Docker like molecule; under CI=true a
 # missing engine or image fails the stage (never a skip).
 stage_day2() {
-  bash scripts/docker-engine.sh
-  bash tests/images/build.sh pg15 pg17 client
+  bash scripts/docker-engine.sh || return 1
+  bash tests/images/build.sh pg15 pg17 client || return 1
   pytest -q tests/day2
 }
 
