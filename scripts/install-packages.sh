@@ -35,6 +35,7 @@ pg:*         postgresql      always      throwaway PostgreSQL servers of the int
 py:venv      python3-venv    always      scripts/deps.sh makes the venv with python3 -m venv
 python3      python3         always      the interpreter of the venv
 rsync        rsync           always      scripts/test.sh sanity: the ansible_collections copy
+shellcheck   shellcheck      always      ansible-test sanity runs its shellcheck test only when it is installed
 ssh          openssh-client  always      the ssh Molecule scenario (Ansible ssh connection)
 '
 # Host locales: throwaway clusters with initdb --locale tr_TR.UTF-8, lc_messages ru_RU.UTF-8 / zh_CN.UTF-8 (Debian's

@@ -24,18 +24,18 @@ stage_lint() {
   # example parsed and each task checked against its module's argument spec.
   python scripts/docs.py --check || return 1
   # Every module's documentation renders (what `ansible-doc pgrepl.streaming.<module>` shows users).
-  local module
-  for module in plugins/modules/*.py; do
+  local module modules=(plugins/modules/*.py) filters=(plugins/filter/*.yml)
+  for module in "${modules[@]}"; do
     module=$(basename "$module" .py)
     ansible-doc "pgrepl.streaming.$module" >/dev/null || { echo "ansible-doc pgrepl.streaming.$module failed"; return 1; }
   done
-  echo "ansible-doc renders all $(ls plugins/modules/*.py | wc -l) modules"
+  echo "ansible-doc renders all ${#modules[@]} modules"
   local filter
-  for filter in plugins/filter/*.yml; do
+  for filter in "${filters[@]}"; do
     filter=$(basename "$filter" .yml)
     ansible-doc -t filter "pgrepl.streaming.$filter" >/dev/null || { echo "ansible-doc -t filter pgrepl.streaming.$filter failed"; return 1; }
   done
-  echo "ansible-doc renders all $(ls plugins/filter/*.yml | wc -l) filters"
+  echo "ansible-doc renders all ${#filters[@]} filters"
 }
 
 stage_sanity() {
@@ -43,6 +43,8 @@ stage_sanity() {
   local copy=$ROOT/.build/sanity/ansible_collections/pgrepl/streaming
   local pyver
   pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  # Without shellcheck ansible-test skips its shellcheck test with only a warning: a skip is a failure here.
+  shellcheck --version >/dev/null || { echo "shellcheck is missing: bash scripts/install-packages.sh"; return 1; }
   mkdir -p "$copy" || return 1
   rsync -a --delete --exclude .venv --exclude .build --exclude .git --exclude tests/output \
     --exclude .pytest_cache --exclude .ruff_cache --exclude '__pycache__' "$ROOT/" "$copy/" || return 1

@@ -445,10 +445,9 @@ def test_ipv6_and_dns_entries_are_validated_by_the_server_and_applied_once(live:
         assert line + "\n" in text, text
     # The server reads every entry as one host: the address and an all-ones netmask, no error. (The IPv4 entry
     # went before the file's IPv4 reject, the IPv6 ones after it: the order of the lines differs.)
-    assert sorted(rules_of(live)) == sorted([("::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None),
-                              ("fd00:d2:15::3", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None),
-                              ("192.0.2.4", "255.255.255.255", None),
-                              ("2001:db8::4", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None)])
+    all_ones = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    assert sorted(rules_of(live)) == sorted([("::1", all_ones, None), ("fd00:d2:15::3", all_ones, None),
+                                             ("192.0.2.4", "255.255.255.255", None), ("2001:db8::4", all_ones, None)])
     assert server_errors(live) == []
     again = apply_peer_entries(live, V6_PEERS, resolved)
     assert again.get("failed") is not True and again["changed"] is False, again

@@ -461,8 +461,8 @@ ROUND_TRIP_TEXTS = {
 }
 
 
-ROUND_TRIP_CASES = [(name, text, where) for name, text in [*ROUND_TRIP_TEXTS.items(),
-                                                              *((p.name, read(p.name)) for p in FIXTURE_FILES)]
+ROUND_TRIP_INPUTS = [*ROUND_TRIP_TEXTS.items(), *((p.name, read(p.name)) for p in FIXTURE_FILES)]
+ROUND_TRIP_CASES = [(name, text, where) for name, text in ROUND_TRIP_INPUTS
                     for where in ("placed", "first") if text or where == "placed"]
 
 

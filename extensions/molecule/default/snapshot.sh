@@ -18,6 +18,7 @@ home=$(getent passwd postgres | cut -d: -f6)
   checksum "$home/.pgpass"
   echo "## data directory: same directory (marker, PG_VERSION), nothing added next to it or in it"
   cat "$data/pgrepl-test-marker" "$data/PG_VERSION"
+  # shellcheck disable=SC2010  # names in a data directory are PostgreSQL's own (no newlines to trip over)
   ls -1A "$data" | grep -vx 'postmaster.pid' || true
   ls -1A "$(dirname "$data")"
   echo "## server: same cluster, never restarted, not turned into a standby"
