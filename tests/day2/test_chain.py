@@ -246,15 +246,19 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     win = proof.begin("refusals (writes running)")
     primary, standbys = n0, [n1, n2]
 
-    def refuse(label: str, name: str, *extra: str) -> None:
+    def refuse(label: str, name: str, *extra: str) -> PlaybookRun:
         cluster.quiesce_checkpoints(primary, standbys)
-        proof.refused(label, name, *extra, primary=primary, standbys=standbys, deferred=deferred)
+        return proof.refused(label, name, *extra, primary=primary, standbys=standbys, deferred=deferred)
 
     refuse("switchover to the primary itself", "switchover", f"pgrepl_target={n0}")
     refuse("switchover to a host not in the inventory", "switchover", f"pgrepl_target={cluster.prefix}no-such-host")
     refuse("failover while the primary runs and accepts writes", "failover")
     refuse("rejoin of the current primary", "rejoin", f"pgrepl_host={n0}")
     refuse("remove_standby of a streaming standby without force", "remove_standby", f"pgrepl_host={n1}")
+    # A network where an address belongs: refused before any node changes, naming the value.
+    bad = refuse("site with a network as pgrepl_address", "site", "pgrepl_address=2001:db8::/32")
+    if "2001:db8::/32" not in bad.output:
+        deferred.append(f"site with a network as pgrepl_address: the refusal does not name it:\n{bad.describe()}")
 
     cluster.quiesce_checkpoints(primary, standbys)
     cluster.psql(n1, "SELECT pg_wal_replay_pause()")
@@ -277,7 +281,7 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     cluster.wait_streaming(n0, [n1, n2])
     proof.end(win, n0)
     proven = sum(f.op.startswith("refused:") for f in proof.figures)
-    proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 8 refusals proven")
+    proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 9 refusals proven")
 
     # --- check mode: the summary, nothing changed ----------------------------------------------------------------
     cluster.quiesce_checkpoints(primary, standbys)
