@@ -22,7 +22,6 @@ from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     SSL_MODES,
-    PgreplError,
     connect,
     describe_target,
     psycopg,
@@ -42,6 +41,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_postmaster,
     validate_data_dir,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir, read_bytes
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower, validate_slot_name

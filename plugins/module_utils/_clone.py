@@ -30,7 +30,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import C
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     SSL_MODES,
     ConnectFailure,
-    PgreplError,
     describe_failure,
     diagnose_connect_error,
     psycopg,
@@ -46,6 +45,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_data_dir,
     read_postmaster,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
+
 # `sql` is imported here once and re-exported to the other module_utils files.
 PSYCOPG_IMPORT_ERROR: str | None
 try:
@@ -90,20 +92,6 @@ def connection_argument_spec() -> dict[str, dict[str, Any]]:
         "connect_timeout": {"type": "int", "default": 10},
         "login_os_user": {"type": "str"},
     }
-
-
-class PgreplError(Exception):
-    """An error whose message is fit to show a user as it is (it names the option and the value)."""
-
-
-class PgreplConnectionError(PgreplError):
-    """The connection failed; ``unreachable`` tells a down or not-yet-accepting server from a configuration error,
-    ``cause`` names which one (see CAUSES)."""
-
-    def __init__(self, message: str, unreachable: bool, cause: str | None = None) -> None:
-        super().__init__(message)
-        self.unreachable = unreachable
-        self.cause = cause
 
 
 # ------------------------------------------------------------------------------------------------ options

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # Where distributions put the server binaries, tried in this order after an explicit bin_dir.
 BIN_DIR_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/pgpro/*/bin")

@@ -15,7 +15,7 @@ import stat
 import tempfile
 import time
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 SELINUX_XATTR = "security.selinux"
 

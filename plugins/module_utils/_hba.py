@@ -22,13 +22,8 @@ from re import Pattern
 from typing import Any, Union
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplError,
-    connect,
-    psycopg,
-    query_all,
-    query_one,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import connect, psycopg, query_all, query_one
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes, remove_quietly
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 

@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplConnectionError,
-    PgreplError,
     connect,
     describe_target,
     psycopg,
@@ -23,6 +21,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, SECRET_KEYWORDS
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported
 
 MIN_MAJOR = 10  # pg_current_wal_lsn() and friends; 13 to 18 are the supported and tested ones

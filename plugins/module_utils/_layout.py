@@ -15,7 +15,7 @@ import pwd
 import re
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 DEBIAN_LIKE = {"debian", "ubuntu", "astra", "linuxmint", "raspbian"}
 RHEL_LIKE = {"rhel", "centos", "rocky", "almalinux", "fedora", "ol", "redos", "altlinux"}

@@ -11,12 +11,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     PSYCOPG_IMPORT_ERROR,
-    PgreplError,
     connection_argument_spec,
     printable,
     psycopg,
     server_words,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 
 class PgreplModule(AnsibleModule):

@@ -9,7 +9,7 @@ import hashlib
 import re
 from typing import Any
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # PostgreSQL itself allows lower-case letters, digits and underscores in slot names, and NAMEDATALEN - 1 bytes.
 SLOT_NAME_PATTERN = "^[a-z0-9_]{1,63}$"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 
 def require_bool(params: dict[str, Any], option: str, default: bool = False) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # The distribution packages that provide psycopg 3 to the system Python.
 DEFAULT_PACKAGES = {"debian": "python3-psycopg", "rhel": "python3-psycopg3"}

@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 

@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplError,
     connect,
     describe_target,
     psycopg,
@@ -35,6 +34,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts

@@ -54,8 +54,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     CAUSE_TEXT,
     SSL_MODES,
     ConnectFailure,
-    PgreplConnectionError,
-    PgreplError,
     as_os_user,
     connect,
     describe_failure,
@@ -78,6 +76,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_data_dir,
     validate_data_dir,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_int
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (

@@ -17,7 +17,6 @@ from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplError,
     connect,
     identifier,
     psycopg,
@@ -25,6 +24,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_dict,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (

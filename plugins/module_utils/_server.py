@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError, query_dict
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import query_dict
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 SUPPORTED_MAJORS = range(13, 19)
 

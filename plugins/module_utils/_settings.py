@@ -16,7 +16,6 @@ from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplError,
     connect,
     identifier,
     psycopg,
@@ -25,13 +24,10 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     server_words,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
-from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
-    ServerFacts,
-    check_supported,
-    server_facts,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported, server_facts
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_.]*$"
 # ASCII: under IGNORECASE alone, [a-z] would also match the Kelvin sign and the Turkish dotted and dotless i.

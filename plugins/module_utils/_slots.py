@@ -11,13 +11,13 @@ from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplError,
     connect,
     psycopg,
     query_dict,
     query_one,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool

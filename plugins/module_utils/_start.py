@@ -34,13 +34,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     validate_unit_name,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplConnectionError,
-    PgreplError,
     connect,
     connection_argument_spec,
     query_one,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_pg_version, read_postmaster
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
 from ansible_collections.pgrepl.streaming.plugins.module_utils._stop import find_pg_ctl

@@ -41,7 +41,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     validate_data_dir_path,
     validate_unit_name,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     BIN_DIR_GLOBS,
     binary_version,
@@ -52,6 +51,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_data_dir,
     read_postmaster,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import CLEAN_STATES

@@ -158,7 +158,8 @@ import time
 
 from ansible.module_utils.common.respawn import has_respawned, respawn_module
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
 from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_FACTS_OPTIONS, gather, host_family
 from ansible_collections.pgrepl.streaming.plugins.module_utils._packages import (

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import Plan, apply_plan, validate_request
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import build_verifier, verify_password
 

@@ -31,8 +31,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import 
     signal_text,
     unquote_value,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import parse
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 HEADER = AUTO_CONF_HEADER
 CLONED_CONNINFO = (

@@ -46,7 +46,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     slot_problem,
     utc_stamp,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import ConnectFailure, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import ConnectFailure
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 SYSID = "7310000000000000001"
 OTHER = "7310000000000000002"

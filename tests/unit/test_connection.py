@@ -18,7 +18,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     CAUSES,
     ConnectFacts,
     ConnectFailure,
-    PgreplError,
     classify,
     connection_argument_spec,
     conninfo_kwargs,
@@ -32,6 +31,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     validate_connect_params,
     validate_connection_params,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,7 +330,7 @@ def test_as_os_user_refuses_when_not_root_and_not_that_user(monkeypatch: pytest.
 
     target = pwd.getpwnam("postgres")
     monkeypatch.setattr(_connection.os, "geteuid", lambda: target.pw_uid + 12345)
-    with pytest.raises(_connection.PgreplError, match="login_os_user: connecting as OS user 'postgres' needs"):
+    with pytest.raises(PgreplError, match="login_os_user: connecting as OS user 'postgres' needs"):
         with _connection.as_os_user("postgres"):
             pass
 

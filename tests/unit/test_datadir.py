@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _datadir
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # pg_controldata of PostgreSQL 13 (LC_ALL=C) on a running primary.
 CONTROLDATA_13 = """\

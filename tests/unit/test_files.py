@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _files
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import (
     atomic_write,
     backup_file,

@@ -7,10 +7,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _info
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    PgreplConnectionError,
-    PgreplError,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 
 MAJORS = (13, 14, 15, 16, 17, 18)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import (
     SLOT_NAME_MAX_LENGTH,
     is_valid_slot_name,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._packages import (
     apt_knows,
     install_package,

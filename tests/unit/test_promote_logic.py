@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._promote import (
     CatchUp,
     HistoryEntry,

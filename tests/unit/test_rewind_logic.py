@@ -11,7 +11,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import OsUser
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
     OUTCOME_ALREADY_REWOUND,
     REWIND_FUNCTIONS,

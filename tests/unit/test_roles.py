@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
     SHARED_OBJECTS,
     Plan,

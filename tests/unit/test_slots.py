@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _slots
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import (
     SlotPlan,
     SlotRequest,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _start
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplConnectionError, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._start import (
     outcome_of,
     pg_ctl_command,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._stop import (
     OUTCOME_ALREADY_STOPPED,
     OUTCOME_STOPPED,
