@@ -11,7 +11,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import parse_lsn
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 
 
 def lsn_int(value: Any) -> int | None:

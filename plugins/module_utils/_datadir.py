@@ -17,6 +17,7 @@ import subprocess
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import is_lsn, normalize_lsn
 
 # Where distributions put the server binaries, tried in this order after an explicit bin_dir.
 BIN_DIR_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/pgpro/*/bin")
@@ -53,7 +54,6 @@ CLUSTER_STATES = (
     "in production",
 )
 
-_LSN_RE = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _PATH_MAJOR_RES = (
     re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin/?$"),
@@ -75,7 +75,7 @@ def _convert(value: str, kind: str) -> Any:
     if kind == "bool":
         return {"on": True, "off": False}.get(value)
     if kind == "lsn":
-        return value.upper() if _LSN_RE.match(value) else None
+        return normalize_lsn(value) if is_lsn(value) else None
     return value
 
 

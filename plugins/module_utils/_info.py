@@ -22,6 +22,11 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, SECRET_KEYWORDS
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
+    lsn_distance,
+    lsn_or_none,
+    timeline_of_wal_file,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported
 
 MIN_MAJOR = 10  # pg_current_wal_lsn() and friends; 13 to 18 are the supported and tested ones
@@ -186,23 +191,6 @@ SELECT pg_catalog.row_to_json(info) FROM (
 # Pure helpers
 # ---------------------------------------------------------------------------------------------------------------
 
-def lsn_to_int(lsn: str | None) -> int | None:
-    """'16/B374D848' -> byte position (None stays None)."""
-    if lsn is None:
-        return None
-    high, sep, low = str(lsn).partition("/")
-    if not sep:
-        raise ValueError(f"not an LSN: {lsn!r}")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-def timeline_from_walfile(name: str | None) -> int | None:
-    """The timeline a WAL file name starts with ('00000002000000000000000A' -> 2)."""
-    if not name or not re.fullmatch(r"[0-9A-Fa-f]{24}", name):
-        return None
-    return int(name[:8], 16)
-
-
 def replay_delay(in_recovery: bool, receive_lsn: str | None, replay_lsn: str | None,
                  seconds_since_last_replay: float | None) -> float | None:
     """Seconds replay is behind, counted only while received WAL waits to be replayed.
@@ -213,8 +201,8 @@ def replay_delay(in_recovery: bool, receive_lsn: str | None, replay_lsn: str | N
     """
     if not in_recovery:
         return None
-    received = lsn_to_int(receive_lsn)
-    replayed = lsn_to_int(replay_lsn)
+    received = lsn_or_none(receive_lsn)
+    replayed = lsn_or_none(replay_lsn)
     if received is None or replayed is None or received <= replayed:
         return 0.0
     if seconds_since_last_replay is None:
@@ -383,11 +371,11 @@ def shape_info(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if in_recovery:
         timeline = (wal_receiver or {}).get("received_tli") or row.get("checkpoint_timeline")
     else:
-        timeline = timeline_from_walfile(row.get("current_walfile")) or row.get("checkpoint_timeline")
+        timeline = timeline_of_wal_file(row.get("current_walfile")) or row.get("checkpoint_timeline")
     receive_lsn, replay_lsn = row.get("receive_lsn"), row.get("replay_lsn")
     lag_bytes = None
     if in_recovery and receive_lsn is not None and replay_lsn is not None:
-        lag_bytes = max(0, (lsn_to_int(receive_lsn) or 0) - (lsn_to_int(replay_lsn) or 0))
+        lag_bytes = max(0, lsn_distance(receive_lsn, replay_lsn) or 0)
     pause_state = row.get("replay_pause_state")
     privileges = {"login_role": row["login_role"], "superuser": bool(row["is_superuser"]),
                   "read_all_stats": bool(row["read_all_stats"]),

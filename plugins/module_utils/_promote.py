@@ -20,7 +20,6 @@ a source's timeline only from there).
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,10 +34,15 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
+    is_lsn,
+    normalize_lsn,
+    parse_lsn,
+    timeline_of_wal_file,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
-from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import parse_lsn
 
 WAIT_SECONDS_MAX = 86400
 # pg_get_wal_replay_pause_state() ('not paused', 'pause requested', 'paused') exists from PostgreSQL 14 on.
@@ -50,10 +54,7 @@ RECOVERY_CONFLICT_SQLSTATES = ("40001", "40P01")
 POLL_SECONDS = 0.1
 SIGNAL_ATTEMPTS = 3
 
-_WAL_FILE_RE = re.compile(r"[0-9A-F]{24}")
-_LSN_RE = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 # replay_past_lsn as pg_controldata and pg_lsn print it (matched whole: no sign, no spaces, no newline).
-_LSN_OPTION_RE = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_WOULD_PROMOTE = "would_promote"
@@ -83,12 +84,11 @@ def validate_replay_past_lsn(value: Any) -> str | None:
     """An LSN such as '0/3000060' in the form pg_lsn prints it (upper case, no leading zeros), or None."""
     if value is None:
         return None
-    if not isinstance(value, str) or _LSN_OPTION_RE.fullmatch(value) is None:
+    if not is_lsn(value):
         raise PgreplError(f"replay_past_lsn: {value!r} is not a WAL location (1 to 8 hexadecimal digits, '/', 1 to 8 "
                           "hexadecimal digits, like 0/3000060, as pg_controldata prints its 'Latest checkpoint "
                           "location'); nothing was done")
-    high, low = value.split("/")
-    return f"{int(high, 16):X}/{int(low, 16):X}"
+    return normalize_lsn(value)
 
 
 def promote_request(params: dict[str, Any]) -> PromoteRequest:
@@ -112,14 +112,6 @@ def promote_request(params: dict[str, Any]) -> PromoteRequest:
 # ---------------------------------------------------------------------------------------------------------------
 # pure helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def timeline_of_wal_file(name: Any) -> int | None:
-    """'000000020000000000000003' -> 2 (the first 8 hex digits of a WAL segment name are its timeline)."""
-    if not isinstance(name, str) or _WAL_FILE_RE.fullmatch(name.upper()) is None:
-        return None
-    timeline = int(name[:8], 16)
-    return timeline or None
 
 
 def history_file_name(timeline: int) -> str:
@@ -150,9 +142,9 @@ def parse_history(text: str) -> list[HistoryEntry]:
         if not stripped or stripped.startswith("#"):
             continue
         parts = stripped.split(None, 2)
-        if len(parts) < 2 or not parts[0].isdigit() or _LSN_RE.fullmatch(parts[1].upper()) is None:
+        if len(parts) < 2 or not parts[0].isdigit() or not is_lsn(parts[1]):
             continue
-        entries.append(HistoryEntry(int(parts[0]), parts[1].upper(), parts[2].strip() if len(parts) > 2 else ""))
+        entries.append(HistoryEntry(int(parts[0]), normalize_lsn(parts[1]), parts[2].strip() if len(parts) > 2 else ""))
     return entries
 
 

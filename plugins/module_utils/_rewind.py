@@ -77,6 +77,11 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     validate_data_dir,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
+    LSN_PATTERN,
+    normalize_lsn,
+    timeline_of_wal_file,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_int
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
@@ -132,9 +137,8 @@ REWIND_GRANTS_SPEC = ModuleSpec({
     "role": {"type": "str", "required": True},
 })
 
-_LSN = r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}"
-_DIVERGED_RE = re.compile(rf"servers diverged at WAL location ({_LSN}) on timeline (\d+)")
-_CHECKPOINT_RE = re.compile(rf"rewinding from last common checkpoint at ({_LSN}) on timeline (\d+)")
+_DIVERGED_RE = re.compile(rf"servers diverged at WAL location ({LSN_PATTERN}) on timeline (\d+)")
+_CHECKPOINT_RE = re.compile(rf"rewinding from last common checkpoint at ({LSN_PATTERN}) on timeline (\d+)")
 _NEED_COPY_RE = re.compile(r"need to copy (\d+) MB \(total source directory size is (\d+) MB\)")
 _PROGRESS_RE = re.compile(r"^\s*\d+/\d+ kB \(\d+%\) copied\s*$")
 _ERROR_RE = re.compile(r"^pg_rewind: (?:error|fatal): ")
@@ -451,10 +455,10 @@ def parse_rewind_output(raw_lines: list[str]) -> RewindReport:
             report.done = True
         match = _DIVERGED_RE.search(line)
         if match:
-            report.divergence_lsn, report.divergence_timeline = match.group(1).upper(), int(match.group(2))
+            report.divergence_lsn, report.divergence_timeline = normalize_lsn(match.group(1)), int(match.group(2))
         match = _CHECKPOINT_RE.search(line)
         if match:
-            report.checkpoint_lsn, report.checkpoint_timeline = match.group(1).upper(), int(match.group(2))
+            report.checkpoint_lsn, report.checkpoint_timeline = normalize_lsn(match.group(1)), int(match.group(2))
         match = _NEED_COPY_RE.search(line)
         if match:
             report.copy_mb, report.source_mb = int(match.group(1)), int(match.group(2))
@@ -521,9 +525,8 @@ class SourceFacts:
     @property
     def timeline(self) -> int | None:
         """The timeline the source is on: its WAL insert timeline, or the largest pg_control knows."""
-        known = [tli for tli in (self.checkpoint_timeline, self.min_recovery_end_timeline) if tli]
-        if self.wal_file and re.fullmatch(r"[0-9A-Fa-f]{24}", self.wal_file):
-            known.append(int(self.wal_file[:8], 16))
+        known = [tli for tli in (self.checkpoint_timeline, self.min_recovery_end_timeline,
+                                 timeline_of_wal_file(self.wal_file)) if tli]
         return max(known) if known else None
 
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
@@ -30,7 +30,6 @@ POLL_SECONDS = 0.2
 # SQLSTATE object_in_use: pg_drop_replication_slot on a slot some process holds.
 SQLSTATE_OBJECT_IN_USE = "55006"
 # How pg_lsn prints: two hexadecimal 32-bit halves.
-_LSN_RE = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 
 if sql is not None:
     SLOT_QUERY = sql.SQL(
@@ -92,14 +91,6 @@ def request_from_params(params: dict[str, Any]) -> SlotRequest:
         force=require_bool(params, "force"),
         allow_on_standby=require_bool(params, "allow_on_standby"),
     )
-
-
-def parse_lsn(text: str) -> int:
-    """'16/B374D848' -> its byte position in the WAL stream."""
-    match = _LSN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"{text!r} is not a WAL location (like 16/B374D848)")
-    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
 
 
 def retained_bytes(current_lsn: str | None, restart_lsn: str | None) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import parse_lsn
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance
 
 FORMAT_VERSION = 1
 FORMATS = ("table", "json")
@@ -84,21 +84,6 @@ def duration_pretty(seconds: float | None) -> str | None:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours:02d} h"
-
-
-def _lsn(text: Any) -> int | None:
-    try:
-        return parse_lsn(text)
-    except ValueError:
-        return None
-
-
-def lsn_distance(ahead: Any, behind: Any) -> int | None:
-    """Bytes from behind to ahead (negative when 'behind' is in fact ahead); None when either is unknown."""
-    first, second = _lsn(ahead), _lsn(behind)
-    if first is None or second is None:
-        return None
-    return first - second
 
 
 # ---------------------------------------------------------------------------------------------------------------

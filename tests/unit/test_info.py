@@ -155,19 +155,6 @@ def test_replay_delay_rule(in_recovery: bool, receive: str | None, replay: str |
     assert _info.replay_delay(in_recovery, receive, replay, seconds) == expected
 
 
-def test_lsn_to_int_and_timeline_from_walfile() -> None:
-    assert _info.lsn_to_int("0/0") == 0
-    assert _info.lsn_to_int("1/0") == 1 << 32
-    assert _info.lsn_to_int("16/B374D848") == (0x16 << 32) | 0xB374D848
-    assert _info.lsn_to_int(None) is None
-    with pytest.raises(ValueError):
-        _info.lsn_to_int("nonsense")
-    assert _info.timeline_from_walfile("00000002000000000000000A") == 2
-    assert _info.timeline_from_walfile("0000001F0000000100000003") == 31
-    assert _info.timeline_from_walfile(None) is None
-    assert _info.timeline_from_walfile("short") is None
-
-
 # ------------------------------------------------------------------------------------------------ settings
 
 def test_convert_setting_by_vartype() -> None:

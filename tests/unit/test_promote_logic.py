@@ -26,7 +26,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._promote import (
     promote_request,
     replay_is_past,
     signal_promotion,
-    timeline_of_wal_file,
     validate_replay_past_lsn,
     wait_for_replay,
     wait_until_promoted,
@@ -72,23 +71,6 @@ def test_bad_wait_seconds(value: Any, expected: str) -> None:
 def test_bad_booleans(option: str) -> None:
     with pytest.raises(PgreplError, match=f"{option}: 'yes' is not a boolean"):
         promote_request({option: "yes"})
-
-
-@pytest.mark.parametrize("name, timeline", [
-    ("000000020000000000000003", 2),
-    ("000000010000000000000001", 1),
-    ("0000000A00000001000000FF", 10),
-    ("0000000a00000001000000ff", 10),
-    ("FFFFFFFF0000000000000001", 0xFFFFFFFF),
-])
-def test_timeline_of_wal_file(name: str, timeline: int) -> None:
-    assert timeline_of_wal_file(name) == timeline
-
-
-@pytest.mark.parametrize("name", [None, "", "00000002.history", "0000000200000000000000", "00000002000000000000000G",
-                                  "000000000000000000000001", 3])
-def test_timeline_of_wal_file_rejects_what_is_not_a_segment_name(name: Any) -> None:
-    assert timeline_of_wal_file(name) is None
 
 
 def test_history_file_name() -> None:

@@ -14,7 +14,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import (
     SlotPlan,
     SlotRequest,
-    parse_lsn,
     plan_slot,
     request_from_params,
     require_slot_privilege,
@@ -61,23 +60,6 @@ def test_request_refuses_bad_options(params: dict[str, Any], message: str) -> No
 
 
 # ---------------------------------------------------------------- LSNs and retained bytes
-
-@pytest.mark.parametrize(("text", "value"), [
-    ("0/0", 0),
-    ("0/3000148", 0x3000148),
-    ("16/B374D848", (0x16 << 32) | 0xB374D848),
-    ("FFFFFFFF/FFFFFFFF", 2**64 - 1),
-    (" 1/0 ", 1 << 32),
-])
-def test_parse_lsn(text: str, value: int) -> None:
-    assert parse_lsn(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "0", "0/", "/0", "0/0/0", "G/0", "1/123456789", "0x1/0", "+1/0", "1_0/0", "1/ 0"])
-def test_parse_lsn_refuses_garbage(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a WAL location"):
-        parse_lsn(text)
-
 
 def test_retained_bytes() -> None:
     assert retained_bytes("0/3000148", "0/3000000") == 0x148

@@ -111,14 +111,6 @@ def test_duration_pretty(seconds: float, expected: str) -> None:
     assert st.duration_pretty(seconds) == expected
 
 
-def test_lsn_distance() -> None:
-    assert st.lsn_distance("0/5000060", "0/5000000") == 0x60
-    assert st.lsn_distance("1/0", "0/FFFFFFFF") == 1
-    assert st.lsn_distance("0/0", "0/10") == -16
-    assert st.lsn_distance(None, "0/10") is None
-    assert st.lsn_distance("garbage", "0/10") is None
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The state of a standby from both ends
 # ---------------------------------------------------------------------------------------------------------------
