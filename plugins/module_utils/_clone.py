@@ -12,7 +12,6 @@ aside, never deleted.
 from __future__ import annotations
 
 import errno
-import functools
 import glob
 import os
 import pwd
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     SSL_MODES,
@@ -35,16 +35,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     psycopg,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import build, quote_value
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
-    BIN_DIR_GLOBS,
-    binary_version,
-    first_of_major,
-    installed_binaries,
-    is_executable_file,
-    rank_for_major,
-    read_data_dir,
-    read_postmaster,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, read_postmaster
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
@@ -778,30 +769,6 @@ def slot_problem(request: CloneRequest, primary: PrimaryFacts) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def find_basebackup(major: str, bin_dir: str | None,
-                    version_of: Callable[[str], str | None] = binary_version,
-                    candidates: Callable[[], list[str]] = functools.partial(installed_binaries, BASEBACKUP),
-                    is_executable: Callable[[str], bool] = is_executable_file) -> str:
-    """pg_basebackup of the primary's major (an older one fails against a newer server), or a refusal."""
-    if bin_dir:
-        binary = os.path.join(bin_dir, BASEBACKUP)
-        if not is_executable(binary):
-            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {BASEBACKUP}")
-        version = version_of(binary)
-        if version != major:
-            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but the primary is "
-                              f"PostgreSQL {major}: point bin_dir at the {major} binaries (the standby runs the "
-                              "primary's major)")
-        return binary
-    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
-    found, tried = first_of_major(major, ranked, version_of, is_executable)
-    if found:
-        return found
-    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
-    raise PgreplError(f"bin_dir: no {BASEBACKUP} of PostgreSQL {major} (the primary's major) is installed "
-                      f"(tried: {looked}): install the PostgreSQL {major} client/server package or set bin_dir")
-
-
 def basebackup_command(binary: str, target: str, request: CloneRequest) -> list[str]:
     """pg_basebackup that writes standby.signal and primary_conninfo, streams WAL, never prompts."""
     cmd = [binary, "-D", target, "-R", "-X", "stream", f"--checkpoint={request.checkpoint}", "-P", "-v", "-w",
@@ -1133,7 +1100,8 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         _record(tracker, state.describe(), state.describe(), None)
         return _finish(module, result, tracker, ctx, started)
 
-    binary = find_basebackup(primary.major, request.bin_dir)
+    binary = find_binary(BASEBACKUP, primary.major, request.bin_dir, of="the primary",
+                         advice="install the PostgreSQL {major} client/server package or set bin_dir")
     result["pg_basebackup"] = binary
     if problem:
         advice = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"

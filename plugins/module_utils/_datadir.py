@@ -9,18 +9,15 @@ LC_ALL=C so its labels are the English ones parsed here.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-import shutil
 import subprocess
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import c_locale_env, looked_in, search_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import is_lsn, normalize_lsn
 
-# Where distributions put the server binaries, tried in this order after an explicit bin_dir.
-BIN_DIR_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/pgpro/*/bin")
 CONTROLDATA = "pg_controldata"
 CONTROLDATA_TIMEOUT = 30
 
@@ -54,12 +51,6 @@ CLUSTER_STATES = (
     "in production",
 )
 
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-_PATH_MAJOR_RES = (
-    re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin/?$"),
-    re.compile(r"/usr/pgsql-(\d+(?:\.\d+)?)/bin/?$"),
-    re.compile(r"/opt/pgpro/[a-z0-9]+-(\d+(?:\.\d+)?)/bin/?$"),
-)
 
 
 def empty_control_facts() -> dict[str, Any]:
@@ -100,26 +91,6 @@ def parse_controldata(text: str) -> dict[str, Any]:
     return facts
 
 
-def parse_version_output(text: str) -> str | None:
-    """'pg_controldata (PostgreSQL) 15.18 (Debian ...)' -> '15'; '... 9.6.24' -> '9.6'."""
-    match = _VERSION_RE.search(text or "")
-    if not match:
-        return None
-    first = int(match.group(1))
-    if first >= 10 or match.group(2) is None:
-        return str(first)
-    return f"{first}.{match.group(2)}"
-
-
-def major_of_path(bin_dir: str) -> str | None:
-    """The major a distribution layout encodes in the path (/usr/lib/postgresql/15/bin -> '15')."""
-    for pattern in _PATH_MAJOR_RES:
-        match = pattern.search(bin_dir)
-        if match:
-            return match.group(1)
-    return None
-
-
 def read_pg_version(data_dir: str) -> str:
     """Contents of PG_VERSION ('15', or '9.6' for old clusters)."""
     path = os.path.join(data_dir, "PG_VERSION")
@@ -151,101 +122,10 @@ def validate_data_dir(data_dir: str) -> None:
                           f"(no {' and no '.join(missing)})")
 
 
-def validate_bin_dir(bin_dir: str) -> str:
-    """The pg_controldata inside an explicit bin_dir, or a refusal naming the option and the value."""
-    if not os.path.isdir(bin_dir):
-        raise PgreplError(f"bin_dir: {bin_dir!r} is not a directory")
-    binary = os.path.join(bin_dir, CONTROLDATA)
-    if not is_executable_file(binary):
-        raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {CONTROLDATA}")
-    return binary
-
-
-def _c_locale_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"})
-    env.pop("PGDATA", None)
-    return env
-
-
-def binary_version(binary: str) -> str | None:
-    """Major version a PostgreSQL binary (pg_controldata, pg_basebackup) reports with --version (None: cannot run)."""
-    try:
-        proc = subprocess.run([binary, "--version"], capture_output=True, text=True, env=_c_locale_env(),
-                              timeout=CONTROLDATA_TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None
-    return parse_version_output(proc.stdout)
-
-
-def installed_binaries(name: str, globber: Callable[[str], list[str]] = glob.glob,
-                       which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """Every binary called name in the usual layouts (in BIN_DIR_GLOBS order), then the one on PATH."""
-    found: list[str] = []
-    for pattern in BIN_DIR_GLOBS:
-        for bin_dir in sorted(globber(pattern)):
-            binary = os.path.join(bin_dir, name)
-            if binary not in found:
-                found.append(binary)
-    on_path = which(name)
-    if on_path and on_path not in found:
-        found.append(on_path)
-    return found
-
-
-def candidate_binaries(major: str, globber: Callable[[str], list[str]] = glob.glob,
-                       which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """Every pg_controldata of the usual layouts, the ones whose path names this major first, then PATH."""
-    return sorted(installed_binaries(CONTROLDATA, globber, which), key=lambda binary: rank_for_major(binary, major))
-
-
-def rank_for_major(binary: str, major: str) -> int:
-    """Sort key: paths naming this major first, paths naming no major next, other majors last."""
-    path_major = major_of_path(os.path.dirname(binary))
-    if path_major == major:
-        return 0
-    return 1 if path_major is None else 2
-
-
-def is_executable_file(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def first_of_major(major: str, candidates: list[str], version_of: Callable[[str], str | None],
-                   is_executable: Callable[[str], bool] = is_executable_file) -> tuple[str | None, list[str]]:
-    """(the first executable candidate whose --version is this major, the executable ones asked on the way)."""
-    tried: list[str] = []
-    for binary in candidates:
-        if not is_executable(binary):
-            continue
-        tried.append(binary)
-        if version_of(binary) == major:
-            return binary, tried
-    return None, tried
-
-
-def find_controldata(major: str, bin_dir: str | None,
-                     version_of: Callable[[str], str | None] = binary_version,
-                     candidates: Callable[[str], list[str]] = candidate_binaries) -> tuple[str | None, list[str]]:
-    """(pg_controldata whose major matches, what was tried). An explicit bin_dir must match or it fails."""
-    if bin_dir:
-        binary = validate_bin_dir(bin_dir)
-        version = version_of(binary)
-        if version is None:
-            raise PgreplError(f"bin_dir: {binary!r} does not run or does not print a PostgreSQL version")
-        if version != major:
-            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version} but the data directory is "
-                              f"PostgreSQL {major} (PG_VERSION): point bin_dir at the {major} binaries")
-        return binary, [binary]
-    return first_of_major(major, candidates(major), version_of)
-
-
 def run_controldata(binary: str, data_dir: str) -> str:
     """pg_controldata -D data_dir in the C locale; its stdout, or PgreplError with its stderr."""
     try:
-        proc = subprocess.run([binary, "-D", data_dir], capture_output=True, text=True, env=_c_locale_env(),
+        proc = subprocess.run([binary, "-D", data_dir], capture_output=True, text=True, env=c_locale_env(),
                               timeout=CONTROLDATA_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         raise PgreplError(f"data_dir: running {binary} -D {data_dir!r} failed: {exc}") from None
@@ -318,7 +198,7 @@ def read_data_dir(data_dir: str, bin_dir: str | None = None) -> tuple[dict[str, 
     data_dir = os.path.normpath(data_dir)
     validate_data_dir(data_dir)
     pg_version = read_pg_version(data_dir)
-    binary, tried = find_controldata(pg_version, bin_dir)
+    binary, tried = search_binary(CONTROLDATA, pg_version, bin_dir)
     facts: dict[str, Any] = {
         "data_dir": data_dir,
         "pg_version": pg_version,
@@ -330,8 +210,7 @@ def read_data_dir(data_dir: str, bin_dir: str | None = None) -> tuple[dict[str, 
     }
     facts.update(read_postmaster(data_dir))
     if binary is None:
-        looked = ", ".join(tried) if tried else "nothing found in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
-        warnings.append(f"no {CONTROLDATA} of PostgreSQL {pg_version} found (tried: {looked}): set bin_dir; "
+        warnings.append(f"no {CONTROLDATA} of PostgreSQL {pg_version} found (tried: {looked_in(tried)}): set bin_dir; "
                         "the pg_control facts of data_dir_facts are null")
         facts.update(empty_control_facts())
         return facts, warnings

@@ -9,23 +9,16 @@ RHEL/PGDG and custom layouts (Postgres Pro, Astra) all go through the same code.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import re
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import BIN_DIR_GLOBS
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 DEBIAN_LIKE = {"debian", "ubuntu", "astra", "linuxmint", "raspbian"}
 RHEL_LIKE = {"rhel", "centos", "rocky", "almalinux", "fedora", "ol", "redos", "altlinux"}
-
-# Where each family installs the server binaries, newest major first after sorting.
-BIN_GLOBS = {
-    "debian": "/usr/lib/postgresql/*/bin/postgres",
-    "rhel": "/usr/pgsql-*/bin/postgres",
-    "pgpro": "/opt/pgpro/*/bin/postgres",
-}
 
 _CONF_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*('(?:[^']|'')*'|[^\s#]+)")
 
@@ -44,20 +37,6 @@ def os_family(os_release_text: str) -> str:
         if ident in RHEL_LIKE or ident.startswith("rhel"):
             return "rhel"
     return "other"
-
-
-def installed_majors(globber: Callable[[str], list[str]] = glob.glob) -> dict[int, str]:
-    """{major: bin_dir} for every server installation found in the usual places."""
-    found: dict[int, str] = {}
-    for pattern in BIN_GLOBS.values():
-        for path in globber(pattern):
-            bin_dir = os.path.dirname(path)
-            match = re.search(r"(\d+)(?:\.\d+)?", os.path.basename(os.path.dirname(bin_dir)) or "")
-            if match is None:
-                match = re.search(r"(\d+)", bin_dir)
-            if match:
-                found.setdefault(int(match.group(1)), bin_dir)
-    return found
 
 
 def read_conf_value(path: str, name: str) -> str | None:
@@ -85,7 +64,7 @@ def derive_layout(family: str, majors: dict[int, str], overrides: dict[str, Any]
     if major is None:
         if not majors:
             raise PgreplError("no PostgreSQL server is installed in the usual places (" + ", ".join(
-                BIN_GLOBS.values()) + "): install it, or set pgrepl_version and pgrepl_bin_dir")
+                BIN_DIR_GLOBS) + "): install it, or set pgrepl_version and pgrepl_bin_dir")
         major = max(majors)
     major = int(major)
     cluster = overrides.get("cluster_name") or "main"

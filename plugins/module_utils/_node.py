@@ -15,12 +15,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
     detected_addresses,
     resolve_names,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import installed_majors
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._info import replication_info
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
-    installed_majors,
     os_family,
     os_user_home,
 )

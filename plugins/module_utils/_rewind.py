@@ -27,13 +27,13 @@ database: grant them in the database pg_rewind connects to).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     APPLICATION_NAME_RE,
@@ -66,16 +66,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, mask
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
-    BIN_DIR_GLOBS,
-    binary_version,
-    first_of_major,
-    installed_binaries,
-    is_executable_file,
-    rank_for_major,
-    read_data_dir,
-    validate_data_dir,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, validate_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
     LSN_PATTERN,
@@ -356,29 +347,6 @@ def config_files_in(data_dir: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # the binary and its output
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def find_rewind(major: str, bin_dir: str | None,
-                version_of: Callable[[str], str | None] = binary_version,
-                candidates: Callable[[], list[str]] = functools.partial(installed_binaries, PG_REWIND),
-                is_executable: Callable[[str], bool] = is_executable_file) -> str:
-    """pg_rewind of the target's major version (pg_rewind refuses a data directory of another one), or a refusal."""
-    if bin_dir:
-        binary = os.path.join(bin_dir, PG_REWIND)
-        if not is_executable(binary):
-            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {PG_REWIND}")
-        version = version_of(binary)
-        if version != major:
-            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but data_dir is PostgreSQL "
-                              f"{major} (PG_VERSION): point bin_dir at the {major} binaries")
-        return binary
-    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
-    found, tried = first_of_major(major, ranked, version_of, is_executable)
-    if found:
-        return found
-    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
-    raise PgreplError(f"bin_dir: no {PG_REWIND} of PostgreSQL {major} (data_dir's major) is installed "
-                      f"(tried: {looked}): install the PostgreSQL {major} server package or set bin_dir")
 
 
 def rewind_command(binary: str, request: RewindRequest, dry_run: bool) -> list[str]:
@@ -684,7 +652,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
     if removed:
         ctx.warnings.append(f"ignored the environment variables {', '.join(removed)}: the source connection uses "
                             "only this module's options and the passfile")
-    binary = find_rewind(target.major, request.bin_dir)
+    binary = find_binary(PG_REWIND, target.major, request.bin_dir)
 
     result: dict[str, Any] = {
         "changed": False,

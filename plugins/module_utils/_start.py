@@ -199,7 +199,7 @@ def unit_enabled(unit: str) -> bool:
 def run_pg_ctl(action: str, request: StartRequest) -> str:
     """pg_ctl start|restart as os_user; the command shown."""
     user = lookup_os_user(request.os_user)
-    binary = find_pg_ctl(read_pg_version(request.data_dir), request.bin_dir)
+    binary = find_pg_ctl(read_pg_version(request.data_dir), request.bin_dir, "give service")
     cmd = pg_ctl_command(binary, action, request)
     outcome = run_with_timeout(as_user_command(cmd, user, os.geteuid()), request.timeout + 30, clean_env(user))
     if outcome.timed_out or outcome.returncode != 0:

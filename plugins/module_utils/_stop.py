@@ -20,7 +20,6 @@ of a switchover play reads the same shutdown checkpoint again.
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 import subprocess
@@ -28,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     HELPER_TIMEOUT,
@@ -41,16 +41,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     validate_data_dir_path,
     validate_unit_name,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
-    BIN_DIR_GLOBS,
-    binary_version,
-    first_of_major,
-    installed_binaries,
-    is_executable_file,
-    rank_for_major,
-    read_data_dir,
-    read_postmaster,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, read_postmaster
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
@@ -229,32 +220,15 @@ def load_state_problem(unit: str, props: dict[str, str]) -> str | None:
     return None
 
 
+def find_pg_ctl(major: str, bin_dir: str | None, instead: str) -> str:
+    """pg_ctl of the data directory's major (``instead``: the other way to run the server, for the refusal)."""
+    return find_binary(PG_CTL, major, bin_dir, advice=f"install the PostgreSQL {{major}} server package, set bin_dir, "
+                                                      f"or {instead}")
+
+
 def pg_ctl_command(binary: str, request: StopRequest) -> list[str]:
     """pg_ctl stop that waits (-w) at most timeout seconds (-t) for the server to go."""
     return [binary, "stop", "-D", request.data_dir, "-m", request.mode, "-w", "-t", str(request.timeout)]
-
-
-def find_pg_ctl(major: str, bin_dir: str | None,
-                version_of: Callable[[str], str | None] = binary_version,
-                candidates: Callable[[], list[str]] = functools.partial(installed_binaries, PG_CTL),
-                is_executable: Callable[[str], bool] = is_executable_file) -> str:
-    """pg_ctl of the data directory's major, or a refusal."""
-    if bin_dir:
-        binary = os.path.join(bin_dir, PG_CTL)
-        if not is_executable(binary):
-            raise PgreplError(f"bin_dir: {bin_dir!r} has no executable {PG_CTL}")
-        version = version_of(binary)
-        if version != major:
-            raise PgreplError(f"bin_dir: {binary!r} is PostgreSQL {version or 'unknown'} but data_dir is PostgreSQL "
-                              f"{major} (PG_VERSION): point bin_dir at the {major} binaries")
-        return binary
-    ranked = sorted(candidates(), key=lambda path: rank_for_major(path, major))
-    found, tried = first_of_major(major, ranked, version_of, is_executable)
-    if found:
-        return found
-    looked = ", ".join(tried) if tried else "nothing in " + ", ".join(BIN_DIR_GLOBS) + " or PATH"
-    raise PgreplError(f"bin_dir: no {PG_CTL} of PostgreSQL {major} (data_dir's major) is installed (tried: "
-                      f"{looked}): install the PostgreSQL {major} server package, set bin_dir, or give service")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -333,7 +307,7 @@ def pg_ctl_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
         raise PgreplError(f"os_user: data_dir {request.data_dir!r} belongs to uid {owner}, not to {user.name!r} "
                           f"(uid {user.uid}), and pg_ctl must run as the server's owner: set os_user to it. "
                           "Nothing was stopped")
-    binary = find_pg_ctl(str(facts["pg_version"]), request.bin_dir)
+    binary = find_pg_ctl(str(facts["pg_version"]), request.bin_dir, "give service")
     cmd = pg_ctl_command(binary, request)
 
     def execute() -> list[str]:

@@ -501,7 +501,7 @@ BAD_INPUTS = {
     "bin_dir_without_pg_controldata": ({"data_dir": "{data_dir}", "bin_dir": "{scratch}/empty_bin"},
                                        r"^bin_dir: '.*/empty_bin' has no executable pg_controldata$"),
     "bin_dir_of_another_major": ({"data_dir": "{data_dir}", "bin_dir": "{scratch}/bin16"},
-                                 r"^bin_dir: '.*/bin16/pg_controldata' is PostgreSQL 16 but the data directory is "
+                                 r"^bin_dir: '.*/bin16/pg_controldata' is PostgreSQL 16 but data_dir is "
                                  r"PostgreSQL 15"),
     "wrong_password": ({"login_password": "not-the-password"},
                        r"^authentication failed for postgres@127\.0\.0\.1:\d+/postgres: check login_user and "

@@ -33,7 +33,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     decide,
     error_lines,
     explain_replication_error,
-    find_basebackup,
     find_nested_cluster,
     inspect_data_dir,
     parse_conf_value,
@@ -578,39 +577,6 @@ def test_replication_command_error_carries_the_server_text() -> None:
                                                          b"ERROR:  something broke\n")})
     with pytest.raises(PgreplError, match="IDENTIFY_SYSTEM failed on the primary: ERROR:  something broke"):
         _clone.replication_command(FakeConn(failing), "IDENTIFY_SYSTEM")
-
-
-# ---------------------------------------------------------------- pg_basebackup binary
-
-def test_find_basebackup_prefers_the_primarys_major_dir() -> None:
-    paths = ["/usr/lib/postgresql/16/bin/pg_basebackup", "/usr/lib/postgresql/15/bin/pg_basebackup",
-             "/usr/bin/pg_basebackup"]
-    versions = {paths[0]: "16", paths[1]: "15", paths[2]: "16"}
-    tried: list[str] = []
-
-    def version_of(path: str) -> str | None:
-        tried.append(path)
-        return versions[path]
-    assert find_basebackup("15", None, version_of, lambda: paths, lambda path: True) == paths[1]
-    assert tried == [paths[1]]
-
-
-def test_find_basebackup_refuses_when_no_binary_matches() -> None:
-    with pytest.raises(PgreplError) as err:
-        find_basebackup("17", None, lambda path: "15", lambda: ["/usr/lib/postgresql/15/bin/pg_basebackup"],
-                        lambda path: True)
-    assert str(err.value).startswith("bin_dir: no pg_basebackup of PostgreSQL 17 (the primary's major)")
-
-
-def test_find_basebackup_with_bin_dir_of_another_major_is_refused() -> None:
-    with pytest.raises(PgreplError) as err:
-        find_basebackup("16", "/usr/lib/postgresql/15/bin", lambda path: "15", lambda: [], lambda path: True)
-    assert "is PostgreSQL 15 but the primary is PostgreSQL 16" in str(err.value)
-
-
-def test_find_basebackup_with_bin_dir_without_binary_is_refused() -> None:
-    with pytest.raises(PgreplError, match="bin_dir: '/opt/x' has no executable pg_basebackup"):
-        find_basebackup("15", "/opt/x", lambda path: "15", lambda: [], lambda path: False)
 
 
 # ---------------------------------------------------------------- postgresql.auto.conf

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils import _datadir
+from ansible_collections.pgrepl.streaming.plugins.module_utils import _binaries, _datadir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # pg_controldata of PostgreSQL 13 (LC_ALL=C) on a running primary.
@@ -183,92 +183,6 @@ def test_parse_controldata_lowercase_lsn_is_normalised() -> None:
     assert facts["checkpoint_lsn"] == "1A/B374D848"
 
 
-# ------------------------------------------------------------------------------------------------ versions and paths
-
-@pytest.mark.parametrize(("text", "major"), [
-    ("pg_controldata (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n", "15"),
-    ("pg_controldata (PostgreSQL) 13.2\n", "13"),
-    ("pg_controldata (PostgreSQL) 18beta1\n", "18"),
-    ("pg_controldata (PostgreSQL) 17.6 (Postgres Pro standard 17.6.1)\n", "17"),
-    ("pg_controldata (PostgreSQL) 9.6.24\n", "9.6"),
-    ("something else\n", None),
-    ("", None),
-])
-def test_parse_version_output(text: str, major: str | None) -> None:
-    assert _datadir.parse_version_output(text) == major
-
-
-@pytest.mark.parametrize(("path", "major"), [
-    ("/usr/lib/postgresql/15/bin", "15"),
-    ("/usr/pgsql-13/bin", "13"),
-    ("/opt/pgpro/std-17/bin", "17"),
-    ("/opt/pgpro/ent-16/bin/", "16"),
-    ("/usr/local/bin", None),
-])
-def test_major_of_path(path: str, major: str | None) -> None:
-    assert _datadir.major_of_path(path) == major
-
-
-def test_candidate_binaries_put_the_matching_major_first_and_path_after_known_layouts() -> None:
-    layouts = {
-        "/usr/lib/postgresql/*/bin": ["/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"],
-        "/usr/pgsql-*/bin": ["/usr/pgsql-15/bin"],
-        "/opt/pgpro/*/bin": ["/opt/pgpro/std-15/bin"],
-    }
-    found = _datadir.candidate_binaries("15", globber=lambda pattern: layouts.get(pattern, []),
-                                        which=lambda name: "/usr/local/bin/pg_controldata")
-    assert found == [
-        "/usr/lib/postgresql/15/bin/pg_controldata",
-        "/usr/pgsql-15/bin/pg_controldata",
-        "/opt/pgpro/std-15/bin/pg_controldata",
-        "/usr/local/bin/pg_controldata",
-        "/usr/lib/postgresql/16/bin/pg_controldata",
-    ]
-
-
-def _fake_binary(directory: Path, script: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    binary = directory / "pg_controldata"
-    binary.write_text(f"#!/bin/sh\n{script}\n", encoding="utf-8")
-    binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return binary
-
-
-def test_find_controldata_without_bin_dir_takes_the_first_matching_version(tmp_path: Path) -> None:
-    b16 = _fake_binary(tmp_path / "16", "echo 'pg_controldata (PostgreSQL) 16.4'")
-    b15 = _fake_binary(tmp_path / "15", "echo 'pg_controldata (PostgreSQL) 15.18'")
-    binary, tried = _datadir.find_controldata("15", None, candidates=lambda major: [str(b16), str(b15)])
-    assert binary == str(b15)
-    assert tried == [str(b16), str(b15)]
-
-
-def test_find_controldata_without_a_match_returns_none_and_what_it_tried(tmp_path: Path) -> None:
-    b16 = _fake_binary(tmp_path / "16", "echo 'pg_controldata (PostgreSQL) 16.4'")
-    binary, tried = _datadir.find_controldata("15", None,
-                                              candidates=lambda major: [str(b16), str(tmp_path / "missing")])
-    assert binary is None
-    assert tried == [str(b16)]
-
-
-def test_find_controldata_with_bin_dir_of_another_major_fails_naming_bin_dir(tmp_path: Path) -> None:
-    _fake_binary(tmp_path / "bin", "echo 'pg_controldata (PostgreSQL) 16.4'")
-    with pytest.raises(PgreplError, match=r"^bin_dir: .* is PostgreSQL 16 but the data directory is PostgreSQL 15"):
-        _datadir.find_controldata("15", str(tmp_path / "bin"))
-
-
-def test_find_controldata_with_bin_dir_without_the_binary_fails(tmp_path: Path) -> None:
-    with pytest.raises(PgreplError, match=r"^bin_dir: '.*' has no executable pg_controldata"):
-        _datadir.find_controldata("15", str(tmp_path))
-    with pytest.raises(PgreplError, match=r"^bin_dir: '.*/nope' is not a directory"):
-        _datadir.find_controldata("15", str(tmp_path / "nope"))
-
-
-def test_find_controldata_with_bin_dir_whose_binary_does_not_run_fails(tmp_path: Path) -> None:
-    _fake_binary(tmp_path / "bin", "exit 3")
-    with pytest.raises(PgreplError, match=r"^bin_dir: .* does not run or does not print a PostgreSQL version"):
-        _datadir.find_controldata("15", str(tmp_path / "bin"))
-
-
 # ------------------------------------------------------------------------------------------------ data directory
 
 def _fake_data_dir(root: Path, version: str = "15") -> Path:
@@ -335,13 +249,14 @@ def test_pid_is_postgres_checks_liveness_and_process_name(tmp_path: Path) -> Non
     assert _datadir.pid_is_postgres(os.getpid(), proc_root=str(fake_proc)) is True
 
 
-def test_read_data_dir_runs_pg_controldata_in_the_c_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_data_dir_runs_pg_controldata_in_the_c_locale(tmp_path: Path,
+        fake_program: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     data = _fake_data_dir(tmp_path / "data")
     (data / "standby.signal").write_text("", encoding="utf-8")
     sample = tmp_path / "sample.txt"
     sample.write_text(CONTROLDATA_17.replace("1700", "1300"), encoding="utf-8")
     # The stand-in answers like pg_controldata, and in German unless it runs with LC_ALL=C.
-    _fake_binary(tmp_path / "bin", (
+    fake_program(tmp_path / "bin", (
         'if [ "$1" = "--version" ]; then echo "pg_controldata (PostgreSQL) 15.18"; exit 0; fi\n'
         f'if [ "$LC_ALL" = "C" ] && [ "$2" = "{data}" ]; then cat "{sample}"; '
         'else echo "Datenbanksystemidentifikation: 1"; fi'))
@@ -363,7 +278,7 @@ def test_read_data_dir_runs_pg_controldata_in_the_c_locale(tmp_path: Path, monke
 def test_read_data_dir_without_a_matching_binary_warns_and_leaves_control_facts_null(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _fake_data_dir(tmp_path / "data", version="12")
-    monkeypatch.setattr(_datadir, "candidate_binaries", lambda major: [])
+    monkeypatch.setattr(_binaries, "installed_binaries", lambda name: [])
     facts, warnings = _datadir.read_data_dir(str(data))
     assert facts["system_identifier"] is None
     assert facts["cluster_state"] is None
@@ -373,17 +288,17 @@ def test_read_data_dir_without_a_matching_binary_warns_and_leaves_control_facts_
     assert "set bin_dir" in warnings[0]
 
 
-def test_read_data_dir_with_unparsable_output_fails(tmp_path: Path) -> None:
+def test_read_data_dir_with_unparsable_output_fails(tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     data = _fake_data_dir(tmp_path / "data")
-    _fake_binary(tmp_path / "bin", 'if [ "$1" = "--version" ]; then echo "pg_controldata (PostgreSQL) 15.1"; '
+    fake_program(tmp_path / "bin", 'if [ "$1" = "--version" ]; then echo "pg_controldata (PostgreSQL) 15.1"; '
                                    'else echo "nonsense"; fi')
     with pytest.raises(PgreplError, match=r"^data_dir: the output of .* could not be parsed"):
         _datadir.read_data_dir(str(data), str(tmp_path / "bin"))
 
 
-def test_read_data_dir_reports_pg_controldata_errors(tmp_path: Path) -> None:
+def test_read_data_dir_reports_pg_controldata_errors(tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     data = _fake_data_dir(tmp_path / "data")
-    _fake_binary(tmp_path / "bin", 'if [ "$1" = "--version" ]; then echo "pg_controldata (PostgreSQL) 15.1"; '
+    fake_program(tmp_path / "bin", 'if [ "$1" = "--version" ]; then echo "pg_controldata (PostgreSQL) 15.1"; '
                                    'else echo "could not open file" >&2; exit 1; fi')
     with pytest.raises(PgreplError, match=r"^data_dir: .* failed \(exit 1\): could not open file"):
         _datadir.read_data_dir(str(data), str(tmp_path / "bin"))

@@ -9,7 +9,6 @@ import pytest
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
-    installed_majors,
     os_family,
     read_conf_value,
 )
@@ -29,19 +28,6 @@ def no_conf(path: str, name: str) -> None:
 ])
 def test_os_family(text: str, family: str) -> None:
     assert os_family(text) == family
-
-
-def test_installed_majors_from_every_family_layout() -> None:
-    paths = {
-        "/usr/lib/postgresql/*/bin/postgres": ["/usr/lib/postgresql/15/bin/postgres",
-                                               "/usr/lib/postgresql/17/bin/postgres"],
-        "/usr/pgsql-*/bin/postgres": ["/usr/pgsql-16/bin/postgres"],
-        "/opt/pgpro/*/bin/postgres": ["/opt/pgpro/1c-16/bin/postgres"],
-    }
-    majors = installed_majors(lambda pattern: paths.get(pattern, []))
-    assert majors[15] == "/usr/lib/postgresql/15/bin"
-    assert majors[17] == "/usr/lib/postgresql/17/bin"
-    assert majors[16] == "/usr/pgsql-16/bin"  # the first found wins for a major
 
 
 def test_debian_defaults_follow_the_cluster() -> None:

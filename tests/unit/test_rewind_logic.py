@@ -24,7 +24,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
     config_files_in,
     explain_failure,
     failure_hint,
-    find_rewind,
     grant_query,
     mask_line,
     parse_rewind_output,
@@ -351,30 +350,6 @@ def test_just_promoted_source_refused_before_16() -> None:
 def test_source_timeline_of_a_standby_source() -> None:
     standby = source(in_recovery=True, wal_file=None, checkpoint_timeline=1, min_recovery_end_timeline=3)
     assert standby.timeline == 3
-
-
-# ----------------------------------------------------------------------------------------------------- binary
-
-
-def test_find_rewind_prefers_the_target_major() -> None:
-    versions = {"/usr/lib/postgresql/16/bin/pg_rewind": "16", "/usr/lib/postgresql/15/bin/pg_rewind": "15"}
-    found = find_rewind("15", None, version_of=versions.get, candidates=lambda: sorted(versions),
-                        is_executable=lambda path: True)
-    assert found == "/usr/lib/postgresql/15/bin/pg_rewind"
-
-
-def test_find_rewind_refuses_without_a_match() -> None:
-    with pytest.raises(PgreplError, match="no pg_rewind of PostgreSQL 15"):
-        find_rewind("15", None, version_of=lambda path: "16", candidates=lambda: ["/usr/bin/pg_rewind"],
-                    is_executable=lambda path: True)
-
-
-def test_find_rewind_bin_dir_must_match() -> None:
-    with pytest.raises(PgreplError, match="bin_dir: '/opt/pg/bin/pg_rewind' is PostgreSQL 16 but data_dir is "
-                                          "PostgreSQL 15"):
-        find_rewind("15", "/opt/pg/bin", version_of=lambda path: "16", is_executable=lambda path: True)
-    with pytest.raises(PgreplError, match="has no executable pg_rewind"):
-        find_rewind("15", "/opt/pg/bin", is_executable=lambda path: False)
 
 
 # ----------------------------------------------------------------------------------------------------- grants

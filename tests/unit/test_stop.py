@@ -16,7 +16,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._stop import (
     SERVER_STOP_SPEC,
     StopRequest,
     cgroup_units,
-    find_pg_ctl,
     load_state_problem,
     parse_systemctl_show,
     pg_ctl_command,
@@ -255,29 +254,3 @@ def test_pg_ctl_command() -> None:
         "/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-D", DATA_DIR, "-m", "smart", "-w", "-t", "42"]
 
 
-def versions(mapping: dict[str, str]) -> Any:
-    return mapping.get
-
-
-def test_find_pg_ctl_prefers_the_data_directory_major() -> None:
-    found = find_pg_ctl("15", None, versions({"/usr/lib/postgresql/15/bin/pg_ctl": "15",
-                                              "/usr/lib/postgresql/16/bin/pg_ctl": "16"}),
-                        lambda: ["/usr/lib/postgresql/16/bin/pg_ctl", "/usr/lib/postgresql/15/bin/pg_ctl"],
-                        lambda path: True)
-    assert found == "/usr/lib/postgresql/15/bin/pg_ctl"
-
-
-def test_find_pg_ctl_refuses_without_one_of_the_major() -> None:
-    with pytest.raises(PgreplError, match=r"bin_dir: no pg_ctl of PostgreSQL 15 \(data_dir's major\) is installed "
-                                          r"\(tried: /usr/lib/postgresql/16/bin/pg_ctl\)"):
-        find_pg_ctl("15", None, versions({"/usr/lib/postgresql/16/bin/pg_ctl": "16"}),
-                    lambda: ["/usr/lib/postgresql/16/bin/pg_ctl"], lambda path: True)
-
-
-def test_find_pg_ctl_checks_an_explicit_bin_dir() -> None:
-    with pytest.raises(PgreplError, match="bin_dir: '/opt/pg' has no executable pg_ctl"):
-        find_pg_ctl("15", "/opt/pg", versions({}), list, lambda path: False)
-    with pytest.raises(PgreplError, match="is PostgreSQL 16 but data_dir is PostgreSQL 15"):
-        find_pg_ctl("15", "/opt/pg", versions({"/opt/pg/pg_ctl": "16"}), list, lambda path: True)
-    assert find_pg_ctl("15", "/opt/pg", versions({"/opt/pg/pg_ctl": "15"}), list, lambda path: True) == \
-        "/opt/pg/pg_ctl"
