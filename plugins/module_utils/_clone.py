@@ -14,13 +14,8 @@ from __future__ import annotations
 import errno
 import glob
 import os
-import pwd
 import re
-import shlex
 import shutil
-import signal
-import stat
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,13 +29,42 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     diagnose_connect_error,
     psycopg,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import build, quote_value
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
+    build,
+    has_password,
+    mentions_password,
+    validate_host,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, read_postmaster
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
-from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import (
+    NAME_MAX_BYTES,
+    PLAIN_NAME_RE,
+    validate_plain_name,
+    validate_slot_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
+    outside_dir,
+    require_bool,
+    require_choice,
+    require_int,
+    validate_abs_path,
+    validate_data_dir_path,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
+    OsUser,
+    as_user_command,
+    clean_env,
+    lookup_os_user,
+    run_with_timeout,
+    scrub_libpq_env,
+    user_can,
+    validate_os_user_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import check_client_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import systemctl, validate_unit_name
 
 BASEBACKUP = "pg_basebackup"
 CHECKPOINTS = ("fast", "spread")
@@ -51,32 +75,13 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CONNECT_TIMEOUT = 10
 # Lines of pg_basebackup's output kept in the result.
 LOG_TAIL_LINES = 30
-# How long a helper command (test -r, pg_controldata) may take.
-HELPER_TIMEOUT = 30
 # READ_REPLICATION_SLOT exists from PostgreSQL 15 on.
 READ_SLOT_MIN_VERSION = 150000
-NAME_MAX_BYTES = 63
 # How deep and how wide the search for a cluster below data_dir goes (a bound, not a promise of completeness).
 NESTED_SEARCH_DEPTH = 3
 NESTED_SEARCH_MAX_ENTRIES = 20000
 
-# Directories that are never a data directory; refusing them keeps a typo from renaming a system tree aside.
-SYSTEM_DIRS = frozenset((
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc", "/root",
-    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/lib", "/usr/local", "/var", "/var/lib", "/var/tmp",
-    "/var/lib/postgresql", "/var/lib/pgsql", "/etc/postgresql",
-))
 
-# Role names carried in a conninfo, a .pgpass line and pg_hba.conf: a conservative set, so that no quoting
-# mistake anywhere along that path can turn a name into extra keywords. Letters and digits of any script (\w on
-# str): a role named in Cyrillic needs no quoting in any of them.
-REPLICATION_USER_RE = re.compile(r"\w[\w.@$-]*")
-# application_name also ends up in synchronous_standby_names; keep it to what needs no quoting surprises there.
-APPLICATION_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
-# One host name, IP address (v6 with zone) or unix socket directory; a comma would make libpq try several hosts.
-HOST_RE = re.compile(r"[A-Za-z0-9_.:%/\[\]-]+")
-_CONNINFO_KEY_RE = re.compile(r"[a-z_]+")
-_PASSWORD_KEY_RE = re.compile(r"(?<![A-Za-z0-9_])password\s*=")
 _ERROR_LINE_RE = re.compile(r"(?i)\b(error|fatal|could not|cannot|failed|invalid)\b")
 
 # States of data_dir as decided from its facts (the diff shows them).
@@ -115,62 +120,10 @@ class CloneRequest:
     stop_service: str | None = None
 
 
-def _no_control_chars(option: str, value: str) -> None:
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise PgreplError(f"{option}: {value!r} contains a control character (a newline, a tab or NUL)")
-
-
-def validate_abs_path(option: str, value: Any) -> str:
-    """An absolute path without control characters, normalised (no trailing slash, no '..')."""
-    if not isinstance(value, str) or value == "":
-        raise PgreplError(f"{option}: {value!r} is not a path (it must be a non-empty absolute path)")
-    _no_control_chars(option, value)
-    if not os.path.isabs(value):
-        raise PgreplError(f"{option}: {value!r} must be an absolute path")
-    return os.path.normpath(value)
-
-
-def validate_data_dir_path(value: Any) -> str:
-    """data_dir as a path: absolute, not '/', not a system directory."""
-    path = validate_abs_path("data_dir", value)
-    if path == "/" or path.startswith("//"):
-        raise PgreplError(f"data_dir: {value!r} is the root directory, never a data directory")
-    if path in SYSTEM_DIRS:
-        raise PgreplError(f"data_dir: {value!r} is a system directory, never a data directory: give the "
-                          "cluster's own directory (for example /var/lib/postgresql/15/main)")
-    return path
-
-
-def validate_replication_user(value: Any) -> str:
-    """A role name that can travel through a conninfo, a .pgpass line and pg_hba.conf unquoted and unchanged."""
-    if not isinstance(value, str) or value == "":
-        raise PgreplError(f"replication_user: {value!r} is not a role name (it must be a non-empty string)")
-    size = len(value.encode("utf-8", errors="replace"))
-    if size > NAME_MAX_BYTES:
-        raise PgreplError(f"replication_user: {value!r} is {size} bytes long; PostgreSQL's limit is "
-                          f"{NAME_MAX_BYTES} bytes")
-    if REPLICATION_USER_RE.fullmatch(value) is None:
-        raise PgreplError(f"replication_user: {value!r} is not accepted: use letters, digits (of any script) and "
-                          "_ . @ $ - (starting with a letter, digit or _); quotes, spaces, '=', ':' and backslashes "
-                          "are refused because the name travels through a conninfo string and a .pgpass line")
-    return value
-
-
-def validate_host(value: Any) -> str:
-    """One host name, IP address or socket directory."""
-    if not isinstance(value, str) or value == "":
-        raise PgreplError(f"primary_host: {value!r} is not a host (it must be a host name, an IP address or a "
-                          "unix socket directory)")
-    if HOST_RE.fullmatch(value) is None:
-        raise PgreplError(f"primary_host: {value!r} is not one host name, IP address or socket directory "
-                          "(spaces, quotes, commas and '=' are refused)")
-    return value
-
-
 def validate_application_name(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or APPLICATION_NAME_RE.fullmatch(value) is None:
+    if not isinstance(value, str) or PLAIN_NAME_RE.fullmatch(value) is None:
         detail = ""
         if isinstance(value, str) and len(value) > NAME_MAX_BYTES:
             detail = f", it has {len(value)} characters and at most {NAME_MAX_BYTES} are allowed"
@@ -188,73 +141,33 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
     slot_name = params.get("slot_name")
     if slot_name is not None:
         slot_name = validate_slot_name(slot_name, "slot_name")
-    sslmode = params.get("sslmode") or "prefer"
-    if sslmode not in SSL_MODES:
-        raise PgreplError(f"sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}")
-    checkpoint = params.get("checkpoint") or "fast"
-    if checkpoint not in CHECKPOINTS:
-        raise PgreplError(f"checkpoint: {checkpoint!r} is not one of {', '.join(CHECKPOINTS)}")
-    os_user = params.get("os_user") or "postgres"
-    if not isinstance(os_user, str) or re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", os_user) is None:
-        raise PgreplError(f"os_user: {os_user!r} is not a user name")
-    if os_user == "root":
-        raise PgreplError("os_user: 'root' cannot own a data directory (PostgreSQL refuses to run as root); "
-                          "use the postgres user")
+    os_user = validate_os_user_name(params.get("os_user") or "postgres")
     return CloneRequest(
         data_dir=data_dir,
-        primary_host=validate_host(params.get("primary_host")),
+        primary_host=validate_host("primary_host", params.get("primary_host")),
         passfile=passfile,
         primary_port=require_int(params, "primary_port", 5432, 1, 65535, "a TCP port"),
-        replication_user=validate_replication_user(
-            params.get("replication_user") if params.get("replication_user") is not None else "replicator"),
+        replication_user=validate_plain_name(
+            "replication_user", params.get("replication_user") if params.get("replication_user") is not None
+            else "replicator"),
         slot_name=slot_name,
         application_name=validate_application_name(params.get("application_name")),
-        sslmode=sslmode,
+        sslmode=require_choice(params, "sslmode", SSL_MODES, "prefer"),
         os_user=os_user,
         move_aside=require_bool(params, "move_aside", True),
-        checkpoint=checkpoint,
+        checkpoint=require_choice(params, "checkpoint", CHECKPOINTS, "fast"),
         timeout=require_int(params, "timeout", 3600, 1, 7 * 24 * 3600, "a number of seconds"),
         force_reclone=require_bool(params, "force_reclone", False),
         bin_dir=bin_dir,
         preflight=require_bool(params, "preflight", False),
-        stop_service=validate_unit_name(params.get("stop_service")),
+        stop_service=validate_unit_name(params.get("stop_service"), "stop_service"),
     )
-
-
-def validate_unit_name(value: Any, option: str = "stop_service") -> str | None:
-    """A systemd unit name (never an option or a path); the refusal names ``option``."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or re.fullmatch(r"[A-Za-z0-9:_.@\\-]+", value) is None or value.startswith("-"):
-        raise PgreplError(f"{option}: {value!r} is not a systemd unit name")
-    return value
-
-
-def find_systemctl(option: str, unit: str, advice: str) -> str:
-    """The path of systemctl, or a refusal naming the option and the unit (``advice`` says what to do instead)."""
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        raise PgreplError(f"{option}: systemctl is not on this host, so the server cannot be stopped through "
-                          f"{unit!r}; {advice}")
-    return systemctl
-
-
-def systemctl_stop(systemctl: str, unit: str, option: str, timeout: int | None = None) -> None:
-    """systemctl stop <unit>, which waits for the unit's stop job (at most timeout seconds when given)."""
-    try:
-        proc = subprocess.run([systemctl, "stop", "--", unit], capture_output=True, text=True, check=False,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise PgreplError(f"{option}: systemctl stop {unit} did not finish within {timeout}s (systemd goes on with "
-                          "the stop job)") from None
-    if proc.returncode != 0:
-        raise PgreplError(f"{option}: systemctl stop {unit} failed: {(proc.stderr or proc.stdout).strip()}")
 
 
 def stop_server(request: CloneRequest) -> None:
     """Stop the server of data_dir through its unit, once every check passed; refuse when it still runs after."""
     unit = request.stop_service or ""
-    systemctl_stop(find_systemctl("stop_service", unit, "stop it before the clone"), unit, "stop_service")
+    systemctl("stop", unit, "stop_service", advice="stop it before the clone")
     if read_postmaster(request.data_dir)["postmaster_running"]:
         raise PgreplError(f"stop_service: {request.stop_service!r} is stopped but a server still runs on data_dir "
                           f"{request.data_dir!r}: that unit does not run this data directory; nothing was moved")
@@ -263,23 +176,6 @@ def stop_server(request: CloneRequest) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # conninfo
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def quote_conninfo_value(value: str) -> str:
-    """A libpq conninfo value, always single-quoted, backslashes and quotes escaped: it can never end early."""
-    if "\x00" in value:
-        raise PgreplError("a conninfo value contains a NUL character")
-    return quote_value(value, always=True)
-
-
-def build_conninfo(pairs: list[tuple[str, str]]) -> str:
-    """'key='value' key='value'' from (keyword, value) pairs; keywords are checked, values quoted."""
-    for key, value in pairs:
-        if _CONNINFO_KEY_RE.fullmatch(key) is None:
-            raise PgreplError(f"{key!r} is not a libpq keyword")
-        if "\x00" in str(value):
-            raise PgreplError("a conninfo value contains a NUL character")
-    return build([(key, str(value)) for key, value in pairs], always_quote=True)
 
 
 def conninfo_pairs(request: CloneRequest) -> list[tuple[str, str]]:
@@ -299,126 +195,12 @@ def conninfo_pairs(request: CloneRequest) -> list[tuple[str, str]]:
 
 def clone_conninfo(request: CloneRequest) -> str:
     """What pg_basebackup gets with -d (and what -R writes into primary_conninfo)."""
-    return build_conninfo(conninfo_pairs(request))
+    return build(conninfo_pairs(request), always_quote=True)
 
 
 def describe_primary(request: CloneRequest) -> str:
     return (f"primary_host={request.primary_host} primary_port={request.primary_port} "
             f"replication_user={request.replication_user}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the OS user that owns the copy
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OsUser:
-    name: str
-    uid: int
-    gid: int
-    home: str
-
-
-def lookup_os_user(name: str, getpwnam: Callable[[str], Any] = pwd.getpwnam) -> OsUser:
-    try:
-        entry = getpwnam(name)
-    except KeyError:
-        raise PgreplError(f"os_user: {name!r} is not a user on this host (create the PostgreSQL OS user first, "
-                          "usually by installing the server package)") from None
-    if entry.pw_uid == 0:
-        raise PgreplError(f"os_user: {name!r} has uid 0; PostgreSQL refuses to run as root")
-    return OsUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir or "/")
-
-
-def _find_tool(name: str, which: Callable[[str], str | None]) -> str | None:
-    found = which(name)
-    if found:
-        return found
-    for directory in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def as_user_command(cmd: list[str], user: OsUser, euid: int,
-                    which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """cmd run as user: directly when we are that user, else through runuser, setpriv or su (as root)."""
-    if euid == user.uid:
-        return list(cmd)
-    if euid != 0:
-        raise PgreplError(f"os_user: the module runs as uid {euid} and cannot run {cmd[0]} as {user.name!r}: "
-                          "run the task as root (become: true) or as that user")
-    runuser = _find_tool("runuser", which)
-    if runuser:
-        return [runuser, "-u", user.name, "--", *cmd]
-    setpriv = _find_tool("setpriv", which)
-    if setpriv:
-        return [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", *cmd]
-    su_tool = _find_tool("su", which)
-    if su_tool:
-        return [su_tool, "-s", "/bin/sh", user.name, "-c", "exec " + " ".join(shlex.quote(part) for part in cmd)]
-    raise PgreplError(f"os_user: none of runuser, setpriv or su is installed: cannot run {cmd[0]} as {user.name!r}")
-
-
-def clean_env(user: OsUser) -> dict[str, str]:
-    """The environment of commands run as os_user: no PG* variable (no PGPASSWORD), C locale, their home."""
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": user.home}
-
-
-def scrub_libpq_env(environ: Any) -> list[str]:
-    """Remove PG* variables from this process, so the connection test uses exactly the given options."""
-    removed = sorted(key for key in list(environ) if key.startswith("PG"))
-    for key in removed:
-        del environ[key]
-    return removed
-
-
-def user_can(user: OsUser, test_flag: str, path: str, euid: int) -> bool:
-    """Whether `test <flag> path` succeeds as the user (ACLs and every parent's x bit included)."""
-    test_bin = _find_tool("test", shutil.which) or "/usr/bin/test"
-    cmd = as_user_command([test_bin, test_flag, path], user, euid)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, env=clean_env(user), timeout=HELPER_TIMEOUT, check=False,
-                              cwd="/", stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return proc.returncode == 0
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the passfile
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def check_passfile_stat(path: str, st: os.stat_result | None, data_dir: str) -> None:
-    """Refuse a passfile libpq would ignore or that would move aside with the data directory."""
-    if st is None:
-        raise PgreplError(f"passfile: {path!r} does not exist (write it first, e.g. with pgrepl.streaming.passfile)")
-    if not stat.S_ISREG(st.st_mode):
-        raise PgreplError(f"passfile: {path!r} is not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise PgreplError(f"passfile: {path!r} has mode {mode:04o}; libpq ignores a password file that the group "
-                          "or others may read or write: chmod 0600 it")
-    if path == data_dir or path.startswith(data_dir.rstrip("/") + "/"):
-        raise PgreplError(f"passfile: {path!r} is inside data_dir {data_dir!r}: it would be moved aside with the "
-                          "data directory; keep it outside (for example in the postgres user's home)")
-
-
-def check_passfile(request: CloneRequest, user: OsUser, euid: int) -> None:
-    try:
-        st: os.stat_result | None = os.stat(request.passfile)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise PgreplError(f"passfile: cannot stat {request.passfile!r}: {exc.strerror or exc}") from None
-    check_passfile_stat(request.passfile, st, request.data_dir)
-    if not user_can(user, "-r", request.passfile, euid):
-        raise PgreplError(f"passfile: {request.passfile!r} is not readable by os_user {user.name!r}, and "
-                          f"pg_basebackup runs as that user: chown it to {user.name} (mode 0600) and make its "
-                          "directory searchable by that user")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -778,45 +560,6 @@ def basebackup_command(binary: str, target: str, request: CloneRequest) -> list[
     return cmd
 
 
-@dataclass(frozen=True)
-class CommandOutcome:
-    returncode: int
-    lines: list[str]
-    timed_out: bool
-
-
-def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str]) -> CommandOutcome:
-    """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline."""
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env, cwd="/", start_new_session=True)
-    except OSError as exc:
-        raise PgreplError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
-    timed_out = False
-    try:
-        output, _err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        output, _err = proc.communicate()
-    text = (output or b"").decode("utf-8", "replace").replace("\r", "\n")
-    lines = [line.rstrip() for line in text.split("\n") if line.strip()]
-    return CommandOutcome(proc.returncode if proc.returncode is not None else -1, lines, timed_out)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except OSError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def error_lines(lines: list[str]) -> list[str]:
     """The lines of pg_basebackup's output that say what went wrong (the last lines when none match)."""
     picked = [line for line in lines if _ERROR_LINE_RE.search(line)]
@@ -862,18 +605,6 @@ def read_conf_setting(text: str, name: str) -> str | None:
         if match:
             value = parse_conf_value(match.group(1))
     return value
-
-
-def conninfo_has_password(conninfo: str) -> bool:
-    """Whether a conninfo string carries a password keyword (parsed by libpq when psycopg is there)."""
-    if _PASSWORD_KEY_RE.search(conninfo):
-        return True
-    if psycopg is not None:
-        try:
-            return "password" in psycopg.conninfo.conninfo_to_dict(conninfo)
-        except psycopg.Error:
-            return False
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -932,7 +663,7 @@ def verify_copy(path: str, request: CloneRequest, primary: PrimaryFacts) -> None
     except OSError as exc:
         raise PgreplError(f"cannot read {auto_conf!r} of the copy: {exc.strerror or exc}") from None
     conninfo = read_conf_setting(text, "primary_conninfo") or ""
-    if conninfo_has_password(conninfo) or _PASSWORD_KEY_RE.search(text):
+    if has_password(conninfo) or mentions_password(text):
         raise PgreplError(f"the copy's {auto_conf} holds a password in primary_conninfo: refusing to keep it "
                           "(the copy was removed); the password must come only from the passfile")
     if request.slot_name and read_conf_setting(text, "primary_slot_name") != request.slot_name:
@@ -1055,7 +786,8 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
 
     facts = inspect_data_dir(request.data_dir)
     check_data_dir_static(facts)
-    check_passfile(request, user, euid)
+    outside_dir("passfile", request.passfile, request.data_dir, "it would be moved aside with the data directory")
+    check_client_passfile(request.passfile, user, euid, "pg_basebackup")
     parent = os.path.dirname(request.data_dir)
     if not user_can(user, "-x", parent, euid):
         raise PgreplError(f"data_dir: os_user {user.name!r} cannot reach {parent!r} (a directory on the way is not "

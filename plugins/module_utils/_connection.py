@@ -26,11 +26,11 @@ import re
 import select
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import as_os_user
 
 # `sql` is imported here once and re-exported to the other module_utils files.
 PSYCOPG_IMPORT_ERROR: str | None
@@ -530,44 +530,6 @@ def explain_connect_failure(params: dict[str, Any], failure: ConnectFailure) -> 
 
 
 # ------------------------------------------------------------------------------------------------ connecting
-
-def _os_user_ids(name: str) -> tuple[int, int]:
-    import pwd  # pylint: disable=import-outside-toplevel  # POSIX only, like everything that uses it
-
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        raise PgreplError(f"login_os_user: there is no OS user {name!r} on this host") from None
-    return entry.pw_uid, entry.pw_gid
-
-
-@contextlib.contextmanager
-def as_os_user(name: str | None) -> Iterator[None]:
-    """Run the block with the effective uid/gid of OS user ``name`` (then switch back).
-
-    Peer authentication reads the credentials of the process at connect() time, so a module that runs as root
-    can open a unix-socket connection as the server's OS user without an extra become (su/sudo) round trip;
-    everything after the connect runs as root again. Without ``name``, or when already that user, a no-op.
-    """
-    if not name:
-        yield
-        return
-    uid, gid = _os_user_ids(name)
-    current = os.geteuid()
-    if current == uid:
-        yield
-        return
-    if current != 0:
-        raise PgreplError(f"login_os_user: connecting as OS user {name!r} needs the module to run as root "
-                          f"(it runs as uid {current}): use become: true, or leave login_os_user unset")
-    os.setegid(gid)
-    os.seteuid(uid)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-
 
 def open_session(kwargs: dict[str, Any], explain: Callable[[ConnectFailure], str],
                  opener: Callable[..., Any] | None = None) -> Any:

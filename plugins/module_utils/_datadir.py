@@ -40,6 +40,12 @@ CONTROL_FIELDS: dict[str, tuple[str, str]] = {
     "Data page checksum version": ("data_checksum_version", "int"),
 }
 
+# Cluster states pg_controldata prints: a clean shutdown (its latest checkpoint is the end of its WAL), of a primary
+# or of a standby, and a running standby (also a directory pg_rewind rewound and nobody started since).
+SHUT_DOWN = "shut down"
+SHUT_DOWN_IN_RECOVERY = "shut down in recovery"
+CLEAN_STATES = (SHUT_DOWN, SHUT_DOWN_IN_RECOVERY)
+IN_ARCHIVE_RECOVERY = "in archive recovery"
 # The states pg_controldata prints (DBState in pg_control.h).
 CLUSTER_STATES = (
     "starting up",

@@ -9,7 +9,6 @@ comes back in a single SELECT as one JSON object. Only pg_catalog views and func
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
@@ -19,7 +18,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_one,
     sql,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, SECRET_KEYWORDS
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import mask
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
@@ -210,90 +209,6 @@ def replay_delay(in_recovery: bool, receive_lsn: str | None, replay_lsn: str | N
     return round(max(0.0, float(seconds_since_last_replay)), 3)
 
 
-def _conninfo_value_end(text: str, start: int) -> int:
-    """End index of a conninfo value starting at start (quoted with '' and backslash escapes, or bare)."""
-    index = start
-    if index < len(text) and text[index] == "'":
-        index += 1
-        while index < len(text):
-            char = text[index]
-            if char == "\\" and index + 1 < len(text):
-                index += 2
-                continue
-            index += 1
-            if char == "'":
-                return index
-        return len(text)  # unterminated quote: the rest of the string is the value
-    while index < len(text) and not text[index].isspace():
-        index += 2 if text[index] == "\\" and index + 1 < len(text) else 1
-    return index
-
-
-def _mask_keyword_value(text: str) -> str:
-    """Mask password values in libpq's keyword = value form, leaving everything else as it was."""
-    out: list[str] = []
-    index = 0
-    length = len(text)
-    while index < length:
-        if text[index].isspace():
-            out.append(text[index])
-            index += 1
-            continue
-        key_start = index
-        while index < length and not text[index].isspace() and text[index] != "=":
-            index += 1
-        keyword = text[key_start:index]
-        probe = index
-        while probe < length and text[probe].isspace():
-            probe += 1
-        if probe >= length or text[probe] != "=":
-            out.append(text[key_start:index])  # a stray word: keep it, go on
-            continue
-        probe += 1
-        while probe < length and text[probe].isspace():
-            probe += 1
-        value_end = _conninfo_value_end(text, probe)
-        out.append(text[key_start:probe])
-        if keyword.lower() in SECRET_KEYWORDS:
-            out.append(MASK)
-        else:
-            out.append(text[probe:value_end])
-        index = value_end
-    return "".join(out)
-
-
-def _mask_uri(text: str) -> str:
-    """Mask user:password@ and ?password= in a postgresql:// URI."""
-    scheme, _sep, rest = text.partition("://")
-    stop = len(rest)
-    for marker in ("@", "/"):
-        found = rest.find(marker)
-        if found != -1:
-            stop = min(stop, found)
-    if stop < len(rest) and rest[stop] == "@":
-        user, colon, _password = rest[:stop].partition(":")
-        if colon:
-            rest = f"{user}:{MASK}{rest[stop:]}"
-    base, qmark, query = rest.partition("?")
-    if qmark:
-        params = []
-        for part in query.split("&"):
-            key, eq, _value = part.partition("=")
-            params.append(f"{key}={MASK}" if eq and key.lower() in SECRET_KEYWORDS else part)
-        rest = base + "?" + "&".join(params)
-    return f"{scheme}://{rest}"
-
-
-def mask_conninfo(conninfo: str | None) -> str | None:
-    """A libpq connection string with every password (and sslpassword) value replaced by ********."""
-    if conninfo is None:
-        return None
-    stripped = conninfo.lstrip()
-    if re.match(r"postgres(ql)?://", stripped, re.IGNORECASE):
-        return _mask_uri(stripped)
-    return _mask_keyword_value(conninfo)
-
-
 def convert_setting(setting: str | None, vartype: str | None) -> Any:
     """pg_settings.setting (text, base unit) -> bool / int / float / str by its vartype."""
     if setting is None:
@@ -335,7 +250,7 @@ def shape_settings(raw: dict[str, Any] | None) -> dict[str, Any]:
         entry = raw.get(name) or {}
         value = convert_setting(entry.get("setting"), entry.get("vartype"))
         if name in CONNINFO_SETTINGS and isinstance(value, str):
-            value = mask_conninfo(value)
+            value = mask(value)
         settings[name] = value
     return settings
 
@@ -365,7 +280,7 @@ def shape_info(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     wal_receiver = row.get("wal_receiver")
     if wal_receiver is not None:
         wal_receiver = dict(wal_receiver)
-        wal_receiver["conninfo"] = mask_conninfo(wal_receiver.get("conninfo"))
+        wal_receiver["conninfo"] = mask(wal_receiver.get("conninfo"))
     replication = list(row.get("replication") or [])
     slots = list(row.get("slots") or [])
     if in_recovery:

@@ -10,7 +10,6 @@ RHEL/PGDG and custom layouts (Postgres Pro, Astra) all go through the same code.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 from typing import Any, Callable
 
@@ -105,9 +104,3 @@ def derive_layout(family: str, majors: dict[int, str], overrides: dict[str, Any]
     }
 
 
-def os_user_home(os_user: str) -> str:
-    """Home directory of the server's OS user (where libpq looks for .pgpass)."""
-    try:
-        return pwd.getpwnam(os_user).pw_dir
-    except KeyError:
-        raise PgreplError(f"os_user: no such user {os_user!r} on this host") from None

@@ -1,7 +1,8 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Names: PostgreSQL's case folding of setting names and keywords; replication slot names (what the collection
-accepts, and how a host's inventory name becomes one)."""
+"""Names: PostgreSQL's case folding of setting names and keywords; role names (what PostgreSQL accepts, and the
+plainer ones that travel unquoted through a conninfo, a .pgpass line and pg_hba.conf); replication slot names (what
+the collection accepts, and how a host's inventory name becomes one)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import re
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+
+NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: the server truncates a longer name silently
+RESERVED_ROLE_NAMES = ("public", "none")  # refused by PostgreSQL even when quoted
+# Role names carried in a conninfo, a .pgpass line and pg_hba.conf: a conservative set, so that no quoting mistake
+# anywhere along that path can turn a name into extra keywords. Letters and digits of any script (\w on str): a
+# role named in Cyrillic needs no quoting in any of them.
+PLAIN_ROLE_RE = re.compile(r"\w[\w.@$-]*")
+PLAIN_ROLE_CHARS = "letters, digits (of any script) and _ . @ $ - (starting with a letter, digit or _)"
+# Database and application names that need no quoting anywhere (synchronous_standby_names included).
+PLAIN_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+PLAIN_NAME_CHARS = "letters, digits and _ . -"
 
 # PostgreSQL itself allows lower-case letters, digits and underscores in slot names, and NAMEDATALEN - 1 bytes.
 SLOT_NAME_PATTERN = "^[a-z0-9_]{1,63}$"
@@ -28,6 +40,46 @@ def ascii_lower(text: str) -> str:
     dotted capital I of Turkish to i plus a combining dot), and SQL lower() follows the database's LC_CTYPE
     (under tr_TR, lower('I') is a dotless i)."""
     return text.translate(_ASCII_LOWER)
+
+
+def validate_role_name(value: Any, option: str = "name", new: bool = True) -> str:
+    """A role name PostgreSQL takes whole (quoted as an identifier wherever it is used); ``new``: one this collection
+    may create, so names PostgreSQL reserves ('pg_*', public, none) are refused too."""
+    def refuse(why: str) -> PgreplError:
+        return PgreplError(f"{option}: {value!r} is not a valid role name ({why})")
+    if not isinstance(value, str):
+        raise refuse("it must be a string")
+    if value == "":
+        raise refuse("it must not be empty")
+    if "\x00" in value:
+        raise refuse("it contains a NUL character")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise refuse("it is not valid UTF-8") from None
+    if size > NAME_MAX_BYTES:
+        raise refuse(f"it is {size} bytes long in UTF-8; PostgreSQL's limit is {NAME_MAX_BYTES} bytes and it would "
+                     "truncate the name")
+    if new and value.startswith("pg_"):
+        raise refuse("names starting with 'pg_' are reserved by PostgreSQL")
+    if new and value in RESERVED_ROLE_NAMES:
+        raise refuse("it is reserved by PostgreSQL")
+    return value
+
+
+def validate_plain_name(option: str, value: Any, pattern: re.Pattern[str] = PLAIN_ROLE_RE,
+                        allowed: str = PLAIN_ROLE_CHARS, what: str = "role name") -> str:
+    """A name that travels unquoted and unchanged through a conninfo string and a .pgpass line."""
+    if not isinstance(value, str) or value == "":
+        raise PgreplError(f"{option}: {value!r} is not a {what} (it must be a non-empty string)")
+    size = len(value.encode("utf-8", errors="replace"))
+    if size > NAME_MAX_BYTES:
+        raise PgreplError(f"{option}: {value!r} is {size} bytes long; PostgreSQL's limit is {NAME_MAX_BYTES} bytes")
+    if pattern.fullmatch(value) is None:
+        raise PgreplError(f"{option}: {value!r} is not accepted: use {allowed}; quotes, spaces, '=', ':' and "
+                          "backslashes are refused because the value travels through a conninfo string and a "
+                          ".pgpass line")
+    return value
 
 
 def is_valid_slot_name(value: Any) -> bool:

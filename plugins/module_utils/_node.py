@@ -22,8 +22,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._info import repl
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
-    os_user_home,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
+from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import unit_enabled
 
 # The options both modules take to find the layout.
 NODE_FACTS_OPTIONS: dict[str, Any] = {
@@ -82,25 +83,18 @@ def host_addresses(module) -> list[str]:
     return detected_addresses(out, defaults["-4"], defaults["-6"])
 
 
-def service_enabled(module, service: str) -> bool | None:
-    """Whether systemd starts the service at boot (None without systemctl): lets the roles skip a no-op task."""
-    systemctl = module.get_bin_path("systemctl")
-    if not systemctl or not service:
-        return None
-    rc, _out, _err = module.run_command([systemctl, "is-enabled", service])
-    return rc == 0
-
-
 def gather(module) -> dict:
     """Layout, data directory facts and (with psycopg and a running server) the live replication facts."""
     params = module.params
     layout = derive_layout(host_family(), installed_majors(), params)
     layout["os_user"] = params["os_user"]
-    layout["os_user_home"] = os_user_home(params["os_user"])
+    layout["os_user_home"] = lookup_os_user(params["os_user"]).home
     state = data_dir_state(layout["data_dir"])
     result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
-              "addresses": host_addresses(module), "service_enabled": service_enabled(module, layout["service"])}
+              "addresses": host_addresses(module),
+              # Whether systemd starts the service at boot: lets the roles skip a no-op task.
+              "service_enabled": unit_enabled(layout["service"]) if layout["service"] else None}
     result["resolved"], result["resolve_errors"] = resolve_names(params.get("resolve") or [])
     if state == "pgdata":
         facts, warnings = read_data_dir(layout["data_dir"], layout["bin_dir"])

@@ -1,19 +1,11 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libpq password files (.pgpass): read them as libpq does, edit single entries, write them 0600.
-
-A line is ``host:port:database:user:password``. A backslash takes the next character literally, so ``\\:`` and
-``\\\\`` stand for a colon and a backslash; a field that is exactly ``*`` matches anything. After the fourth
-field separator the rest of the line is the password (a colon there needs no escape, but is escaped when this
-module writes one). Lines starting with ``#`` are comments; libpq skips blank lines and lines with fewer than
-five fields, and uses the FIRST line that matches a connection.
-"""
+"""The passfile module: single entries of a libpq password file (format in _pgpass.py) added, updated or removed,
+every other line kept byte for byte, the file written 0600 with its owner and group."""
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,129 +13,29 @@ from typing import Any
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, read_bytes
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
+    find_group,
+    find_user,
+    group_name,
+    user_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import (
+    MODE,
+    WILDCARD,
+    Key,
+    PassLine,
+    covers,
+    key_field_value,
+    mask_text,
+    parse_text,
+    render_entry,
+    render_key,
+    render_lines,
+)
 
-MASK = "********"
-WILDCARD = "*"
-MODE = 0o600  # libpq ignores a password file that group or others may access
 KEY_FIELDS = ("host", "port", "database", "user")
 DEFAULT_PORT = "5432"
 DEFAULT_DATABASE = "*"
-
-# One field of a key: its value and whether it is the wildcard (an unescaped, lone '*').
-Field = tuple[str, bool]
-Key = tuple[Field, Field, Field, Field]
-
-
-def escape_field(value: str) -> str:
-    """A value as a password-file field (backslash and colon escaped)."""
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _unescape(raw: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        if raw[i] == "\\" and i + 1 < len(raw):
-            out.append(raw[i + 1])
-            i += 2
-        else:
-            out.append(raw[i])
-            i += 1
-    return "".join(out)
-
-
-def split_entry(text: str) -> tuple[list[str], str] | None:
-    """(the four raw key fields, the raw password) of a line, None when libpq would skip it."""
-    if text == "" or text.startswith("#"):
-        return None
-    fields: list[str] = []
-    start = i = 0
-    while i < len(text) and len(fields) < 4:
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == ":":
-            fields.append(text[start:i])
-            start = i + 1
-        i += 1
-    if len(fields) < 4:
-        return None
-    return fields, text[start:]
-
-
-def key_field(raw: str) -> Field:
-    return (WILDCARD, True) if raw == WILDCARD else (_unescape(raw), False)
-
-
-def render_key(key: Key) -> str:
-    """host:port:database:user as it is written in the file (for results and messages; no password)."""
-    return ":".join(WILDCARD if wildcard else escape_field(value) for value, wildcard in key)
-
-
-def render_entry(key: Key, password: str) -> str:
-    return f"{render_key(key)}:{escape_field(password)}"
-
-
-@dataclass
-class PassLine:
-    """One line: its text without the line break, the break, and the entry it holds (if libpq reads one)."""
-
-    text: str
-    eol: str
-    key: Key | None = None
-    password: str | None = None
-
-    @property
-    def rendered(self) -> str:
-        return self.text + self.eol
-
-    @property
-    def masked(self) -> str:
-        if self.key is None:
-            return self.rendered
-        return f"{render_key(self.key)}:{MASK}{self.eol}"
-
-
-def parse_line(text: str, eol: str = "\n") -> PassLine:
-    body = text[:-1] if text.endswith("\r") else text
-    parts = split_entry(body)
-    if parts is None:
-        return PassLine(text, eol)
-    raw_fields, raw_password = parts
-    key: Key = (key_field(raw_fields[0]), key_field(raw_fields[1]), key_field(raw_fields[2]),
-                key_field(raw_fields[3]))
-    return PassLine(text, eol, key, _unescape(raw_password))
-
-
-def parse_text(text: str) -> list[PassLine]:
-    lines: list[PassLine] = []
-    parts = text.split("\n")
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        if last and part == "":
-            break
-        lines.append(parse_line(part, "" if last else "\n"))
-    return lines
-
-
-def render_lines(lines: list[PassLine]) -> str:
-    return "".join(line.rendered for line in lines)
-
-
-def mask_text(text: str) -> str:
-    """The file with every password replaced by MASK; comments and unreadable lines as they are."""
-    return "".join(line.masked for line in parse_text(text))
-
-
-def covers(line_key: Key, key: Key) -> bool:
-    """Whether a line with line_key matches every connection an entry with key matches."""
-    for (line_value, line_wild), (value, wild) in zip(line_key, key):
-        if line_wild:
-            continue
-        if wild or line_value != value:
-            return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------- the request
@@ -226,11 +118,6 @@ def build_entries(entries: Any, state: str) -> list[Entry]:
     return built
 
 
-def key_field_value(value: str) -> Field:
-    """A requested field: '*' is the wildcard, anything else a literal value."""
-    return (WILDCARD, True) if value == WILDCARD else (value, False)
-
-
 # ---------------------------------------------------------------------------------------------------- the plan
 
 @dataclass
@@ -278,38 +165,6 @@ def plan_edit(lines: list[PassLine], entries: list[Entry], state: str) -> Plan:
 
 
 # ------------------------------------------------------------------------------------------------ the module
-
-def resolve_user(option: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return pwd.getpwuid(int(value)).pw_uid if value.isdigit() else pwd.getpwnam(value).pw_uid
-    except (KeyError, ValueError):
-        raise PgreplError(f"{option}: {value!r} is not a user on this host") from None
-
-
-def resolve_group(option: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return grp.getgrgid(int(value)).gr_gid if value.isdigit() else grp.getgrnam(value).gr_gid
-    except (KeyError, ValueError):
-        raise PgreplError(f"{option}: {value!r} is not a group on this host") from None
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
 
 def _check_path(path: str) -> str:
     if not isinstance(path, str) or path == "" or "\x00" in path or "\n" in path:
@@ -360,8 +215,8 @@ def run_passfile(module: Any) -> dict[str, Any]:
     state = params.get("state") or "present"
     entries = build_entries(params.get("entries"), state)
     path = _check_path(params.get("path"))
-    want_uid = resolve_user("owner", params.get("owner"))
-    want_gid = resolve_group("group", params.get("group"))
+    want_uid = None if params.get("owner") is None else find_user("owner", params["owner"]).pw_uid
+    want_gid = None if params.get("group") is None else find_group("group", params["group"]).gr_gid
 
     raw = read_bytes(path)
     old_text = None if raw is None else raw.decode("utf-8", errors="surrogateescape")

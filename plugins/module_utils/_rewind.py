@@ -35,26 +35,10 @@ from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
-    APPLICATION_NAME_RE,
-    HOST_RE,
-    REPLICATION_USER_RE,
-    OsUser,
-    as_user_command,
-    build_conninfo,
-    check_passfile_stat,
-    clean_env,
-    lookup_os_user,
-    run_with_timeout,
-    scrub_libpq_env,
-    user_can,
-    validate_abs_path,
-)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     CAUSE_TEXT,
     SSL_MODES,
     ConnectFailure,
-    as_os_user,
     connect,
     describe_failure,
     describe_target,
@@ -65,8 +49,18 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     query_dict,
     sql,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, mask
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, validate_data_dir
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
+    build,
+    mask,
+    mask_embedded,
+    validate_host,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    CLEAN_STATES,
+    IN_ARCHIVE_RECOVERY,
+    read_data_dir,
+    validate_data_dir,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
     LSN_PATTERN,
@@ -74,7 +68,29 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
     timeline_of_wal_file,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_int
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import (
+    PLAIN_NAME_CHARS,
+    PLAIN_NAME_RE,
+    validate_plain_name,
+    validate_role_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
+    outside_dir,
+    require_choice,
+    require_int,
+    validate_abs_path,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
+    OsUser,
+    as_os_user,
+    as_user_command,
+    clean_env,
+    lookup_os_user,
+    run_with_timeout,
+    scrub_libpq_env,
+    validate_os_user_name,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import check_client_passfile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
     check_supported,
     require_superuser,
@@ -87,13 +103,9 @@ PG_REWIND = "pg_rewind"
 STALE_SOURCE_FIXED_MAJOR = 16
 CONNECT_TIMEOUT = 10
 TIMEOUT_MAX = 7 * 24 * 3600
-NAME_MAX_BYTES = 63
 APPLICATION_NAME = "pgrepl.streaming"
 LOG_MAX_LINES = 60
 
-# The states in which pg_rewind accepts a target (pg_controldata's words).
-CLEAN_STATES = ("shut down", "shut down in recovery")
-REWOUND_STATE = "in archive recovery"
 REWOUND_LABEL_RE = re.compile(r"^BACKUP METHOD:\s*pg_rewind\s*$", re.MULTILINE)
 # Configuration files that live in the data directory on some layouts; pg_rewind replaces them with the source's.
 CONFIG_FILES = ("postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf")
@@ -134,8 +146,6 @@ _NEED_COPY_RE = re.compile(r"need to copy (\d+) MB \(total source directory size
 _PROGRESS_RE = re.compile(r"^\s*\d+/\d+ kB \(\d+%\) copied\s*$")
 _ERROR_RE = re.compile(r"^pg_rewind: (?:error|fatal): ")
 _TOOL_LINE_RE = re.compile(r"^pg_rewind: ")
-_SECRET_RE = re.compile(r"((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
-_OS_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,57 +169,28 @@ class RewindRequest:
     bin_dir: str | None = None
 
 
-def _name_option(option: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
-    if not isinstance(value, str) or value == "":
-        raise PgreplError(f"{option}: {value!r} is not a name (it must be a non-empty string)")
-    size = len(value.encode("utf-8", errors="replace"))
-    if size > NAME_MAX_BYTES:
-        raise PgreplError(f"{option}: {value!r} is {size} bytes long; PostgreSQL's limit is {NAME_MAX_BYTES} bytes")
-    if pattern.fullmatch(value) is None:
-        raise PgreplError(f"{option}: {value!r} is not accepted: use {allowed}; quotes, spaces, '=', ':' and "
-                          "backslashes are refused because the value travels through a conninfo string and a "
-                          ".pgpass line")
-    return value
-
-
 def rewind_request(params: dict[str, Any]) -> RewindRequest:
     """Validate every option before anything is read, run or connected."""
     data_dir = validate_abs_path("data_dir", params.get("data_dir"))
     if data_dir == "/":
         raise PgreplError("data_dir: '/' is the root directory, never a data directory")
     passfile = validate_abs_path("passfile", params.get("passfile"))
-    if passfile == data_dir or passfile.startswith(data_dir.rstrip("/") + "/"):
-        raise PgreplError(f"passfile: {passfile!r} is inside data_dir {data_dir!r}, where pg_rewind replaces or "
-                          "removes every file that is not on the source: keep it outside (for example in the "
-                          "postgres user's home)")
+    outside_dir("passfile", passfile, data_dir, "pg_rewind replaces or removes there every file that is not on the "
+                                                "source")
     bin_dir = params.get("bin_dir")
     if bin_dir is not None:
         bin_dir = validate_abs_path("bin_dir", bin_dir)
-    host = params.get("source_host")
-    if not isinstance(host, str) or host == "" or HOST_RE.fullmatch(host) is None:
-        raise PgreplError(f"source_host: {host!r} is not one host name, IP address or socket directory "
-                          "(spaces, quotes, commas and '=' are refused)")
-    sslmode = params.get("sslmode") or "prefer"
-    if sslmode not in SSL_MODES:
-        raise PgreplError(f"sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}")
-    os_user = params.get("os_user") or "postgres"
-    if not isinstance(os_user, str) or _OS_USER_RE.fullmatch(os_user) is None:
-        raise PgreplError(f"os_user: {os_user!r} is not a user name")
-    if os_user == "root":
-        raise PgreplError("os_user: 'root' cannot own a data directory (PostgreSQL refuses to run as root); "
-                          "use the postgres user")
     dbname = params.get("source_dbname")
     return RewindRequest(
         data_dir=data_dir,
-        source_host=host,
-        source_user=_name_option("source_user", params.get("source_user"), REPLICATION_USER_RE,
-                                 "letters, digits (of any script) and _ . @ $ - (starting with a letter, digit or _)"),
+        source_host=validate_host("source_host", params.get("source_host")),
+        source_user=validate_plain_name("source_user", params.get("source_user")),
         passfile=passfile,
         source_port=require_int(params, "source_port", 5432, 1, 65535, "a TCP port"),
-        source_dbname=_name_option("source_dbname", "postgres" if dbname is None else dbname, APPLICATION_NAME_RE,
-                                   "letters, digits and _ . -"),
-        sslmode=sslmode,
-        os_user=os_user,
+        source_dbname=validate_plain_name("source_dbname", "postgres" if dbname is None else dbname, PLAIN_NAME_RE,
+                                          PLAIN_NAME_CHARS, "database name"),
+        sslmode=require_choice(params, "sslmode", SSL_MODES, "prefer"),
+        os_user=validate_os_user_name(params.get("os_user") or "postgres"),
         timeout=require_int(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
         bin_dir=bin_dir,
     )
@@ -231,17 +212,12 @@ def source_pairs(request: RewindRequest) -> list[tuple[str, str]]:
 
 def source_conninfo(request: RewindRequest) -> str:
     """What pg_rewind gets with --source-server (every value quoted)."""
-    return build_conninfo(source_pairs(request))
+    return build(source_pairs(request), always_quote=True)
 
 
 def describe_source(request: RewindRequest) -> str:
     return (f"source_host={request.source_host} source_port={request.source_port} "
             f"source_user={request.source_user} source_dbname={request.source_dbname}")
-
-
-def mask_line(line: str) -> str:
-    """A line of output with any password=... value hidden."""
-    return _SECRET_RE.sub(rf"\1{MASK}", line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,7 +295,7 @@ def classify_target(facts: TargetFacts, os_user: OsUser) -> str:
                           f"{facts.postmaster_pid}): pg_rewind needs the target stopped cleanly; stop it first "
                           "(pg_ctl stop -m fast). Nothing was changed")
     state = facts.cluster_state or "unknown"
-    if state == REWOUND_STATE and facts.rewound_label:
+    if state == IN_ARCHIVE_RECOVERY and facts.rewound_label:
         return OUTCOME_ALREADY_REWOUND
     if state not in CLEAN_STATES:
         stale = " and a stale postmaster.pid" if facts.postmaster_pid_file else ""
@@ -401,7 +377,7 @@ def collapse_progress(lines: list[str]) -> list[str]:
 
 def parse_rewind_output(raw_lines: list[str]) -> RewindReport:
     """pg_rewind's merged stdout and stderr, line by line; error lines keep their continuation lines."""
-    lines = collapse_progress([mask_line(line.rstrip()) for line in raw_lines if line.strip()])
+    lines = collapse_progress([mask_embedded(line.rstrip()) for line in raw_lines if line.strip()])
     report = RewindReport(lines=lines)
     in_error = False
     for line in lines:
@@ -636,18 +612,9 @@ def run_rewind(module: Any) -> dict[str, Any]:
     ctx = RewindRun(request=request, user=user, euid=euid)
     as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
 
-    try:
-        st: os.stat_result | None = os.stat(request.passfile)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise PgreplError(f"passfile: cannot stat {request.passfile!r}: {exc.strerror or exc}") from None
     target = inspect_target(request.data_dir, request.bin_dir, ctx.warnings)
     decision = classify_target(target, user)
-    check_passfile_stat(request.passfile, st, request.data_dir)
-    if not user_can(user, "-r", request.passfile, euid):
-        raise PgreplError(f"passfile: {request.passfile!r} is not readable by os_user {user.name!r}, as whom "
-                          f"pg_rewind runs: chown it to {user.name} (mode 0600) and make its directory searchable")
+    check_client_passfile(request.passfile, user, euid, "pg_rewind")
     removed = scrub_libpq_env(os.environ)
     if removed:
         ctx.warnings.append(f"ignored the environment variables {', '.join(removed)}: the source connection uses "
@@ -685,8 +652,8 @@ def run_rewind(module: Any) -> dict[str, Any]:
             raise PgreplError(problem)
         result["source_timeline"] = source.timeline
         result["outcome"] = OUTCOME_ALREADY_REWOUND
-        result["msg"] = (f"data_dir {request.data_dir!r} was already rewound (state '{REWOUND_STATE}', backup_label "
-                         "written by pg_rewind) and has not been started since: configure it as a standby "
+        result["msg"] = (f"data_dir {request.data_dir!r} was already rewound (state '{IN_ARCHIVE_RECOVERY}', "
+                         "backup_label written by pg_rewind) and has not been started since: configure it as a standby "
                          "(pgrepl.streaming.standby_config) and start it to finish its recovery")
         tracker.record("target", before, before)
         return _finish(module, result, tracker, ctx, started)
@@ -706,7 +673,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
 
     config_files = config_files_in(request.data_dir)
     result["config_files_from_source"] = config_files
-    tracker.record("target", before, {"cluster_state": REWOUND_STATE, "timeline": source.timeline})
+    tracker.record("target", before, {"cluster_state": IN_ARCHIVE_RECOVERY, "timeline": source.timeline})
     result["changed"] = True
     if not tracker.apply:
         result["outcome"] = OUTCOME_WOULD_REWIND
@@ -826,21 +793,9 @@ def ensure_rewind_grants(conn: Any, role: str, check_mode: bool) -> GrantOutcome
                         applied=bool(missing) and not check_mode)
 
 
-def validate_role_name(value: Any) -> str:
-    if not isinstance(value, str) or value == "":
-        raise PgreplError(f"role: {value!r} is not a role name (it must be a non-empty string)")
-    if "\x00" in value:
-        raise PgreplError(f"role: {value!r} contains a NUL character")
-    size = len(value.encode("utf-8", errors="replace"))
-    if size > NAME_MAX_BYTES:
-        raise PgreplError(f"role: {value!r} is {size} bytes long; PostgreSQL's limit is {NAME_MAX_BYTES} bytes "
-                          "(a longer name would be truncated silently)")
-    return value
-
-
 def run_rewind_grants(module: Any) -> dict[str, Any]:
     """The rewind_grants module's body."""
-    role = validate_role_name(module.params.get("role"))
+    role = validate_role_name(module.params.get("role"), "role", new=False)
     warnings: list[str] = []
     conn = connect(module.params)
     try:

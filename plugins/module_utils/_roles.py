@@ -26,6 +26,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (
     MAX_PASSWORD_BYTES,
@@ -41,8 +42,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
     server_facts,
 )
 
-NAME_MAX_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by the server
-RESERVED_NAMES = ("public", "none")  # refused by PostgreSQL even when quoted
 CONN_LIMIT_MAX = 2147483647
 UPDATE_PASSWORD_CHOICES = ("always", "on_create")
 STATE_CHOICES = ("present", "absent")
@@ -93,29 +92,6 @@ class RoleState:
     @property
     def password_set(self) -> bool:
         return self.stored_password is not None
-
-
-def validate_role_name(name: Any) -> str:
-    """Refuse what PostgreSQL would refuse, truncate or reserve; any other name is quoted as an identifier."""
-    if not isinstance(name, str):
-        raise PgreplError(f"name: {name!r} is not a valid role name (it must be a string)")
-    if name == "":
-        raise PgreplError("name: '' is not a valid role name (it must not be empty)")
-    if "\x00" in name:
-        raise PgreplError(f"name: {name!r} is not a valid role name (it contains a NUL character)")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise PgreplError(f"name: {name!r} is not a valid role name (it is not valid UTF-8)") from None
-    if size > NAME_MAX_BYTES:
-        raise PgreplError(f"name: {name!r} is not a valid role name (it is {size} bytes long in UTF-8; "
-                          f"PostgreSQL's limit is {NAME_MAX_BYTES} bytes and it would truncate the name)")
-    if name.startswith("pg_"):
-        raise PgreplError(f"name: {name!r} is not a valid role name (names starting with 'pg_' are reserved "
-                          "by PostgreSQL)")
-    if name in RESERVED_NAMES:
-        raise PgreplError(f"name: {name!r} is not a valid role name (it is reserved by PostgreSQL)")
-    return name
 
 
 def validate_password(password: Any) -> str | None:

@@ -24,6 +24,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     server_words,
     sql,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import secret_values
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
@@ -86,8 +87,6 @@ LONG_MAX = 2 ** 63 - 1
 _INT_RE = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 _FLOAT_RE = re.compile(r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)",
                        re.IGNORECASE)
-_PASSWORD_RE = re.compile(r"""\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)""", re.IGNORECASE)
-_URI_PASSWORD_RE = re.compile(r"^\s*postgres(?:ql)?://[^:@/?#]*:([^@/?#]+)@", re.IGNORECASE)
 
 
 class InvalidValue(Exception):
@@ -180,7 +179,7 @@ def parse_requests(settings: Any) -> list[Request]:
             if name in REFUSED_SETTINGS:
                 raise PgreplError(f"settings.{key}: cannot be set with this module: {REFUSED_SETTINGS[name]}")
             request = Request(key=key, name=name, value=value, elements=render_elements(key, name, value))
-            if name in CONNINFO_SETTINGS and conninfo_secrets(request.display):
+            if name in CONNINFO_SETTINGS and secret_values(request.display):
                 raise PgreplError(
                     f"settings.{key}: the connection string contains a password, which the server would write to "
                     "postgresql.auto.conf and print in its log when it reloads (parameter ... changed to ...): "
@@ -239,21 +238,6 @@ def flatten(name: str, elements: tuple[str, ...]) -> str:
     if name in LIST_QUOTE_SETTINGS:
         return ", ".join(quote_element(item) for item in elements)
     return ", ".join(elements)
-
-
-def conninfo_secrets(value: str | None) -> list[str]:
-    """Passwords inside a libpq connection string (to hide them from every output)."""
-    secrets: list[str] = []
-    uri = _URI_PASSWORD_RE.match(value or "")
-    if uri:
-        secrets.append(uri.group(1))
-    for match in _PASSWORD_RE.finditer(value or ""):
-        raw = match.group(1)
-        if raw.startswith("'") and raw.endswith("'") and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        if raw:
-            secrets.append(raw)
-    return secrets
 
 
 # ------------------------------------------------------------------------------------------ units and numbers
@@ -711,7 +695,7 @@ def write_all(conn: Any, planned: list[Planned], facts: ServerFacts) -> None:
     ones already written are put back, so postgresql.auto.conf never keeps half of the settings."""
     order = sorted((item for item in planned if item.decision.changed),
                    key=lambda item: (item.checked_by_server or item.info.vartype != "string"))
-    secret = any(conninfo_secrets(text) for item in order if item.info.key in CONNINFO_SETTINGS
+    secret = any(secret_values(text) for item in order if item.info.key in CONNINFO_SETTINGS
                  for text in (item.request.display, item.files.auto))
     if secret and facts.is_superuser:
         # A statement that may carry a password already in postgresql.auto.conf (putting it back after a
@@ -829,7 +813,7 @@ def manage_settings(conn: Any, requests: list[Request], reload: bool, check_mode
         "warnings": warnings,
         "secrets": [secret for item in planned if item.info.key in CONNINFO_SETTINGS
                     for text in (item.info.setting, item.files.auto, item.files.other, item.request.display)
-                    for secret in conninfo_secrets(text)],
+                    for secret in secret_values(text)],
     }
 
 
@@ -845,7 +829,7 @@ def run_server_settings(module: Any) -> dict[str, Any]:
     for key, value in (settings.items() if isinstance(settings, dict) else ()):
         if isinstance(key, str) and ascii_lower(key) in CONNINFO_SETTINGS:
             for text in (value if isinstance(value, list) else [value]):
-                for secret in conninfo_secrets(text if isinstance(text, str) else None):
+                for secret in secret_values(text if isinstance(text, str) else None):
                     module.no_log_values.add(secret)
     requests = parse_requests(settings)
     conn = connect(module.params)

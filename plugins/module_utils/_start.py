@@ -18,21 +18,10 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
-    as_user_command,
-    clean_env,
-    lookup_os_user,
-    run_with_timeout,
-    validate_abs_path,
-    validate_data_dir_path,
-    validate_unit_name,
-)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     connect,
     connection_argument_spec,
@@ -41,8 +30,19 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_pg_version, read_postmaster
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
-from ansible_collections.pgrepl.streaming.plugins.module_utils._stop import find_pg_ctl
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
+    require_bool,
+    require_int,
+    validate_abs_path,
+    validate_data_dir_path,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgctl import find_pg_ctl, run_pg_ctl
+from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
+    systemctl,
+    unit_enabled,
+    validate_unit_name,
+)
 
 STATES = ("started", "restarted")
 WAITS = ("accepting", "streaming", "none")
@@ -53,6 +53,8 @@ POLL_INTERVAL = 0.25
 OUTCOME_STARTED = "started"
 OUTCOME_RESTARTED = "restarted"
 OUTCOME_RUNNING = "already_running"
+# What to do instead when a unit is given on a host without systemctl.
+NO_SYSTEMCTL = "leave service out and give log_file to start the server with pg_ctl"
 
 SERVER_START_SPEC = ModuleSpec({
     "data_dir": {"type": "path", "required": True},
@@ -101,7 +103,9 @@ def start_request(params: dict[str, Any]) -> StartRequest:
         enabled = require_bool(params, "enabled")
         if not service:
             raise PgreplError("enabled: needs service (only a systemd unit can be enabled at boot)")
-    return StartRequest(data_dir=data_dir, service=service, bin_dir=params.get("bin_dir") or None,
+    bin_dir = params.get("bin_dir")
+    return StartRequest(data_dir=data_dir, service=service,
+                        bin_dir=validate_abs_path("bin_dir", bin_dir) if bin_dir else None,
                         os_user=params.get("os_user") or "postgres", log_file=log_file, state=state,
                         enabled=enabled, wait_for=wait_for,
                         timeout=require_int(params, "timeout", 120, 1, TIMEOUT_MAX, "a number of seconds"))
@@ -173,38 +177,11 @@ def wait_for_server(request: StartRequest, login: dict[str, Any], clock: Callabl
         sleep(POLL_INTERVAL)
 
 
-def systemctl(*args: str, timeout: int) -> None:
-    binary = shutil.which("systemctl")
-    if binary is None:
-        raise PgreplError(f"service: systemctl is not on this host, so {args[-1]!r} cannot be managed; leave "
-                          "service out and give log_file to start the server with pg_ctl")
-    try:
-        proc = subprocess.run([binary, *args[:-1], "--", args[-1]], capture_output=True, text=True, check=False,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise PgreplError(f"service: systemctl {' '.join(args)} did not finish within {timeout}s") from None
-    if proc.returncode != 0:
-        raise PgreplError(f"service: systemctl {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()} "
-                          f"(see journalctl -u {args[-1]})")
-
-
-def unit_enabled(unit: str) -> bool:
-    binary = shutil.which("systemctl")
-    if binary is None:
-        return False
-    return subprocess.run([binary, "is-enabled", "--quiet", "--", unit], capture_output=True,
-                          check=False).returncode == 0
-
-
-def run_pg_ctl(action: str, request: StartRequest) -> str:
+def start_with_pg_ctl(action: str, request: StartRequest) -> str:
     """pg_ctl start|restart as os_user; the command shown."""
-    user = lookup_os_user(request.os_user)
-    binary = find_pg_ctl(read_pg_version(request.data_dir), request.bin_dir, "give service")
+    binary = find_pg_ctl(read_pg_version(request.data_dir), request.bin_dir)
     cmd = pg_ctl_command(binary, action, request)
-    outcome = run_with_timeout(as_user_command(cmd, user, os.geteuid()), request.timeout + 30, clean_env(user))
-    if outcome.timed_out or outcome.returncode != 0:
-        raise PgreplError(f"pg_ctl {action} failed (exit {outcome.returncode}): {' | '.join(outcome.lines[-4:])} "
-                          f"(see {request.log_file})")
+    run_pg_ctl(cmd, lookup_os_user(request.os_user), request.timeout, f"pg_ctl {action}", f" (see {request.log_file})")
     return shlex.join(cmd)
 
 
@@ -222,12 +199,12 @@ def run_server_start(module: Any) -> dict[str, Any]:
     if module.check_mode:
         return result
     if enable:
-        systemctl("enable", str(request.service), timeout=60)
+        systemctl("enable", str(request.service), "service", 60, NO_SYSTEMCTL)
     if action is not None:
         if request.service:
-            systemctl(action, request.service, timeout=request.timeout)
+            systemctl(action, request.service, "service", request.timeout, NO_SYSTEMCTL)
         else:
-            run_pg_ctl(action, request)
+            start_with_pg_ctl(action, request)
     if request.wait_for != "none":
         login = {key: module.params.get(key) for key in connection_argument_spec()}
         result["last_seen"], result["waited_seconds"] = wait_for_server(request, login)

@@ -22,46 +22,48 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
-    HELPER_TIMEOUT,
-    as_user_command,
-    clean_env,
-    find_systemctl,
-    lookup_os_user,
-    run_with_timeout,
-    systemctl_stop,
-    validate_abs_path,
-    validate_data_dir_path,
-    validate_unit_name,
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    CLEAN_STATES,
+    IN_ARCHIVE_RECOVERY,
+    SHUT_DOWN,
+    SHUT_DOWN_IN_RECOVERY,
+    read_data_dir,
+    read_postmaster,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, read_postmaster
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_int
-from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import CLEAN_STATES
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
+    require_bool,
+    require_int,
+    validate_abs_path,
+    validate_data_dir_path,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import as_user_command, lookup_os_user
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgctl import find_pg_ctl, run_pg_ctl
+from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
+    cgroup_units,
+    find_systemctl,
+    read_cgroup,
+    service_of,
+    show_unit,
+    systemctl,
+    unit_file_name,
+    validate_unit_name,
+)
 
-PG_CTL = "pg_ctl"
 STOP_MODES = ("fast", "smart", "immediate")
 # What a systemd unit's own stop command does: Debian's postgresql@.service runs pg_ctlcluster -m fast, the PGDG
 # (RHEL) unit's KillSignal=SIGINT is a fast shutdown. Anything else needs pg_ctl (no service).
 UNIT_MODES = ("fast",)
 TIMEOUT_MAX = 7 * 24 * 3600
-# pg_ctl gets -t <timeout>; this is the extra time it may take before its whole process group is killed.
-PG_CTL_GRACE = 30
-# Unit types systemctl knows by their suffix; a name without one means <name>.service (as systemctl reads it).
-UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
-                 ".slice", ".scope")
-# The state a running server's pg_control shows while it is a standby (its clean shutdown is "shut down in recovery").
-RECOVERY_STATE = "in archive recovery"
-SHUT_DOWN = "shut down"
-SHUT_DOWN_IN_RECOVERY = "shut down in recovery"
+
+# What to do instead when a unit is given on a host without systemctl.
+NO_SYSTEMCTL = "leave service unset to stop the server with pg_ctl. Nothing was stopped"
 
 OUTCOME_STOPPED = "stopped"
 OUTCOME_ALREADY_STOPPED = "already_stopped"
@@ -148,7 +150,7 @@ def predicted_state(cluster_state: str | None, mode: str) -> str | None:
     """The cluster state pg_control will show after stopping a running server this way."""
     if mode == "immediate":
         return cluster_state  # no shutdown checkpoint: pg_control keeps what it says now
-    return SHUT_DOWN_IN_RECOVERY if cluster_state == RECOVERY_STATE else SHUT_DOWN
+    return SHUT_DOWN_IN_RECOVERY if cluster_state == IN_ARCHIVE_RECOVERY else SHUT_DOWN
 
 
 def unclean_problem(data_dir: str, cluster_state: str | None, stopped_now: bool) -> str | None:
@@ -161,34 +163,6 @@ def unclean_problem(data_dir: str, cluster_state: str | None, stopped_now: bool)
             f"'{SHUT_DOWN}' or '{SHUT_DOWN_IN_RECOVERY}': it was not shut down cleanly, so its latest checkpoint is "
             "not the end of its WAL. The data directory is left as it is; start the server once so that it "
             "finishes crash recovery and stop it again, or set require_clean: false to accept it")
-
-
-def unit_file_name(unit: str) -> str:
-    """The full unit name systemctl reads a name as (postgresql@15-main -> postgresql@15-main.service)."""
-    return unit if unit.endswith(UNIT_SUFFIXES) else unit + ".service"
-
-
-def parse_systemctl_show(text: str) -> dict[str, str]:
-    """`systemctl show --property=...` output (Key=value lines) -> a dict."""
-    props: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            props[key.strip()] = value.strip()
-    return props
-
-
-def cgroup_units(text: str) -> list[str]:
-    """The systemd services and scopes on the cgroup paths of /proc/<pid>/cgroup (v1 or v2), outermost first."""
-    units: list[str] = []
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        for segment in parts[2].strip().split("/"):
-            if segment.endswith((".service", ".scope")) and segment not in units:
-                units.append(segment)
-    return units
 
 
 def unit_problem(unit: str, data_dir: str, pid: int | None, cgroup_text: str | None) -> str | None:
@@ -205,12 +179,6 @@ def unit_problem(unit: str, data_dir: str, pid: int | None, cgroup_text: str | N
             "runs this data directory, or leave service unset to stop it with pg_ctl. Nothing was stopped")
 
 
-def unit_of_postmaster(cgroup_text: str | None) -> str | None:
-    """The systemd service whose cgroup holds the postmaster (the innermost one), None when there is none."""
-    services = [unit for unit in cgroup_units(cgroup_text or "") if unit.endswith(".service")]
-    return services[-1] if services else None
-
-
 def load_state_problem(unit: str, props: dict[str, str]) -> str | None:
     """A refusal when systemd does not know the unit."""
     load_state = props.get("LoadState", "")
@@ -218,12 +186,6 @@ def load_state_problem(unit: str, props: dict[str, str]) -> str | None:
         return (f"service: systemd has no usable unit {unit!r} (LoadState={load_state}): give the unit that runs "
                 "data_dir (for example postgresql@15-main or postgresql-16). Nothing was stopped")
     return None
-
-
-def find_pg_ctl(major: str, bin_dir: str | None, instead: str) -> str:
-    """pg_ctl of the data directory's major (``instead``: the other way to run the server, for the refusal)."""
-    return find_binary(PG_CTL, major, bin_dir, advice=f"install the PostgreSQL {{major}} server package, set bin_dir, "
-                                                      f"or {instead}")
 
 
 def pg_ctl_command(binary: str, request: StopRequest) -> list[str]:
@@ -246,25 +208,6 @@ def read_control(request: StopRequest) -> tuple[dict[str, Any], list[str]]:
     return facts, warnings
 
 
-def show_unit(systemctl: str, unit: str) -> dict[str, str]:
-    proc = subprocess.run([systemctl, "show", "--property=LoadState", "--property=ActiveState", "--", unit],
-                          capture_output=True, text=True, check=False, timeout=HELPER_TIMEOUT)
-    if proc.returncode != 0:
-        raise PgreplError(f"service: systemctl show {unit} failed: {(proc.stderr or proc.stdout).strip()}; "
-                          "nothing was stopped")
-    return parse_systemctl_show(proc.stdout)
-
-
-def read_cgroup(pid: int | None) -> str | None:
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{abs(pid)}/cgroup", encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the stop
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,9 +224,12 @@ class StopPlan:
 def systemd_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
     """Refusals of the unit path (no systemctl, unknown unit, a unit that does not run this postmaster)."""
     unit = request.service or ""
-    systemctl = find_systemctl("service", unit, "leave service unset to stop the server with pg_ctl. Nothing was "
-                                                "stopped")
-    problem = load_state_problem(unit, show_unit(systemctl, unit))
+    systemctl_path = find_systemctl("service", unit, NO_SYSTEMCTL)
+    try:
+        props = show_unit(systemctl_path, unit, "service")
+    except PgreplError as exc:
+        raise PgreplError(f"{exc}; nothing was stopped") from None
+    problem = load_state_problem(unit, props)
     if problem is None and facts.get("postmaster_running"):
         pid = facts.get("postmaster_pid")
         problem = unit_problem(unit, request.data_dir, pid, read_cgroup(pid))
@@ -291,7 +237,7 @@ def systemd_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
         raise PgreplError(problem)
 
     def execute() -> list[str]:
-        systemctl_stop(systemctl, unit, "service", request.timeout)
+        systemctl("stop", unit, "service", request.timeout, NO_SYSTEMCTL)
         return []
 
     return StopPlan(shown=f"systemctl stop {unit}", execute=execute)
@@ -307,17 +253,11 @@ def pg_ctl_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
         raise PgreplError(f"os_user: data_dir {request.data_dir!r} belongs to uid {owner}, not to {user.name!r} "
                           f"(uid {user.uid}), and pg_ctl must run as the server's owner: set os_user to it. "
                           "Nothing was stopped")
-    binary = find_pg_ctl(str(facts["pg_version"]), request.bin_dir, "give service")
+    binary = find_pg_ctl(str(facts["pg_version"]), request.bin_dir)
     cmd = pg_ctl_command(binary, request)
 
     def execute() -> list[str]:
-        outcome = run_with_timeout(as_user_command(cmd, user, euid), request.timeout + PG_CTL_GRACE,
-                                   clean_env(user))
-        if outcome.timed_out or outcome.returncode != 0:
-            what = (f"did not return within timeout={request.timeout}s (+{PG_CTL_GRACE}s) and was killed"
-                    if outcome.timed_out else f"failed (exit {outcome.returncode}, timeout={request.timeout}s)")
-            raise PgreplError(f"pg_ctl stop -m {request.mode} {what}: {' | '.join(outcome.lines[-4:])}")
-        return outcome.lines
+        return run_pg_ctl(cmd, user, request.timeout, f"pg_ctl stop -m {request.mode}", euid=euid)
 
     return StopPlan(shown=shlex.join(cmd), execute=execute)
 
@@ -350,7 +290,7 @@ def run_server_stop(module: Any) -> dict[str, Any]:
     plan = systemd_plan(request, before) if request.service else pg_ctl_plan(request, before)
     outcome, changed = plan_outcome(running, module.check_mode)
     if running and not request.service:
-        unit = unit_of_postmaster(read_cgroup(before.get("postmaster_pid")))
+        unit = service_of(read_cgroup(before.get("postmaster_pid")))
         if unit:
             warnings.append(f"the server on data_dir runs under the systemd unit {unit}: pg_ctl stops it behind "
                             f"systemd's back and leaves that unit failed; set service: {unit} to stop it through "

@@ -21,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _info
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import mask
 
 from ansible_runner import run_module, run_tasks
 from cluster import SUPERUSER_PASSWORD, PgCluster, free_port
@@ -239,7 +240,7 @@ def test_standby_facts_match_the_server(primary: PgCluster, standby: PgCluster) 
     assert receiver["sender_port"] == primary.port
     assert "received_lsn" not in receiver and receiver["flushed_lsn"]
     real_conninfo = standby.scalar("SELECT conninfo FROM pg_stat_wal_receiver")
-    assert receiver["conninfo"] == _info.mask_conninfo(real_conninfo)
+    assert receiver["conninfo"] == mask(real_conninfo)
     assert SUPERUSER_PASSWORD not in json.dumps(result)
     assert re.search(r"password=(?!\*{8})", receiver["conninfo"]) is None
     # Positions only move forward: what the module saw is at most what the standby has now.

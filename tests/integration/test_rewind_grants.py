@@ -147,7 +147,7 @@ CLOSED_PORT = free_port()
 Case = tuple[str, Callable[[PgCluster, PgCluster], dict[str, Any]], list[str]]
 BAD_INPUTS: list[Case] = [
     ("role_missing", lambda p, s: p.login(), ["missing required arguments: role"]),
-    ("role_empty", lambda p, s: {"role": "", **p.login()}, ["role: '' is not a role name"]),
+    ("role_empty", lambda p, s: {"role": "", **p.login()}, ["role: '' is not a valid role name"]),
     ("role_too_long", lambda p, s: {"role": "r" * 64, **p.login()}, ["is 64 bytes long", "63 bytes"]),
     ("role_unknown", lambda p, s: {"role": "rg_nobody", **p.login()},
      ["role: 'rg_nobody' does not exist on postgres@127.0.0.1", "create it first"]),

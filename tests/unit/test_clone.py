@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,27 +19,19 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import (
     Decision,
     DirFacts,
     DirState,
-    OsUser,
     PrimaryFacts,
-    as_user_command,
     basebackup_command,
-    build_conninfo,
     check_data_dir_static,
-    check_passfile_stat,
     classify,
     clone_conninfo,
-    conninfo_has_password,
     decide,
     error_lines,
     explain_replication_error,
     find_nested_cluster,
     inspect_data_dir,
     parse_conf_value,
-    quote_conninfo_value,
     read_conf_setting,
     request_from_params,
-    run_with_timeout,
-    scrub_libpq_env,
     sibling_name,
     slot_problem,
     utc_stamp,
@@ -50,7 +41,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 
 SYSID = "7310000000000000001"
 OTHER = "7310000000000000002"
-POSTGRES = OsUser(name="postgres", uid=101, gid=104, home="/var/lib/postgresql")
 
 
 def params(**overrides: Any) -> dict[str, Any]:
@@ -150,31 +140,6 @@ def test_request_accepts_hosts(host: str) -> None:
 
 # ---------------------------------------------------------------- conninfo
 
-@pytest.mark.parametrize("value", ["plain", "", "with space", "quo'te", "back\\slash", "x' host=evil",
-                                   "a\\' dbname=evil", "'", "\\", "=", "end\\"])
-def test_quoted_values_parse_back_unchanged(value: str) -> None:
-    parsed = conninfo_to_dict(build_conninfo([("user", value), ("port", "5432")]))
-    assert parsed["user"] == value
-    assert parsed["port"] == "5432"
-    assert set(parsed) == {"user", "port"}
-
-
-def test_quote_conninfo_value_always_quotes() -> None:
-    assert quote_conninfo_value("x") == "'x'"
-    assert quote_conninfo_value("it's") == "'it\\'s'"
-    assert quote_conninfo_value("a\\b") == "'a\\\\b'"
-
-
-def test_quote_conninfo_value_refuses_nul() -> None:
-    with pytest.raises(PgreplError):
-        quote_conninfo_value("a\x00b")
-
-
-def test_build_conninfo_refuses_a_strange_keyword() -> None:
-    with pytest.raises(PgreplError):
-        build_conninfo([("user password", "x")])
-
-
 def test_clone_conninfo_has_everything_but_a_password() -> None:
     req = request(primary_port=6543, replication_user="rep", application_name="db2", sslmode="require",
                   passfile="/home/pg dir/.pgpass")
@@ -198,84 +163,6 @@ def test_basebackup_command() -> None:
 
 def test_basebackup_command_without_slot_has_no_s() -> None:
     assert "-S" not in basebackup_command("/bin/pg_basebackup", "/x", request())
-
-
-# ---------------------------------------------------------------- running as os_user
-
-def fake_which(available: set[str]) -> Any:
-    return lambda name: f"/usr/sbin/{name}" if name in available else None
-
-
-def test_as_user_runs_directly_as_that_user() -> None:
-    assert as_user_command(["pg_basebackup", "-D", "x"], POSTGRES, 101) == ["pg_basebackup", "-D", "x"]
-
-
-def test_as_user_prefers_runuser(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_clone.os.path, "isfile", lambda path: False)
-    cmd = as_user_command(["pg_basebackup", "-D", "x"], POSTGRES, 0, fake_which({"runuser", "setpriv", "su"}))
-    assert cmd == ["/usr/sbin/runuser", "-u", "postgres", "--", "pg_basebackup", "-D", "x"]
-
-
-def test_as_user_falls_back_to_setpriv_then_su(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_clone.os.path, "isfile", lambda path: False)
-    cmd = as_user_command(["pg_basebackup", "-d", "user='a b'"], POSTGRES, 0, fake_which({"setpriv", "su"}))
-    assert cmd == ["/usr/sbin/setpriv", "--reuid=101", "--regid=104", "--init-groups", "--", "pg_basebackup", "-d",
-                   "user='a b'"]
-    cmd = as_user_command(["pg_basebackup", "-d", "user='a b'"], POSTGRES, 0, fake_which({"su"}))
-    assert cmd == ["/usr/sbin/su", "-s", "/bin/sh", "postgres", "-c", "exec pg_basebackup -d 'user='\"'\"'a b'\"'\"''"]
-
-
-def test_as_user_refuses_another_unprivileged_user() -> None:
-    with pytest.raises(PgreplError) as err:
-        as_user_command(["pg_basebackup"], POSTGRES, 1000)
-    assert "run the task as root (become: true)" in str(err.value)
-
-
-def test_lookup_os_user_refuses_unknown_and_uid_0() -> None:
-    def getpwnam(name: str) -> Any:
-        if name == "toor":
-            return type("Entry", (), {"pw_uid": 0, "pw_gid": 0, "pw_dir": "/root"})()
-        raise KeyError(name)
-    with pytest.raises(PgreplError, match="os_user: 'nobody_here' is not a user on this host"):
-        _clone.lookup_os_user("nobody_here", getpwnam)
-    with pytest.raises(PgreplError, match="has uid 0"):
-        _clone.lookup_os_user("toor", getpwnam)
-
-
-def test_scrub_libpq_env_removes_only_pg_variables() -> None:
-    env = {"PGPASSWORD": "secret", "PGSSLMODE": "disable", "PATH": "/bin", "HOME": "/root"}
-    assert scrub_libpq_env(env) == ["PGPASSWORD", "PGSSLMODE"]
-    assert env == {"PATH": "/bin", "HOME": "/root"}
-
-
-# ---------------------------------------------------------------- passfile
-
-def stat_of(mode: int, regular: bool = True) -> os.stat_result:
-    kind = 0o100000 if regular else 0o040000
-    return os.stat_result((kind | mode, 0, 0, 1, 101, 104, 10, 0, 0, 0))
-
-
-def test_passfile_0600_is_accepted() -> None:
-    check_passfile_stat("/var/lib/postgresql/.pgpass", stat_of(0o600), "/var/lib/postgresql/15/main")
-
-
-@pytest.mark.parametrize(("st", "data_dir", "message"), [
-    (None, "/srv/main", "passfile: '/p' does not exist"),
-    (stat_of(0o700, regular=False), "/srv/main", "passfile: '/p' is not a regular file"),
-    (stat_of(0o644), "/srv/main", "passfile: '/p' has mode 0644; libpq ignores"),
-    (stat_of(0o640), "/srv/main", "passfile: '/p' has mode 0640"),
-    (stat_of(0o602), "/srv/main", "passfile: '/p' has mode 0602"),
-])
-def test_passfile_refusals(st: os.stat_result | None, data_dir: str, message: str) -> None:
-    with pytest.raises(PgreplError) as err:
-        check_passfile_stat("/p", st, data_dir)
-    assert str(err.value).startswith(message)
-
-
-def test_passfile_inside_data_dir_is_refused() -> None:
-    with pytest.raises(PgreplError, match="is inside data_dir"):
-        check_passfile_stat("/srv/main/.pgpass", stat_of(0o600), "/srv/main")
-    check_passfile_stat("/srv/main2/.pgpass", stat_of(0o600), "/srv/main")
 
 
 # ---------------------------------------------------------------- directory facts (on a temporary directory)
@@ -602,17 +489,6 @@ def test_parse_conf_value(raw: str, value: str) -> None:
     assert parse_conf_value(raw) == value
 
 
-@pytest.mark.parametrize(("conninfo", "has"), [
-    ("user=rep passfile=/x host=db1", False),
-    ("user=rep password=secret host=db1", True),
-    ("user=rep password = 'se cret'", True),
-    ("user=rep passfile='/home/password=x/.pgpass'", True),  # a false alarm is fine: it fails loudly
-    ("", False),
-])
-def test_conninfo_has_password(conninfo: str, has: bool) -> None:
-    assert conninfo_has_password(conninfo) is has
-
-
 # ---------------------------------------------------------------- output and the deadline
 
 def test_error_lines_pick_the_failure() -> None:
@@ -620,32 +496,6 @@ def test_error_lines_pick_the_failure() -> None:
              '"BASE_BACKUP": ERROR:  replication slot "db9" does not exist', "pg_basebackup: removing data directory"]
     assert error_lines(lines) == [lines[1]]
     assert error_lines(["a", "b"]) == ["a", "b"]
-
-
-def test_run_with_timeout_returns_output_and_code() -> None:
-    outcome = run_with_timeout(["/bin/sh", "-c", "echo one; echo two >&2; printf 'p1\\rp2\\n'; exit 3"], 10,
-                               {"PATH": "/usr/bin:/bin"})
-    assert (outcome.returncode, outcome.timed_out) == (3, False)
-    assert outcome.lines == ["one", "two", "p1", "p2"]
-
-
-def test_run_with_timeout_kills_the_whole_process_group() -> None:
-    started = time.monotonic()
-    outcome = run_with_timeout(["/bin/sh", "-c", "sleep 60 & echo $!; wait"], 1, {"PATH": "/usr/bin:/bin"})
-    assert outcome.timed_out is True
-    assert time.monotonic() - started < 15
-    child = int(outcome.lines[0])
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
-        with open(f"/proc/{child}/stat", encoding="utf-8") as handle:
-            if handle.read().split()[2] == "Z":
-                break
-        time.sleep(0.05)
-    alive = os.path.exists(f"/proc/{child}")
-    if alive:
-        with open(f"/proc/{child}/stat", encoding="utf-8") as handle:
-            alive = handle.read().split()[2] != "Z"
-    assert not alive, f"the grandchild sleep {child} survived the deadline"
 
 
 # ---------------------------------------------------------------- the checks on a finished copy
@@ -693,19 +543,3 @@ def test_verify_copy_refuses_a_copy_without_standby_signal(tmp_path: Path, contr
 def test_verify_copy_refuses_another_slot(tmp_path: Path, controldata: dict[str, Any]) -> None:
     with pytest.raises(PgreplError, match="does not name primary_slot_name 'db9'"):
         _clone.verify_copy(str(fake_copy(tmp_path, AUTO_CONF)), request(slot_name="db9"), primary())
-
-
-@pytest.mark.parametrize("unit", ["postgresql@15-main", "postgresql-16.service", "postgrespro-1c-16",
-                                  "pgcustom\\x2d15.service"])
-def test_stop_service_accepts_unit_names(unit: str) -> None:
-    assert _clone.validate_unit_name(unit) == unit
-
-
-@pytest.mark.parametrize("unit", ["--now", "postgresql; rm -rf /", "a b", "/etc/x.service", "x\n"])
-def test_stop_service_refuses_what_is_not_a_unit_name(unit: str) -> None:
-    with pytest.raises(_clone.PgreplError, match="stop_service: .* is not a systemd unit name"):
-        _clone.validate_unit_name(unit)
-
-
-def test_stop_service_empty_means_none() -> None:
-    assert _clone.validate_unit_name("") is None and _clone.validate_unit_name(None) is None

@@ -16,10 +16,14 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
     is_uri,
     is_valid_keyword,
     mask,
+    mask_embedded,
+    mentions_password,
     parse,
     parse_pairs,
     quote_value,
+    secret_values,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 # Written by pg_basebackup -R (PostgreSQL 15) over a unix socket, as the primary_conninfo value.
 BASEBACKUP_CONNINFO = (
@@ -155,9 +159,15 @@ def test_mask_hides_a_password_inside_another_value() -> None:
     assert "inner" not in masked and MASK in masked
 
 
-def test_mask_of_unreadable_text_with_a_password_hides_everything() -> None:
-    assert mask("host=h password='unterminated") == MASK
+def test_mask_of_unreadable_text_hides_the_rest_after_a_password() -> None:
+    assert mask("host=h password='unterminated") == f"host=h password={MASK}"
     assert mask("host") == "host"
+
+
+def test_mask_embedded_hides_a_password_in_any_text() -> None:
+    assert mask_embedded("pg_rewind: connecting with password=s3cret host=h") == \
+        f"pg_rewind: connecting with password={MASK} host=h"
+    assert "b c" not in mask_embedded("options='-c password='b c")
 
 
 def test_mask_of_a_uri() -> None:
@@ -171,6 +181,45 @@ def test_has_password() -> None:
     assert has_password("host=h password=''")
     assert not has_password("host=h passfile=/p")
     assert has_password("host=h password='broken")
+
+
+@pytest.mark.parametrize(("conninfo", "masked"), [
+    ("host=db1 port=5432 user=replicator password=s3cret application_name=node2",
+     "host=db1 port=5432 user=replicator password=******** application_name=node2"),
+    ("password=s3cret", "password=********"),
+    ("host=db1 password='with spaces inside' user=r", "host=db1 password=******** user=r"),
+    (r"user=r password='it\'s \\ a secret' host=db1", "user=r password=******** host=db1"),
+    ("host = db1 password = spaced user = r", "host = db1 password = ******** user = r"),
+    (r"password=unquoted\ escaped host=db1", "password=******** host=db1"),
+    ("host=db1 sslpassword=keypass sslkey=/k", "host=db1 sslpassword=******** sslkey=/k"),
+    ("host=db1 PASSWORD=upper", "host=db1 PASSWORD=********"),
+    ("user=postgres passfile=/var/lib/postgresql/.pgpass host=/run/pg",
+     "user=postgres passfile=/var/lib/postgresql/.pgpass host=/run/pg"),
+    ("user=postgres password=******** host=db1", "user=postgres password=******** host=db1"),
+    ("host=db1 password='unterminated secret", "host=db1 password=********"),
+    ("host=db1 password=", "host=db1 password=********"),
+    ("", ""),
+    ("postgresql://rep:s3cret@db1:5432/postgres?sslmode=require",
+     "postgresql://rep:********@db1:5432/postgres?sslmode=require"),
+    ("postgres://rep@db1/postgres?password=s3cret&application_name=n2",
+     "postgres://rep@db1/postgres?password=********&application_name=n2"),
+    ("postgresql://db1/postgres", "postgresql://db1/postgres"),
+])
+def test_mask_keeps_everything_but_the_secrets(conninfo: str, masked: str) -> None:
+    assert mask(conninfo) == masked
+
+
+@pytest.mark.parametrize("secret", ["s3cret", "with spaces inside", "it's a secret", "p@ss:w/rd?x"])
+def test_mask_never_leaves_the_secret(secret: str) -> None:
+    quoted = "'" + secret.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    for conninfo in (f"host=h password={quoted} port=5432", f"password = {quoted}"):
+        result = mask(conninfo)
+        assert secret not in result
+        assert "password" in result and MASK in result
+
+
+def test_mask_keeps_none() -> None:
+    assert mask(None) is None
 
 
 # ---------------------------------------------------------------------------------------------- comparison
@@ -194,3 +243,57 @@ def test_requested_keys_always_count() -> None:
                        DEFAULTS) == ["channel_binding"]
     assert differences({"host": "h", "application_name": "a"}, {"host": "h"}, DEFAULTS) == ["application_name"]
     assert differences({"host": "h"}, {"host": "H"}, DEFAULTS) == ["host"]
+
+
+# ------------------------------------------------------------------------------------------- building
+
+@pytest.mark.parametrize("value", ["plain", "", "with space", "quo'te", "back\\slash", "x' host=evil",
+                                   "a\\' dbname=evil", "'", "\\", "=", "end\\"])
+def test_quoted_values_parse_back_unchanged(value: str) -> None:
+    parsed = conninfo_to_dict(build([("user", value), ("port", "5432")], always_quote=True))
+    assert parsed["user"] == value
+    assert parsed["port"] == "5432"
+    assert set(parsed) == {"user", "port"}
+
+
+def test_quote_value_always_quotes() -> None:
+    assert quote_value("x", always=True) == "'x'"
+    assert quote_value("it's", always=True) == "'it\\'s'"
+    assert quote_value("a\\b", always=True) == "'a\\\\b'"
+
+
+def test_build_refuses_nul() -> None:
+    with pytest.raises(PgreplError, match="the conninfo value of user contains a NUL character"):
+        build([("user", "a\x00b")], always_quote=True)
+
+
+def test_build_refuses_a_strange_keyword() -> None:
+    with pytest.raises(PgreplError):
+        build([("user password", "x")])
+
+
+@pytest.mark.parametrize(("conninfo", "has"), [
+    ("user=rep passfile=/x host=db1", False),
+    ("user=rep password=secret host=db1", True),
+    ("user=rep password = 'se cret'", True),
+    ("user=rep passfile='/home/password=x/.pgpass'", True),  # a false alarm is fine: it fails loudly
+    ("", False),
+])
+def test_mentions_password(conninfo: str, has: bool) -> None:
+    assert mentions_password(conninfo) is has
+
+
+@pytest.mark.parametrize(("conninfo", "secrets"), [
+    ("host=db1 user=repl password=s3cret", ["s3cret"]),
+    ("host=db1 password = 'a\\'b c'", ["a'b c"]),
+    ("host=db1 password='with space' port=5432", ["with space"]),
+    ("host=db1 passfile=/x/.pgpass", []),
+    ("postgresql://repl:uri-s3cret@db1:5432/postgres", ["uri-s3cret"]),
+    ("postgres://repl@db1/postgres?password=q-s3cret", ["q-s3cret"]),
+    ("postgresql://db1/postgres", []),
+    ("host=h options='-c password=inner'", ["inner"]),
+    ("host=db1 password='broken", ["broken"]),
+    ("", []), (None, []),
+])
+def test_secret_values(conninfo: str | None, secrets: list[str]) -> None:
+    assert secret_values(conninfo) == secrets

@@ -90,47 +90,6 @@ def test_build_info_query_refuses_pre_10_servers() -> None:
         _info.build_info_query(9)
 
 
-# ------------------------------------------------------------------------------------------------ masking
-
-@pytest.mark.parametrize(("conninfo", "masked"), [
-    ("host=db1 port=5432 user=replicator password=s3cret application_name=node2",
-     "host=db1 port=5432 user=replicator password=******** application_name=node2"),
-    ("password=s3cret", "password=********"),
-    ("host=db1 password='with spaces inside' user=r", "host=db1 password=******** user=r"),
-    (r"user=r password='it\'s \\ a secret' host=db1", "user=r password=******** host=db1"),
-    ("host = db1 password = spaced user = r", "host = db1 password = ******** user = r"),
-    (r"password=unquoted\ escaped host=db1", "password=******** host=db1"),
-    ("host=db1 sslpassword=keypass sslkey=/k", "host=db1 sslpassword=******** sslkey=/k"),
-    ("host=db1 PASSWORD=upper", "host=db1 PASSWORD=********"),
-    ("user=postgres passfile=/var/lib/postgresql/.pgpass host=/run/pg",
-     "user=postgres passfile=/var/lib/postgresql/.pgpass host=/run/pg"),
-    ("user=postgres password=******** host=db1", "user=postgres password=******** host=db1"),
-    ("host=db1 password='unterminated secret", "host=db1 password=********"),
-    ("host=db1 password=", "host=db1 password=********"),
-    ("", ""),
-    ("postgresql://rep:s3cret@db1:5432/postgres?sslmode=require",
-     "postgresql://rep:********@db1:5432/postgres?sslmode=require"),
-    ("postgres://rep@db1/postgres?password=s3cret&application_name=n2",
-     "postgres://rep@db1/postgres?password=********&application_name=n2"),
-    ("postgresql://db1/postgres", "postgresql://db1/postgres"),
-])
-def test_mask_conninfo(conninfo: str, masked: str) -> None:
-    assert _info.mask_conninfo(conninfo) == masked
-
-
-@pytest.mark.parametrize("secret", ["s3cret", "with spaces inside", "it's a secret", "p@ss:w/rd?x"])
-def test_mask_conninfo_never_leaves_the_secret(secret: str) -> None:
-    quoted = "'" + secret.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    for conninfo in (f"host=h password={quoted} port=5432", f"password = {quoted}"):
-        result = _info.mask_conninfo(conninfo)
-        assert secret not in result
-        assert "password" in result and _info.MASK in result
-
-
-def test_mask_conninfo_keeps_none() -> None:
-    assert _info.mask_conninfo(None) is None
-
-
 # ------------------------------------------------------------------------------------------------ replay delay rule
 
 @pytest.mark.parametrize(("in_recovery", "receive", "replay", "seconds", "expected"), [

@@ -1,28 +1,30 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libpq password files (module_utils/_passfile.py): escaping, reading lines as libpq does, byte-exact round trips,
-edits, masking, input. Named test_pgpass so that its basename differs from tests/integration/test_passfile.py
-(pytest's default import mode refuses two test modules with one basename in one session)."""
+"""libpq password files (module_utils/_pgpass.py, the format and what libpq accepts; module_utils/_passfile.py, the
+module's request and edits): escaping, reading lines as libpq does, byte-exact round trips, edits, masking, input.
+Named test_pgpass so that its basename differs from tests/integration/test_passfile.py (pytest's default import
+mode refuses two test modules with one basename in one session)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import (
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import outside_dir
+from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import Entry, build_entries, plan_edit
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import (
     MASK,
-    Entry,
     Key,
-    build_entries,
     covers,
     escape_field,
     key_field_value,
     mask_text,
     parse_line,
     parse_text,
-    plan_edit,
+    passfile_problem,
     render_entry,
     render_key,
     render_lines,
@@ -227,3 +229,32 @@ def test_a_password_with_a_line_break_is_never_shown() -> None:
     with pytest.raises(PgreplError) as info:
         build_entries([item(password="top\nsecret")], "present")
     assert "top" not in str(info.value) and "secret" not in str(info.value)
+
+
+# ---------------------------------------------------------------- what libpq accepts
+
+def stat_of(mode: int, regular: bool = True) -> os.stat_result:
+    kind = 0o100000 if regular else 0o040000
+    return os.stat_result((kind | mode, 0, 0, 1, 101, 104, 10, 0, 0, 0))
+
+
+def test_passfile_0600_is_accepted() -> None:
+    assert passfile_problem("/var/lib/postgresql/.pgpass", stat_of(0o600)) is None
+
+
+@pytest.mark.parametrize(("st", "message"), [
+    (None, "passfile: '/p' does not exist"),
+    (stat_of(0o700, regular=False), "passfile: '/p' is not a regular file"),
+    (stat_of(0o644), "passfile: '/p' has mode 0644; libpq ignores"),
+    (stat_of(0o640), "passfile: '/p' has mode 0640"),
+    (stat_of(0o602), "passfile: '/p' has mode 0602"),
+])
+def test_passfile_libpq_would_not_read(st: os.stat_result | None, message: str) -> None:
+    problem = passfile_problem("/p", st)
+    assert problem is not None and problem.startswith(message)
+
+
+def test_passfile_inside_data_dir_is_refused() -> None:
+    with pytest.raises(PgreplError, match="passfile: '/srv/main/.pgpass' is inside data_dir '/srv/main': it would"):
+        outside_dir("passfile", "/srv/main/.pgpass", "/srv/main", "it would be moved aside")
+    outside_dir("passfile", "/srv/main2/.pgpass", "/srv/main", "it would be moved aside")

@@ -21,7 +21,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import 
     canonical,
     canonical_request,
     check_value,
-    conninfo_secrets,
     decide,
     flatten,
     format_number,
@@ -460,20 +459,6 @@ def test_restore_elements_write_back_the_previous_entry() -> None:
     assert restore_elements(WORK_MEM, "8MB") == ("8MB",)
     assert restore_elements(SPL, '"a,b", c') == ("a,b", "c")
     assert restore_elements(LOG_DESTINATION, "stderr, csvlog") == ("stderr, csvlog",)
-
-
-@pytest.mark.parametrize(("conninfo", "secrets"), [
-    ("host=db1 user=repl password=s3cret", ["s3cret"]),
-    ("host=db1 password = 'a\\'b c'", ["a'b c"]),
-    ("host=db1 password='with space' port=5432", ["with space"]),
-    ("host=db1 passfile=/x/.pgpass", []),
-    ("postgresql://repl:uri-s3cret@db1:5432/postgres", ["uri-s3cret"]),
-    ("postgres://repl@db1/postgres?password=q-s3cret", ["q-s3cret"]),
-    ("postgresql://db1/postgres", []),
-    ("", []), (None, []),
-])
-def test_conninfo_secrets(conninfo: str | None, secrets: list[str]) -> None:
-    assert conninfo_secrets(conninfo) == secrets
 
 
 def test_server_message_is_one_line() -> None:

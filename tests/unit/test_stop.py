@@ -15,19 +15,16 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._stop import (
     OUTCOME_WOULD_STOP,
     SERVER_STOP_SPEC,
     StopRequest,
-    cgroup_units,
     load_state_problem,
-    parse_systemctl_show,
     pg_ctl_command,
     plan_outcome,
     predicted_state,
     still_running_message,
     stop_request,
     unclean_problem,
-    unit_file_name,
-    unit_of_postmaster,
     unit_problem,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import unit_file_name
 
 DATA_DIR = "/var/lib/postgresql/15/main"
 
@@ -179,22 +176,6 @@ def test_still_running_messages() -> None:
 # ---------------------------------------------------------------------------------------------------- the unit
 
 
-@pytest.mark.parametrize("unit, expected", [
-    ("postgresql@15-main", "postgresql@15-main.service"),
-    ("postgresql@15-main.service", "postgresql@15-main.service"),
-    ("postgresql-16", "postgresql-16.service"),
-    ("pg.16", "pg.16.service"),
-    ("postgresql.target", "postgresql.target"),
-])
-def test_unit_file_name(unit: str, expected: str) -> None:
-    assert unit_file_name(unit) == expected
-
-
-def test_parse_systemctl_show() -> None:
-    assert parse_systemctl_show("LoadState=loaded\nActiveState=active\n\nnoise\n") == \
-        {"LoadState": "loaded", "ActiveState": "active"}
-
-
 @pytest.mark.parametrize("state", ["not-found", "bad-setting", "error"])
 def test_unknown_units_are_refused(state: str) -> None:
     problem = load_state_problem("postgresql@15-mian", {"LoadState": state, "ActiveState": "inactive"})
@@ -205,19 +186,6 @@ def test_unknown_units_are_refused(state: str) -> None:
 @pytest.mark.parametrize("state", ["loaded", "masked", ""])
 def test_known_units_pass(state: str) -> None:
     assert load_state_problem("postgresql@15-main", {"LoadState": state}) is None
-
-
-def test_cgroup_units() -> None:
-    assert cgroup_units(CGROUP_V2_CONTAINER) == ["docker-4f1c2e.scope", "postgresql@15-main.service"]
-    assert cgroup_units(CGROUP_V1_RHEL) == ["postgresql-16.service"]
-    assert cgroup_units(CGROUP_V2_NONE) == [] and cgroup_units("") == []
-
-
-def test_unit_of_postmaster() -> None:
-    assert unit_of_postmaster(CGROUP_V2_CONTAINER) == "postgresql@15-main.service"
-    assert unit_of_postmaster(CGROUP_V1_RHEL) == "postgresql-16.service"
-    assert unit_of_postmaster(CGROUP_V2_SESSION) is None and unit_of_postmaster(CGROUP_V2_NONE) is None
-    assert unit_of_postmaster(None) is None
 
 
 @pytest.mark.parametrize("unit, text", [

@@ -1,0 +1,235 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The OS users PostgreSQL's files and processes belong to, and running a program as one of them.
+
+PostgreSQL's programs (pg_basebackup, pg_rewind, pg_ctl) must run as the server's OS user, never as root: a module
+running as root runs them through runuser, setpriv or su, in their own process group with a deadline, with an
+environment that holds no PG* variable. A libpq connection that uses peer authentication takes that user's
+identity only around connect() (as_os_user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+
+# How long a helper command (test -r) may take.
+HELPER_TIMEOUT = 30
+# A user name as useradd accepts it (a trailing $ for machine accounts).
+_OS_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?")
+_SYSTEM_TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# users and groups
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OsUser:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def validate_os_user_name(value: Any, option: str = "os_user") -> str:
+    """The name of the OS user that owns a data directory (never root), checked before anything is looked up."""
+    if not isinstance(value, str) or _OS_USER_RE.fullmatch(value) is None:
+        raise PgreplError(f"{option}: {value!r} is not a user name")
+    if value == "root":
+        raise PgreplError(f"{option}: 'root' cannot own a data directory (PostgreSQL refuses to run as root); "
+                          "use the postgres user")
+    return value
+
+
+def lookup_os_user(name: str, getpwnam: Callable[[str], Any] = pwd.getpwnam, option: str = "os_user") -> OsUser:
+    """The server's OS user (refused when it does not exist or has uid 0)."""
+    try:
+        entry = getpwnam(name)
+    except KeyError:
+        raise PgreplError(f"{option}: {name!r} is not a user on this host (create the PostgreSQL OS user first, "
+                          "usually by installing the server package)") from None
+    if entry.pw_uid == 0:
+        raise PgreplError(f"{option}: {name!r} has uid 0; PostgreSQL refuses to run as root")
+    return OsUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir or "/")
+
+
+def find_user(option: str, value: str) -> Any:
+    """The passwd entry of a user given by name or uid; PgreplError naming the option."""
+    try:
+        return pwd.getpwuid(int(value)) if value.isdigit() else pwd.getpwnam(value)
+    except (KeyError, ValueError):
+        raise PgreplError(f"{option}: {value!r} is not a user on this host") from None
+
+
+def find_group(option: str, value: str) -> Any:
+    """The group entry of a group given by name or gid; PgreplError naming the option."""
+    try:
+        return grp.getgrgid(int(value)) if value.isdigit() else grp.getgrnam(value)
+    except (KeyError, ValueError):
+        raise PgreplError(f"{option}: {value!r} is not a group on this host") from None
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+@contextlib.contextmanager
+def as_os_user(name: str | None, option: str = "login_os_user") -> Iterator[None]:
+    """Run the block with the effective uid/gid of OS user ``name`` (then switch back).
+
+    Peer authentication reads the credentials of the process at connect() time, so a module that runs as root
+    can open a unix-socket connection as the server's OS user without an extra become (su/sudo) round trip;
+    everything after the connect runs as root again. Without ``name``, or when already that user, a no-op.
+    """
+    if not name:
+        yield
+        return
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise PgreplError(f"{option}: there is no OS user {name!r} on this host") from None
+    uid, gid = entry.pw_uid, entry.pw_gid
+    current = os.geteuid()
+    if current == uid:
+        yield
+        return
+    if current != 0:
+        raise PgreplError(f"{option}: connecting as OS user {name!r} needs the module to run as root "
+                          f"(it runs as uid {current}): use become: true, or leave {option} unset")
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# running programs as the user
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def find_tool(name: str, which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """A system program on PATH or in the system directories (a module's PATH may lack /usr/sbin)."""
+    found = which(name)
+    if found:
+        return found
+    for directory in _SYSTEM_TOOL_DIRS:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def as_user_command(cmd: list[str], user: OsUser, euid: int,
+                    which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """cmd run as user: directly when we are that user, else through runuser, setpriv or su (as root)."""
+    if euid == user.uid:
+        return list(cmd)
+    if euid != 0:
+        raise PgreplError(f"os_user: the module runs as uid {euid} and cannot run {cmd[0]} as {user.name!r}: "
+                          "run the task as root (become: true) or as that user")
+    runuser = find_tool("runuser", which)
+    if runuser:
+        return [runuser, "-u", user.name, "--", *cmd]
+    setpriv = find_tool("setpriv", which)
+    if setpriv:
+        return [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", *cmd]
+    su_tool = find_tool("su", which)
+    if su_tool:
+        return [su_tool, "-s", "/bin/sh", user.name, "-c", "exec " + " ".join(shlex.quote(part) for part in cmd)]
+    raise PgreplError(f"os_user: none of runuser, setpriv or su is installed: cannot run {cmd[0]} as {user.name!r}")
+
+
+def clean_env(user: OsUser) -> dict[str, str]:
+    """The environment of commands run as os_user: no PG* variable (no PGPASSWORD), C locale, their home."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": user.home}
+
+
+def scrub_libpq_env(environ: Any) -> list[str]:
+    """Remove PG* variables from this process, so a connection test uses exactly the given options."""
+    removed = sorted(key for key in list(environ) if key.startswith("PG"))
+    for key in removed:
+        del environ[key]
+    return removed
+
+
+def user_can(user: OsUser, test_flag: str, path: str, euid: int) -> bool:
+    """Whether `test <flag> path` succeeds as the user (ACLs and every parent's x bit included)."""
+    test_bin = find_tool("test") or "/usr/bin/test"
+    cmd = as_user_command([test_bin, test_flag, path], user, euid)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env=clean_env(user), timeout=HELPER_TIMEOUT, check=False,
+                              cwd="/", stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    returncode: int
+    lines: list[str]
+    timed_out: bool
+
+
+def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str]) -> CommandOutcome:
+    """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, cwd="/", start_new_session=True)
+    except OSError as exc:
+        raise PgreplError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+    timed_out = False
+    try:
+        output, _err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+        output, _err = proc.communicate()
+    text = (output or b"").decode("utf-8", "replace").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n") if line.strip()]
+    return CommandOutcome(proc.returncode if proc.returncode is not None else -1, lines, timed_out)
+
+
+def run_as(user: OsUser, cmd: list[str], timeout: int) -> CommandOutcome:
+    """cmd as the user (see as_user_command), with clean_env and the deadline of run_with_timeout."""
+    return run_with_timeout(as_user_command(cmd, user, os.geteuid()), timeout, clean_env(user))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
