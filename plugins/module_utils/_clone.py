@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import ConfFile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     SSL_MODES,
     ConnectFailure,
@@ -567,47 +568,6 @@ def error_lines(lines: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# postgresql.auto.conf of the copy
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def parse_conf_value(raw: str) -> str:
-    """A postgresql.conf value: quoted ('' and backslash escapes) or bare (up to a comment)."""
-    raw = raw.strip()
-    if not raw.startswith("'"):
-        return raw.split("#", 1)[0].strip()
-    out = []
-    index = 1
-    while index < len(raw):
-        char = raw[index]
-        if char == "'":
-            if index + 1 < len(raw) and raw[index + 1] == "'":
-                out.append("'")
-                index += 2
-                continue
-            break
-        if char == "\\" and index + 1 < len(raw):
-            out.append(raw[index + 1])
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def read_conf_setting(text: str, name: str) -> str | None:
-    """The last value of a setting in a postgresql.conf-style text (None when it is not set)."""
-    value = None
-    # ASCII: the server folds A-Z only in setting names (under IGNORECASE alone, i would also match a dotless i).
-    pattern = re.compile(r"^\s*" + re.escape(name) + r"(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE | re.ASCII)
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if match:
-            value = parse_conf_value(match.group(1))
-    return value
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -662,11 +622,12 @@ def verify_copy(path: str, request: CloneRequest, primary: PrimaryFacts) -> None
             text = handle.read()
     except OSError as exc:
         raise PgreplError(f"cannot read {auto_conf!r} of the copy: {exc.strerror or exc}") from None
-    conninfo = read_conf_setting(text, "primary_conninfo") or ""
+    settings = ConfFile.parse(text)
+    conninfo = settings.get("primary_conninfo") or ""
     if has_password(conninfo) or mentions_password(text):
         raise PgreplError(f"the copy's {auto_conf} holds a password in primary_conninfo: refusing to keep it "
                           "(the copy was removed); the password must come only from the passfile")
-    if request.slot_name and read_conf_setting(text, "primary_slot_name") != request.slot_name:
+    if request.slot_name and settings.get("primary_slot_name") != request.slot_name:
         raise PgreplError(f"the copy's {auto_conf} does not name primary_slot_name {request.slot_name!r}")
 
 

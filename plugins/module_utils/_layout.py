@@ -10,16 +10,14 @@ RHEL/PGDG and custom layouts (Postgres Pro, Astra) all go through the same code.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import BIN_DIR_GLOBS
+from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import read_file_setting
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
 DEBIAN_LIKE = {"debian", "ubuntu", "astra", "linuxmint", "raspbian"}
 RHEL_LIKE = {"rhel", "centos", "rocky", "almalinux", "fedora", "ol", "redos", "altlinux"}
-
-_CONF_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*('(?:[^']|'')*'|[^\s#]+)")
 
 
 def os_family(os_release_text: str) -> str:
@@ -38,26 +36,8 @@ def os_family(os_release_text: str) -> str:
     return "other"
 
 
-def read_conf_value(path: str, name: str) -> str | None:
-    """Last value of ``name`` in a postgresql.conf-style file (None when absent or unreadable)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
-    except OSError:
-        return None
-    value: str | None = None
-    for line in lines:
-        match = _CONF_LINE.match(line)
-        if match and match.group(1).lower() == name:
-            raw = match.group(2)
-            if raw.startswith("'") and raw.endswith("'") and len(raw) >= 2:
-                raw = raw[1:-1].replace("''", "'")
-            value = raw
-    return value
-
-
 def derive_layout(family: str, majors: dict[int, str], overrides: dict[str, Any],
-                  conf_reader: Callable[[str, str], str | None] = read_conf_value) -> dict[str, Any]:
+                  conf_reader: Callable[[str, str], str | None] = read_file_setting) -> dict[str, Any]:
     """The layout for this host: defaults of its family and major, then the user's overrides on top."""
     major = overrides.get("version")
     if major is None:

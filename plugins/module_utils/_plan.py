@@ -20,23 +20,29 @@ from typing import Any, Callable
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import STANDBY_CONFIG_SPEC, run_standby_config
 from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import STANDBY_CLONE_SPEC, run_standby_clone
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import connection_argument_spec, psycopg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
-from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import REWIND_GRANTS_SPEC, run_rewind_grants
-from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
+from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
     REPLICATION_USER_SPEC,
     ensure_replication_user,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import (
+    REWIND_GRANTS_SPEC,
+    run_rewind_grants,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import (
     SERVER_SETTINGS_SPEC,
     run_server_settings,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import REPLICATION_SLOT_SPEC, run_replication_slot
+from ansible_collections.pgrepl.streaming.plugins.module_utils._standby_config import (
+    STANDBY_CONFIG_SPEC,
+    run_standby_config,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._start import SERVER_START_SPEC, run_server_start
 
 Body = Callable[[Any], "dict[str, Any]"]

@@ -184,7 +184,7 @@ diff:
 '''
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
+from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
     REPLICATION_USER_SPEC,
     ensure_replication_user,
 )

@@ -109,7 +109,10 @@ diff:
 '''
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import REWIND_GRANTS_SPEC, run_rewind_grants
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import (
+    REWIND_GRANTS_SPEC,
+    run_rewind_grants,
+)
 
 
 def main() -> None:

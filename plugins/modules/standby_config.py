@@ -256,8 +256,11 @@ diff:
   elements: dict
 '''
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._autoconf import STANDBY_CONFIG_SPEC, run_standby_config
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._standby_config import (
+    STANDBY_CONFIG_SPEC,
+    run_standby_config,
+)
 
 
 def main() -> None:

@@ -20,7 +20,11 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import Plan, apply_plan, validate_request
+from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
+    Plan,
+    apply_plan,
+    validate_request,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import build_verifier, verify_password
 
 from ansible_runner import run_module, run_tasks

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
-    read_conf_value,
 )
 
 
@@ -70,12 +67,3 @@ def test_custom_layout_overrides_everything() -> None:
 def test_no_server_installed_is_a_clear_error() -> None:
     with pytest.raises(PgreplError, match="no PostgreSQL server is installed"):
         derive_layout("debian", {}, {}, no_conf)
-
-
-def test_read_conf_value_takes_the_last_assignment_and_unquotes(tmp_path: Path) -> None:
-    conf = tmp_path / "postgresql.conf"
-    conf.write_text("port = 5432\n#port = 6000\ndata_directory = '/var/lib/o''brien'  # comment\nport=5433\n")
-    assert read_conf_value(str(conf), "port") == "5433"
-    assert read_conf_value(str(conf), "data_directory") == "/var/lib/o'brien"
-    assert read_conf_value(str(conf), "missing") is None
-    assert read_conf_value(str(tmp_path / "nope.conf"), "port") is None

@@ -10,7 +10,8 @@ import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
     SHARED_OBJECTS,
     Plan,
     RoleRequest,
@@ -23,7 +24,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._roles import (
     validate_conn_limit,
     validate_password,
     validate_request,
-    validate_role_name,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import build_verifier, parse_verifier
 

@@ -1,0 +1,151 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rewind_grants module: the EXECUTE privileges PostgreSQL's pg_rewind documentation lists for a non-superuser
+role on the source, granted where the role lacks them (function privileges are per database: grant them in the
+database pg_rewind connects to)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    connect,
+    describe_target,
+    identifier,
+    query_all,
+    query_dict,
+    sql,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
+    check_supported,
+    require_superuser,
+    require_writable,
+    server_facts,
+)
+
+# The EXECUTE privileges PostgreSQL's pg_rewind documentation lists for a non-superuser role ("Notes").
+REWIND_FUNCTIONS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+
+REWIND_GRANTS_SPEC = ModuleSpec({
+    "role": {"type": "str", "required": True},
+})
+
+
+def quote_identifier(name: str) -> str:
+    """A role name as a double-quoted SQL identifier, for statements shown to people (never executed as text)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def rewind_grant_statements(role: str, functions: tuple[str, ...] = REWIND_FUNCTIONS) -> list[str]:
+    """The GRANT statements PostgreSQL's pg_rewind documentation lists, for this role (as text, for reports)."""
+    return [f"GRANT EXECUTE ON FUNCTION {signature} TO {quote_identifier(role)}" for signature in functions]
+
+
+def grant_query(signature: str, role: str) -> Any:
+    """The composed GRANT for one of REWIND_FUNCTIONS (the signature is a constant of this file, the role quoted)."""
+    if signature not in REWIND_FUNCTIONS:
+        raise PgreplError(f"{signature!r} is not one of the functions pg_rewind needs")
+    return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), identifier(role))
+
+
+@dataclass(frozen=True)
+class GrantOutcome:
+    """Which of the functions the role could execute before, and which were (or would be) granted."""
+
+    present: list[str]
+    missing: list[str]
+    statements: list[str]
+    applied: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.missing)
+
+
+def missing_rewind_grants(conn: Any, role: str) -> tuple[list[str], list[str]]:
+    """(functions the role may execute, functions it may not), in REWIND_FUNCTIONS order."""
+    rows = query_all(
+        conn,
+        "SELECT f.signature, pg_catalog.has_function_privilege(%s::name, f.signature, 'EXECUTE') AS granted"
+        " FROM unnest(%s::text[]) WITH ORDINALITY AS f(signature, position) ORDER BY f.position",
+        (role, list(REWIND_FUNCTIONS)),
+    )
+    present = [row["signature"] for row in rows if row["granted"]]
+    missing = [row["signature"] for row in rows if not row["granted"]]
+    return present, missing
+
+
+def ensure_rewind_grants(conn: Any, role: str, check_mode: bool) -> GrantOutcome:
+    """Grant the role whichever of pg_rewind's functions it may not execute yet (nothing is sent in check mode).
+
+    has_function_privilege counts grants to PUBLIC and to roles this one inherits from, so a role that already
+    may execute a function through them gets no grant of its own. The grants run in one transaction.
+    """
+    present, missing = missing_rewind_grants(conn, role)
+    statements = rewind_grant_statements(role, tuple(missing))
+    if missing and not check_mode:
+        with conn.transaction():
+            with conn.cursor() as cur:
+                for signature in missing:
+                    cur.execute(grant_query(signature, role))
+    return GrantOutcome(present=present, missing=missing, statements=statements,
+                        applied=bool(missing) and not check_mode)
+
+
+def run_rewind_grants(module: Any) -> dict[str, Any]:
+    """The rewind_grants module's body."""
+    role = validate_role_name(module.params.get("role"), "role", new=False)
+    warnings: list[str] = []
+    conn = connect(module.params)
+    try:
+        facts = server_facts(conn)
+        unsupported = check_supported(facts)
+        if unsupported:
+            warnings.append(unsupported)
+        require_superuser(facts, "granting EXECUTE on pg_catalog functions")
+        require_writable(facts, "grant EXECUTE on pg_rewind's functions")
+        row = query_dict(conn, "SELECT rolsuper, rolcanlogin, current_database() AS database"
+                               " FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
+        if row is None:
+            raise PgreplError(f"role: {role!r} does not exist on {describe_target(module.params)}: create it first "
+                              "(an ordinary LOGIN role, not a superuser)")
+        if row["rolsuper"]:
+            raise PgreplError(f"role: {role!r} is a superuser: pg_rewind should connect as an ordinary login role "
+                              "that has only the grants it needs (and a superuser needs none); give a role without "
+                              "SUPERUSER")
+        if not row["rolcanlogin"]:
+            warnings.append(f"role {role!r} has NOLOGIN: pg_rewind cannot connect as it (grants to a group role reach "
+                            "only its members that inherit)")
+        outcome = ensure_rewind_grants(conn, role, module.check_mode)
+    finally:
+        conn.close()
+    tracker = ChangeTracker(module.check_mode)
+    tracker.record("executable_functions", outcome.present, list(REWIND_FUNCTIONS))
+    result: dict[str, Any] = {
+        "changed": outcome.changed,
+        "role": role,
+        "database": row["database"],
+        "granted": outcome.missing,
+        "already_granted": outcome.present,
+        "statements": outcome.statements,
+        "msg": (f"granted {len(outcome.missing)} of pg_rewind's functions to {role!r} in database "
+                f"{row['database']!r}" if outcome.applied else
+                f"would grant {len(outcome.missing)} of pg_rewind's functions to {role!r} in database "
+                f"{row['database']!r}" if outcome.missing else
+                f"{role!r} may already execute every function pg_rewind needs in database {row['database']!r}"),
+    }
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in warnings:
+        module.warn(warning)
+    return result
