@@ -1,6 +1,6 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the layout options of node_facts and node_prepare (where a host keeps PostgreSQL)."""
+"""Documentation of node_prepare's layout options (where a host keeps PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -833,7 +833,7 @@ def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: Cl
     return result
 
 
-# The module's options, shared with node_plan/node_apply (one definition for both).
+# The module's options, shared with node_apply (one definition for both).
 STANDBY_CLONE_SPEC = ModuleSpec(
     {
         "data_dir": {"type": "path", "required": True},

@@ -26,6 +26,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
     lsn_or_none,
     timeline_of_wal_file,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported
 
 MIN_MAJOR = 10  # pg_current_wal_lsn() and friends; 13 to 18 are the supported and tested ones
@@ -414,3 +415,17 @@ def replication_info(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
             f"but the server at {describe_target(params)} has {live['system_identifier']}: they are not the "
             "same cluster")
     return result, warnings
+
+
+REPLICATION_INFO_SPEC = ModuleSpec({
+    "data_dir": {"type": "path"},
+    "bin_dir": {"type": "path"},
+})
+
+
+def run_replication_info(module: Any) -> dict[str, Any]:
+    """The module body: the live facts (and, with data_dir, the data directory's), warnings passed on."""
+    result, warnings = replication_info(module.params)
+    for warning in warnings:
+        module.warn(warning)
+    return result

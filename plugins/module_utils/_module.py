@@ -1,6 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Glue between AnsibleModule and the core: argument spec merge, psycopg check, error reporting."""
+"""Glue between AnsibleModule and the core: the one module builder (ModuleSpec, module_from_spec), the psycopg
+check, error reporting."""
 
 from __future__ import annotations
 
@@ -26,18 +27,10 @@ class PgreplModule(AnsibleModule):
         super().warn(printable(warning))
 
 
-def build_module(argument_spec: dict[str, Any], with_connection: bool = True, **kwargs: Any) -> AnsibleModule:
-    """An AnsibleModule with the shared connection options merged in (module options win)."""
-    spec: dict[str, Any] = connection_argument_spec() if with_connection else {}
-    spec.update(argument_spec)
-    kwargs.setdefault("supports_check_mode", True)
-    return PgreplModule(argument_spec=spec, **kwargs)
-
-
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A module's options and their constraints, kept beside its logic so that node_plan can check the same
-    parameters the module itself would accept (one definition for both)."""
+    """A module's options and their constraints, kept beside its logic: the module builds its AnsibleModule from it
+    (module_from_spec, the one builder), and node_apply validates an item's parameters against the same spec."""
 
     options: dict[str, Any]
     with_connection: bool = True

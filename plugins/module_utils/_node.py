@@ -1,14 +1,14 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The facts of one PostgreSQL host that every role decides from: layout, data directory, live server.
+"""The facts of one PostgreSQL host that every role decides from: layout, data directory, live server, addresses.
 
-Shared by node_facts (read-only) and node_prepare (which first installs what the modules need).
+node_prepare returns them (after installing psycopg where it is missing, unless install is false: then it only
+reads, like an _info module).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
     default_devices,
@@ -23,11 +23,13 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import unit_enabled
 
-# The options both modules take to find the layout.
-NODE_FACTS_OPTIONS: dict[str, Any] = {
+# node_prepare's options: where the layout is (documented in doc_fragments/node_layout.py), what to resolve, and
+# whether to install psycopg first.
+NODE_PREPARE_SPEC = ModuleSpec({
     "version": {"type": "int"},
     "cluster_name": {"type": "str", "default": "main"},
     "data_dir": {"type": "path"},
@@ -37,9 +39,11 @@ NODE_FACTS_OPTIONS: dict[str, Any] = {
     "socket_dir": {"type": "path"},
     "port": {"type": "int"},
     "os_user": {"type": "str", "default": "postgres"},
-    # The peers' DNS names: resolved here, where their connections arrive (documented in each module).
+    # The peers' DNS names: resolved here, where their connections arrive.
     "resolve": {"type": "list", "elements": "str", "default": []},
-}
+    "install": {"type": "bool", "default": True},
+    "package": {"type": "str"},
+}, with_connection=False)
 
 
 def host_family() -> str:

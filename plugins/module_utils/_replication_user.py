@@ -49,7 +49,7 @@ SHARED_OBJECTS = "(shared objects: databases, tablespaces)"
 
 
 def replication_user_argument_spec() -> dict[str, dict[str, Any]]:
-    """The module's own options (the connection options are merged in by build_module)."""
+    """The module's own options (the connection options are merged in by ModuleSpec)."""
     return {
         "name": {"type": "str", "required": True},
         "password": {"type": "str", "no_log": True},

@@ -3,7 +3,7 @@
 """The cluster's status from the facts every node already gathered: one document, a table of it, its problems.
 
 Pure functions (no connection, no Ansible): the cluster_status action plugin feeds them each host's node facts
-(the node_prepare / node_facts result the node role registers) and prints what they return. Every decision of the
+(the node_prepare result the node role registers) and prints what they return. Every decision of the
 status lives here: the replication state of a standby from both ends, which numbers are shown, what looks wrong.
 """
 

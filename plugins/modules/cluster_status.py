@@ -17,8 +17,8 @@ description:
     the replication state, sync state, timeline, WAL position, lag in bytes and in human units, replay delay, its
     slot on the primary with C(wal_status), and what looks wrong.
   - An action that runs on the controller only, from the node facts each host already registered (the node role's
-    C(facts.yml) - the result of M(pgrepl.streaming.node_prepare) or M(pgrepl.streaming.node_facts) in
-    C(__pgrepl_node), the slot name in C(__pgrepl_slot)). It connects to no host and changes nothing. Use it with
+    C(facts.yml) - the result of M(pgrepl.streaming.node_prepare) in C(__pgrepl_node), the slot name in
+    C(__pgrepl_slot)). It connects to no host and changes nothing. Use it with
     C(run_once), as the C(pgrepl.streaming.status) playbook does.
   - The text goes to Ansible's display, not into a C(debug) message, so the default callback shows it as a table,
     without quotes, escapes or commas; it is shown also when C(display_ok_hosts) is off.
@@ -153,14 +153,13 @@ msg:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec, module_from_spec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._status import ARGUMENT_SPEC
 
 
 def main() -> None:
     """Reached only when the action plugin is bypassed: the status is made on the controller, never on a host."""
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = module_from_spec(ModuleSpec(ARGUMENT_SPEC, with_connection=False))
     module.fail_json(msg="pgrepl.streaming.cluster_status runs on the controller (its action plugin); "
                          "it cannot run as a module on a managed host")
 

@@ -13,10 +13,12 @@ version_added: 0.1.0
 author: pgrepl maintainers (@pgrepl)
 description:
   - Runs the bodies of other modules of this collection (C(server_settings), C(replication_user),
-    C(replication_slot), C(pg_hba), C(passfile), C(standby_config),
-    C(rewind_grants), C(standby_clone)), one item after another, with their own
-    option validation, check mode and diff, and returns what each changed. Each behaves exactly as its own
-    module; only the round trips are saved (one call instead of one per module and item).
+    C(replication_slot), C(pg_hba), C(passfile), C(standby_config), C(rewind_grants), C(standby_clone),
+    C(server_start)), one item after another, with their own option validation, check mode and diff, and returns
+    what each changed. Each behaves exactly as its own module; only the round trips are saved (one call instead
+    of one per module and item).
+  - In check mode it is the read-only answer to what would change on this node. Each module body predicts its
+    own change (no DDL is sent, no file written), and RV(changed_checks) names the checks a real run would change.
   - The first refusal stops the run and fails the task, naming the check and item (for example C(hba[1]), a
     C(pg_hba) item); the items before it stay done, as separate tasks would.
   - The primary and standby roles call it directly with every piece they manage. Each module body changes only
@@ -24,8 +26,10 @@ description:
 options:
   checks:
     description:
-      - Named checks, as for M(pgrepl.streaming.node_plan) - C(module) and C(params) (a dict or a list of dicts,
-        one per item); run in the order given.
+      - Named checks. Each value is a dict with C(module) (one of C(server_settings), C(replication_user),
+        C(replication_slot), C(pg_hba), C(passfile), C(standby_config), C(rewind_grants), C(standby_clone),
+        C(server_start)) and C(params), the module's options as a dict or a list of dicts (one per item, as a loop
+        would pass them); run in the order given.
       - Modules that connect to the server get this module's connection options unless their params set them.
       - Do not put passwords here (this option is not hidden); use O(replication_password).
     type: dict
@@ -39,7 +43,8 @@ extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
   check_mode:
-    description: Each module body predicts its change and changes nothing.
+    description: Each module body predicts its change and changes nothing (the same prediction its own module
+      makes in check mode).
     support: full
   diff_mode:
     description: The diffs of every module body, in order.
@@ -85,24 +90,13 @@ restart_required:
   type: bool
 """
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run  # noqa: E402
-from ansible_collections.pgrepl.streaming.plugins.module_utils._plan import apply_node, login_options  # noqa: E402
-
-
-def body(module) -> dict:
-    result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
-                        module.params["replication_password"], module.check_mode, module._diff)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
-    return result
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._node_apply import NODE_APPLY_SPEC, run_node_apply
 
 
 def main() -> None:
-    module = build_module({"checks": {"type": "dict", "required": True},
-                           "replication_password": {"type": "str", "no_log": True}})
-    run(module, body, needs_psycopg=False)
+    module = module_from_spec(NODE_APPLY_SPEC)
+    run(module, run_node_apply, needs_psycopg=False)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,21 @@ author: pgrepl maintainers (@pgrepl)
 description:
   - The first call of the pgrepl roles on a host. When psycopg 3 cannot be imported, installs the distribution's
     package (C(python3-psycopg) on the Debian family, C(python3-psycopg3) on the RHEL family) with C(apt-get),
-    C(dnf) or C(yum), then returns the same facts as M(pgrepl.streaming.node_facts), the live server facts
-    included. One round trip instead of three (facts, install, facts again).
+    C(dnf) or C(yum), then returns the facts every later task decides from - where the host keeps PostgreSQL
+    (data dir, config dir, binaries, service, socket, port, from its distribution family and installed major,
+    every part overridable), what the data directory says (system identifier, timeline, cluster state,
+    standby.signal, running postmaster, read without the server) and, when the server runs, the live
+    replication facts of M(pgrepl.streaming.replication_info). One round trip instead of three (facts, install,
+    facts again).
   - apt's package index is refreshed only when apt does not know the package, or when the install fails on a
     stale index. The package manager is called directly, so no python3-apt is needed or installed.
-  - With psycopg already importable it changes nothing and is exactly M(pgrepl.streaming.node_facts).
+  - With psycopg already importable it changes nothing. With O(install=false) it only reads, whatever is
+    installed (the one read-only entry point, what an C(_info) module would be; the status playbook gathers its
+    facts so). Without psycopg the live server facts are then left out.
 options:
   install:
-    description: Install the package when psycopg 3 is missing. V(false) only reports the facts.
+    description: Install the package when psycopg 3 is missing. V(false) only reports the facts and never
+      changes anything.
     type: bool
     default: true
   package:
@@ -56,7 +63,7 @@ notes:
   - After the install the module runs again in a new Python process (as M(ansible.builtin.apt) does after
     installing python3-apt), so the facts it returns are read with psycopg.
 seealso:
-  - module: pgrepl.streaming.node_facts
+  - module: pgrepl.streaming.replication_info
 """
 
 EXAMPLES = r"""
@@ -73,6 +80,12 @@ EXAMPLES = r"""
     bin_dir: /opt/pgpro/1c-16/bin
     service: postgrespro-1c-16
   become: true
+
+- name: Only read (installs nothing, changes nothing), the other nodes' names resolved here
+  pgrepl.streaming.node_prepare:
+    install: false
+    resolve: [db2.example.com, db3.example.com]
+  register: node
 """
 
 RETURN = r"""
@@ -160,8 +173,8 @@ from ansible.module_utils.common.respawn import has_respawned, respawn_module
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run
-from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_FACTS_OPTIONS, gather, host_family
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
+from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_PREPARE_SPEC, gather, host_family
 from ansible_collections.pgrepl.streaming.plugins.module_utils._packages import (
     install_package,
     package_tool,
@@ -201,8 +214,7 @@ def body(module) -> dict:
 
 
 def main() -> None:
-    spec = dict(NODE_FACTS_OPTIONS, install={"type": "bool", "default": True}, package={"type": "str"})
-    module = build_module(spec, with_connection=False)
+    module = module_from_spec(NODE_PREPARE_SPEC)
     run(module, body, needs_psycopg=False)
 
 

@@ -271,31 +271,16 @@ data_dir_facts:
   type: dict
 '''
 
-from typing import Any  # noqa: E402
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-from ansible_collections.pgrepl.streaming.plugins.module_utils._info import replication_info  # noqa: E402
-from ansible_collections.pgrepl.streaming.plugins.module_utils._module import build_module, run  # noqa: E402
-
-
-def argument_spec() -> dict[str, dict[str, Any]]:
-    return {
-        "data_dir": {"type": "path"},
-        "bin_dir": {"type": "path"},
-    }
-
-
-def body(module: AnsibleModule) -> dict[str, Any]:
-    result, warnings = replication_info(module.params)
-    for warning in warnings:
-        module.warn(warning)
-    return result
+from ansible_collections.pgrepl.streaming.plugins.module_utils._info import (
+    REPLICATION_INFO_SPEC,
+    run_replication_info,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 
 
 def main() -> None:
-    module = build_module(argument_spec(), supports_check_mode=True)
-    run(module, body)
+    module = module_from_spec(REPLICATION_INFO_SPEC)
+    run(module, run_replication_info)
 
 
 if __name__ == '__main__':

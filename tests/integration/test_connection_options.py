@@ -134,8 +134,8 @@ def managing_tasks(suffix: str) -> list[dict[str, Any]]:
                                                              "users": REPL, "address": "127.0.0.3/32",
                                                              "method": "scram-sha-256"}},
         {"name": f"info{suffix}", "pgrepl.streaming.replication_info": {}},
-        {"name": f"plan{suffix}", "pgrepl.streaming.node_plan": {"checks": {
-            "slot": {"module": "replication_slot", "params": {"name": SLOT}}}}},
+        {"name": f"apply{suffix}", "pgrepl.streaming.node_apply": {"checks": {
+            "slot": {"module": "replication_slot", "params": {"name": SLOT}}}}, "check_mode": True},
     ]
 
 
@@ -171,7 +171,7 @@ def test_a_community_postgresql_module_defaults_block_runs_our_modules(bench: Be
     ]
     results = run_playbook(plays, {"localhost": {}})["localhost"]
 
-    succeeding = ("cert", "socket", "user", "rewind", "slot", "settings", "hba", "info", "plan")
+    succeeding = ("cert", "socket", "user", "rewind", "slot", "settings", "hba", "info", "apply")
     for name, result in results.items():
         if name.startswith(succeeding):
             assert not result.get("failed"), (name, result.get("msg"), result)
@@ -179,7 +179,7 @@ def test_a_community_postgresql_module_defaults_block_runs_our_modules(bench: Be
     for task in ("user", "rewind_user", "rewind_grants", "slot", "settings", "hba"):
         assert results[task]["changed"] is True, (task, results[task])
         assert results[f"{task}_again"]["changed"] is False, (task, results[f"{task}_again"])
-    assert results["plan_again"]["pending"] == {"slot": False}
+    assert results["apply_again"]["changed_checks"] == {"slot": False}
 
     # The real state.
     assert cluster.sql("SELECT rolreplication, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = %s", (REPL,)) == [

@@ -138,8 +138,8 @@ def converge_play() -> list[dict[str, Any]]:
                                                                       "slot_name": SLOT, "os_user": "postgres"}},
                  {"name": "config", "pgrepl.streaming.standby_config": {**clone_args(), "primary_slot_name": SLOT,
                                                                         "reload": False}},
-                 {"name": "facts", "pgrepl.streaming.node_facts": {
-                     "version": 15, "data_dir": "{{ data_dir }}", "bin_dir": "{{ bin_dir }}",
+                 {"name": "facts", "pgrepl.streaming.node_prepare": {
+                     "install": False, "version": 15, "data_dir": "{{ data_dir }}", "bin_dir": "{{ bin_dir }}",
                      "socket_dir": "{{ socket_dir }}", "port": "{{ port }}", "config_dir": "{{ data_dir }}",
                      "os_user": "postgres"}},
              ]}]

@@ -1,8 +1,8 @@
 """pgrepl.streaming.node_prepare through Ansible, as root, against a throwaway server of this file's own.
 
-Here psycopg is importable (the test runs the modules with the project's Python), so node_prepare must be
-node_facts exactly, install nothing and report no change; its install path (a host without psycopg) runs in every
-Molecule scenario, on fresh containers, in check mode first and then for real.
+Here psycopg is importable (the test runs the modules with the project's Python), so node_prepare must install
+nothing, report no change and return exactly what its read-only form (install: false) returns; its install path (a
+host without psycopg) runs in every Molecule scenario, on fresh containers, in check mode first and then for real.
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ def stable(value: Any) -> Any:
     return value
 
 
-def test_with_psycopg_it_is_node_facts_and_installs_nothing(server: PgCluster) -> None:
+def test_with_psycopg_it_only_reads_and_installs_nothing(server: PgCluster) -> None:
     args = layout_args(server)
     for check in (True, False):
         prepared = run_module("pgrepl.streaming.node_prepare", args, check=check)
-        facts = run_module("pgrepl.streaming.node_facts", args, check=check)
+        facts = run_module("pgrepl.streaming.node_prepare", {**args, "install": False}, check=check)
+        assert facts["changed"] is False and facts["installed"] == [], facts
         assert prepared.get("failed") is not True, prepared
         assert prepared["changed"] is False
         assert (prepared["installed"], prepared["install_steps"], prepared["install_seconds"]) == ([], [], 0.0)
@@ -159,7 +160,8 @@ def test_peer_names_resolve_on_this_host_to_every_a_and_aaaa_address(server: PgC
     tasks = [
         {"name": "facts", "pgrepl.streaming.node_prepare": {**layout_args(server), "resolve": names},
          "register": "node"},
-        {"name": "facts in check mode", "pgrepl.streaming.node_facts": {**layout_args(server), "resolve": names},
+        {"name": "facts in check mode", "pgrepl.streaming.node_prepare": {**layout_args(server), "resolve": names,
+                                                                          "install": False},
          "check_mode": True},
         # The roles' two uses: the preflight check, and the pg_hba entries.
         {"name": "problems", "ansible.builtin.set_fact": {"problems": "{{ peers | pgrepl.streaming."

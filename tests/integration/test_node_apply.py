@@ -1,7 +1,8 @@
-"""pgrepl.streaming.node_plan (and the login_os_user connection option) against a real PostgreSQL server.
+"""pgrepl.streaming.node_apply (and the login_os_user connection option) against a real PostgreSQL server.
 
-node_plan must predict exactly what each module's own run would report, and change nothing: every test
-compares its prediction with the real module's check mode and run, and the server's state before and after.
+In check mode node_apply must predict exactly what each module's own run would report, and change nothing; for real
+it must change exactly that, then report a converged node: every test compares its answer with the modules' own
+runs and the server's state before and after.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from psycopg import sql
 from ansible_runner import run_module, run_tasks
 from cluster import PgCluster
 
-MODULE = "node_plan"
-SLOT = "node_plan_slot"
-ROLE = "node_plan_repl"
-PASSWORD = "node-plan-secret-Zq8"
+MODULE = "node_apply"
+SLOT = "node_apply_slot"
+ROLE = "node_apply_repl"
+PASSWORD = "node-apply-secret-Zq8"
 SETTING = "wal_keep_size"
 
 
@@ -51,31 +52,36 @@ def passfile(tmp_path: Path) -> Path:
     return tmp_path / "pgpass"
 
 
-def plan(primary: PgCluster, checks: dict[str, Any], check: bool = False, **extra: Any) -> dict[str, Any]:
-    return run_module(MODULE, {**primary.login(), "checks": checks, **extra}, check=check)
+def apply(primary: PgCluster, checks: dict[str, Any], check: bool = False, diff: bool = False,
+          **extra: Any) -> dict[str, Any]:
+    return run_module(MODULE, {**primary.login(), "checks": checks, **extra}, check=check, diff=diff)
+
+
+def predict(primary: PgCluster, checks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """node_apply in check mode: the read-only answer to "what would change here"."""
+    return apply(primary, checks, check=True, **extra)
 
 
 def hba_params(primary: PgCluster, address: str) -> dict[str, Any]:
     return {"path": str(primary.hba_file), "contype": "host", "databases": ["replication"], "users": [ROLE],
-            "address": address, "method": "scram-sha-256", "comment": "node_plan test"}
+            "address": address, "method": "scram-sha-256", "comment": "node_apply test"}
 
 
-def test_converged_pieces_are_not_pending_and_nothing_changes(primary: PgCluster) -> None:
-    current = primary.scalar("SELECT setting || coalesce(unit, '') FROM pg_settings WHERE name = %s", (SETTING,))
+def test_converged_pieces_are_not_predicted_and_nothing_changes(primary: PgCluster) -> None:
     running = primary.scalar("SELECT current_setting(%s)", (SETTING,))
     before = state(primary)
-    result = plan(primary, {"settings": {"module": "server_settings", "params": {"settings": {SETTING: running}}}})
+    result = predict(primary, {"settings": {"module": "server_settings", "params": {"settings": {SETTING: running}}}})
     assert not result.get("failed"), result
     assert result["changed"] is False
-    assert result["pending"] == {"settings": False}, (result, current)
-    # The module itself agrees: its check mode and its real run change nothing either.
+    assert result["changed_checks"] == {"settings": False}, result
+    # The module itself agrees: its real run changes nothing either.
     module = run_module("server_settings", {**primary.login(), "settings": {SETTING: running}})
     assert module["changed"] is False
     assert state(primary) == before
 
 
-def test_differences_are_pending_and_the_plan_changes_nothing(primary: PgCluster, cleanup: None,
-                                                              passfile: Path) -> None:
+def test_differences_are_predicted_and_check_mode_changes_nothing(primary: PgCluster, cleanup: None,
+                                                                   passfile: Path) -> None:
     before = state(primary)
     checks = {
         "settings": {"module": "server_settings", "params": {"settings": {SETTING: "123MB"}}},
@@ -85,19 +91,17 @@ def test_differences_are_pending_and_the_plan_changes_nothing(primary: PgCluster
         "passfile": {"module": "passfile", "params": {
             "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
     }
-    result = plan(primary, checks, replication_password=PASSWORD)
+    result = predict(primary, checks, replication_password=PASSWORD)
     assert not result.get("failed"), result
-    assert result["pending"] == {name: True for name in checks}, result
-    assert all(item["changed"] is True for items in result["details"].values() for item in items), result
+    assert result["changed_checks"] == {name: True for name in checks}, result
+    assert all(item["changed"] is True for items in result["check_results"].values() for item in items), result
     # Read-only: no setting written, no slot, no role, no hba line, no passfile.
     assert state(primary) == before
     assert not passfile.exists()
-    # The same call in check mode says the same.
-    assert plan(primary, checks, check=True, replication_password=PASSWORD)["pending"] == result["pending"]
 
 
-def test_pending_matches_the_modules_real_runs(primary: PgCluster, cleanup: None, passfile: Path) -> None:
-    """Apply each module for real, then the plan says converged: prediction and change agree."""
+def test_the_prediction_matches_the_modules_real_runs(primary: PgCluster, cleanup: None, passfile: Path) -> None:
+    """Apply each module for real, then check mode says converged: prediction and change agree."""
     slot_args = {"name": SLOT, "immediately_reserve": True}
     role_args = {"name": ROLE, "password": PASSWORD}
     pass_args = {"path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE, "password": PASSWORD}]}
@@ -110,39 +114,24 @@ def test_pending_matches_the_modules_real_runs(primary: PgCluster, cleanup: None
         "passfile": {"module": "passfile", "params": {
             "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}},
     }
-    result = plan(primary, checks, replication_password=PASSWORD)
-    assert result["pending"] == {"slots": False, "role": False, "passfile": False}, result
-    # A different password is a difference the role module would fix: pending, and still nothing changed.
+    result = predict(primary, checks, replication_password=PASSWORD)
+    assert result["changed_checks"] == {"slots": False, "role": False, "passfile": False}, result
+    # A different password is a difference the role module would fix: predicted, and still nothing changed.
     verifier = primary.scalar("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (ROLE,))
-    other = plan(primary, {"role": checks["role"], "passfile": checks["passfile"]},
-                 replication_password="another-password-1")
-    assert other["pending"] == {"role": True, "passfile": True}, other
+    other = predict(primary, {"role": checks["role"], "passfile": checks["passfile"]},
+                    replication_password="another-password-1")
+    assert other["changed_checks"] == {"role": True, "passfile": True}, other
     assert primary.scalar("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (ROLE,)) == verifier
     assert PASSWORD in passfile.read_text() and "another-password-1" not in passfile.read_text()
 
 
-def test_the_password_never_reaches_the_output(primary: PgCluster, passfile: Path) -> None:
-    tasks = [{"pgrepl.streaming.node_plan": {
-        **primary.login(), "replication_password": PASSWORD,
-        "checks": {"role": {"module": "replication_user", "params": {"name": ROLE}},
-                   "passfile": {"module": "passfile", "params": {
-                       "path": str(passfile), "entries": [{"host": "10.77.0.1", "user": ROLE}]}}}}}]
-    run = run_tasks(tasks, verbosity=3, json_output=False)
-    assert run.returncode == 0, run.stdout[-2000:]
-    assert PASSWORD not in run.stdout and PASSWORD not in run.stderr
-
-
-def test_an_undecidable_check_is_pending_with_the_modules_own_error(primary: PgCluster) -> None:
+def test_an_undecidable_check_fails_the_prediction_with_the_modules_own_error(primary: PgCluster) -> None:
     before = state(primary)
-    result = plan(primary, {
-        "bad_slot": {"module": "replication_slot", "params": {"name": "Bad-Slot"}},
-        "no_server": {"module": "replication_slot", "params": {"name": SLOT, "login_port": 1,
-                                                               "login_host": "127.0.0.1"}},
-    })
-    assert not result.get("failed"), result
-    assert result["pending"] == {"bad_slot": True, "no_server": True}
-    assert "Bad-Slot" in result["details"]["bad_slot"][0]["error"]
-    assert result["details"]["no_server"][0]["changed"] is None
+    bad = predict(primary, {"bad_slot": {"module": "replication_slot", "params": {"name": "Bad-Slot"}}})
+    assert bad.get("failed") and "bad_slot[0] (replication_slot)" in bad["msg"] and "Bad-Slot" in bad["msg"], bad
+    down = predict(primary, {"no_server": {"module": "replication_slot", "params": {
+        "name": SLOT, "login_port": 1, "login_host": "127.0.0.1"}}})
+    assert down.get("failed") and "no_server[0] (replication_slot)" in down["msg"], down
     assert state(primary) == before
 
 
@@ -156,12 +145,13 @@ def test_an_undecidable_check_is_pending_with_the_modules_own_error(primary: PgC
     ({"x": {"module": None, "params": {}}}, "checks.x.module"),
     ({"x": {"module": "promote", "params": {}}}, "checks.x.module: 'promote'"),
 ], ids=["not-dict", "unknown-module", "no-params", "params-not-dicts", "extra-key", "check-not-dict",
-        "module-null", "module-not-checkable"])
+        "module-null", "module-not-runnable"])
 def test_bad_checks_are_refused_naming_the_option(primary: PgCluster, checks: Any, expected: str) -> None:
     before = state(primary)
-    result = plan(primary, checks)
-    assert result.get("failed"), result
-    assert expected in result["msg"], result["msg"]
+    for check in (True, False):
+        result = apply(primary, checks, check=check)
+        assert result.get("failed"), result
+        assert expected in result["msg"], result["msg"]
     assert state(primary) == before
 
 
@@ -170,7 +160,7 @@ def test_bad_checks_are_refused_naming_the_option(primary: PgCluster, checks: An
 @pytest.fixture(scope="module")
 def peer_cluster(bench_dir: Path) -> Iterator[PgCluster]:
     """A server whose unix socket admits only peer authentication (what Debian's pg_hba.conf does)."""
-    cluster = PgCluster(bench_dir, "node_plan_peer")
+    cluster = PgCluster(bench_dir, "node_apply_peer")
     cluster.init()
     cluster.start()
     cluster.hba_file.write_text("local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
@@ -196,9 +186,10 @@ def test_login_os_user_opens_a_peer_connection_from_root(peer_cluster: PgCluster
 def test_login_os_user_work_after_connect_runs_as_root_again(peer_cluster: PgCluster, tmp_path: Path) -> None:
     """The passfile written after a peer connection belongs to who the module runs as (the switch is undone)."""
     target = tmp_path / "pgpass"
-    result = run_module("node_plan", {**socket_login(peer_cluster, login_os_user="postgres"), "checks": {
-        "slot": {"module": "replication_slot", "params": {"name": SLOT}}}})
-    assert result["pending"] == {"slot": True} and result["details"]["slot"][0]["changed"] is True, result
+    result = run_module(MODULE, {**socket_login(peer_cluster, login_os_user="postgres"), "checks": {
+        "slot": {"module": "replication_slot", "params": {"name": SLOT}}}}, check=True)
+    assert result["changed_checks"] == {"slot": True} and result["check_results"]["slot"][0]["changed"] is True, \
+        result
     written = run_module("passfile", {"path": str(target), "entries": [
         {"host": "h", "user": "u", "password": "p-1"}]})
     assert written["changed"] is True and target.stat().st_uid == 0
@@ -212,12 +203,7 @@ def test_login_os_user_refuses_an_unknown_user(peer_cluster: PgCluster, os_user:
     assert result.get("failed") and expected in result["msg"], result
 
 
-# ---------------------------------------------------------------- node_apply
-
-def apply(primary: PgCluster, checks: dict[str, Any], check: bool = False, diff: bool = False,
-          **extra: Any) -> dict[str, Any]:
-    return run_module("node_apply", {**primary.login(), "checks": checks, **extra}, check=check, diff=diff)
-
+# ---------------------------------------------------------------- check mode, then for real
 
 def apply_checks(passfile: Path) -> dict[str, Any]:
     return {
@@ -251,7 +237,7 @@ def test_apply_check_mode_then_real_then_converged(primary: PgCluster, cleanup: 
     again = apply(primary, checks, replication_password=PASSWORD)
     converged = {"role": False, "slots": False, "passfile": False}
     assert again["changed"] is False and again["changed_checks"] == converged
-    assert plan(primary, checks, replication_password=PASSWORD)["pending"] == again["changed_checks"]
+    assert predict(primary, checks, replication_password=PASSWORD)["changed_checks"] == converged
 
 
 def test_apply_stops_at_the_first_refusal_naming_the_check(primary: PgCluster, cleanup: None,
@@ -270,8 +256,10 @@ def test_apply_stops_at_the_first_refusal_naming_the_check(primary: PgCluster, c
 
 
 def test_apply_never_shows_the_password(primary: PgCluster, cleanup: None, passfile: Path) -> None:
-    tasks = [{"pgrepl.streaming.node_apply": {**primary.login(), "replication_password": PASSWORD,
-                                              "checks": apply_checks(passfile)}, "diff": True}]
+    task = {"pgrepl.streaming.node_apply": {**primary.login(), "replication_password": PASSWORD,
+                                            "checks": apply_checks(passfile)}, "diff": True}
+    # In check mode (the prediction), then for real.
+    tasks = [{**task, "check_mode": True}, task]
     run = run_tasks(tasks, verbosity=3, json_output=False)
     assert run.returncode == 0, run.stdout[-2000:]
     assert PASSWORD not in run.stdout and PASSWORD not in run.stderr

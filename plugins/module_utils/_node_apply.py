@@ -1,17 +1,12 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which managed pieces of a node differ from what is asked, and making them so: several modules in one call.
+"""The node_apply module: the bodies of several of this collection's modules run in one call, one item after another.
 
-A converged node should cost one read-only call, not one call per module. node_plan runs the check-mode path
-of each named module (the same code the module runs, with the same option validation, so the prediction is
-exact) and reports per check whether the module would change something. The roles then call only those
-modules. A check that cannot be decided (bad input, server down) counts as pending: the module itself then
-runs and reports its own error, once, in its own task.
-
-node_apply runs the same module bodies for real, one after another, in one call: the pieces a role changes
-together (settings, role, pg_hba, passfile, slots; or passfile, copy, standby configuration, pg_hba) then cost
-one round trip instead of one per module and item. Each body changes only what differs, so the roles call
-node_apply directly: a converged node costs that one call and reports nothing changed.
+The pieces a role changes together (settings, role, pg_hba, passfile, slots; or passfile, copy, standby
+configuration, pg_hba, start) cost one round trip instead of one per module and item. Each body runs with its own
+module's option validation (the same ModuleSpec), check mode and diff, and changes only what differs, so a
+converged node costs that one call and reports nothing changed; in check mode the call is the exact prediction of
+what a real one would change ("what would change here").
 """
 
 from __future__ import annotations
@@ -47,7 +42,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._start import SER
 
 Body = Callable[[Any], "dict[str, Any]"]
 
-# The modules node_plan can check: name -> (spec, body, needs a server connection).
+# The modules node_apply runs: name -> (spec, body, needs a server connection).
 MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
     "server_settings": (SERVER_SETTINGS_SPEC, run_server_settings, True),
     "replication_user": (REPLICATION_USER_SPEC, ensure_replication_user, True),
@@ -65,15 +60,21 @@ MODULES: dict[str, tuple[ModuleSpec, Body, bool]] = {
 # An item of this module restarts the server when an earlier item of the same call left a restart pending.
 RESTARTS = "server_start"
 
+NODE_APPLY_SPEC = ModuleSpec({
+    "checks": {"type": "dict", "required": True},
+    "replication_password": {"type": "str", "no_log": True},
+})
+
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
 # its progress and messages, the password comes only from the passfile).
 KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log", "last_seen", "waited_seconds")
 
 
-class DryRunModule:
-    """The part of AnsibleModule the module bodies use, without exiting the process (check mode by default)."""
+class InProcessModule:
+    """The part of AnsibleModule a module body uses, for a body node_apply runs inside its own process: the
+    validated parameters, check and diff mode, the values to hide; warnings are collected, nothing exits."""
 
-    def __init__(self, params: dict[str, Any], no_log_values: set[str], check_mode: bool = True,
+    def __init__(self, params: dict[str, Any], no_log_values: set[str], check_mode: bool = False,
                  diff: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
@@ -121,27 +122,6 @@ def validated(module_name: str, params: dict[str, Any], login: dict[str, Any],
     return validation.validated_parameters, None
 
 
-def dry_run(module_name: str, params: dict[str, Any], login: dict[str, Any],
-            no_log_values: set[str]) -> dict[str, Any]:
-    """The module's check-mode result for these params, or {'changed': None, 'error': ...} when undecidable."""
-    body, with_server = MODULES[module_name][1:]
-    checked, error = validated(module_name, params, login, no_log_values)
-    if checked is None:
-        return {"changed": None, "error": error}
-    if with_server and psycopg is None:
-        return {"changed": None, "error": "psycopg is not installed"}
-    shim = DryRunModule(checked, no_log_values)
-    try:
-        result = body(shim)
-    except PgreplError as exc:
-        return {"changed": None, "error": str(exc)}
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        if psycopg is not None and isinstance(exc, psycopg.Error):
-            return {"changed": None, "error": str(exc).strip()}
-        raise
-    return {key: result[key] for key in KEPT_KEYS if key in result}
-
-
 def with_password(module_name: str, params: dict[str, Any], password: str | None) -> dict[str, Any]:
     """The replication password where a check leaves it out (so it travels in one no_log option only)."""
     if not password:
@@ -155,23 +135,8 @@ def with_password(module_name: str, params: dict[str, Any], password: str | None
     return params
 
 
-def plan_node(checks: Any, login: dict[str, Any], no_log_values: set[str],
-              password: str | None = None) -> dict[str, Any]:
-    """Run every check; ``pending[name]`` is true when a module would change something or cannot tell."""
-    pending: dict[str, bool] = {}
-    details: dict[str, list[dict[str, Any]]] = {}
-    for name, (module_name, items) in validate_checks(checks).items():
-        results = [dry_run(module_name, with_password(module_name, item, password), login, no_log_values)
-                   for item in items]
-        details[name] = results
-        pending[name] = any(result.get("changed") is not False for result in results)
-    return {"changed": False, "pending": pending, "details": details,
-            "restart_required": any(result.get("restart_required") for results in details.values()
-                                    for result in results)}
-
-
 def login_options(params: dict[str, Any]) -> dict[str, Any]:
-    """The connection options node_plan was given, to pass on to the checks of modules that connect."""
+    """The connection options node_apply was given, to pass on to the checks of modules that connect."""
     return {key: params[key] for key in connection_argument_spec() if params.get(key) is not None}
 
 
@@ -197,7 +162,7 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                                        no_log_values)
             if checked is None:
                 raise PgreplError(f"{where}: {error}")
-            shim = DryRunModule(checked, no_log_values, check_mode=check_mode, diff=diff)
+            shim = InProcessModule(checked, no_log_values, check_mode=check_mode, diff=diff)
             try:
                 result = body(shim)
             except PgreplError as exc:
@@ -218,3 +183,14 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
     return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
             "warnings": warnings, "restart_required": restart_pending}
+
+
+def run_node_apply(module: Any) -> dict[str, Any]:
+    """The module body: every item of every check, in order (check mode: each body's own prediction)."""
+    result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
+                        module.params.get("replication_password"), module.check_mode, module._diff)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff")
+    return result
