@@ -9,11 +9,8 @@ docs/performance.md. Options are environment variables, listed in scripts/bench.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -27,6 +24,25 @@ from pathlib import Path
 from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+# The collection's own slot names and SCRAM verifiers (as scripts/deps.sh links it), the day-2 proof's docker helpers.
+sys.path.insert(0, str(ROOT / ".build" / "collections"))
+sys.path.insert(0, str(ROOT / "tests" / "day2"))
+
+from bench_common import exit_status  # noqa: E402
+from d2_docker import (  # noqa: E402
+    DockerError,
+    TimedCommands,
+    dexec,
+    docker,
+    env_flag,
+    ip_of,
+    prefixed_containers,
+    start_hosts,
+)
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import slot_name_from_host  # noqa: E402
+from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import build_verifier  # noqa: E402
+
 OUT = ROOT / ".build" / "bench"
 LOGS = OUT / "logs"
 NET = "pgrepl-bench"
@@ -39,12 +55,6 @@ SERVICE = "postgresql@15-main"
 REPL_USER = "replicator"
 # A throwaway password for throwaway containers, the same on both sides.
 PASSWORD = "bench-only-replication-password"
-# scripts/demo.sh's flags: systemd as PID 1 in the container, as on a real host.
-SYSTEMD_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-]
-BOOT_TIMEOUT = 180
 STREAM_TIMEOUT = 120
 POLL = 0.2
 # Targets of the issue.
@@ -70,33 +80,14 @@ def say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes")
-
-
 # --- docker --------------------------------------------------------------------------------------------------
-
-def docker(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise BenchError(f"docker {' '.join(args[:3])} ... failed ({proc.returncode}): "
-                         f"{(proc.stderr or proc.stdout).strip()[-600:]}")
-    return proc
-
-
-def dexec(container: str, *argv: str, user: Optional[str] = None, check: bool = True) -> str:
-    """One `docker exec`: root by default, `user='postgres'` where the guides say `sudo -u postgres`."""
-    opts = ["-u", user] if user else []
-    return docker("exec", *opts, container, *argv, check=check).stdout.strip()
-
 
 def psql(container: str, query: str, check: bool = True) -> str:
     return dexec(container, "psql", "-X", "-A", "-t", "-q", "-c", query, user="postgres", check=check)
 
 
 def bench_containers() -> list[str]:
-    out = docker("ps", "-a", "--filter", f"name=^{PREFIX}", "--format", "{{.Names}}", check=False).stdout
-    return [name for name in out.split() if name.startswith(PREFIX)]
+    return prefixed_containers(PREFIX)
 
 
 def remove_containers(names: list[str]) -> None:
@@ -124,33 +115,12 @@ class Cluster:
         return f"1+{len(self.standbys)}"
 
 
-def slot_of(standby: str) -> str:
-    """The role's default slot name (inventory name, lowercased, other characters '_'): same on both sides."""
-    return re.sub(r"[^a-z0-9_]", "_", standby.lower())
-
-
 def start_cluster(side: str, standbys: int) -> Cluster:
     """Fresh containers for one set; returns once PostgreSQL answers in all of them and systemd has booted."""
     names = [f"{PREFIX}{side}{standbys}-{n}" for n in range(standbys + 1)]
-    remove_containers([n for n in names if n in bench_containers()])
-    if docker("network", "inspect", NET, check=False).returncode != 0:
-        docker("network", "create", NET)
-    for name in names:
-        docker("run", "-d", "--name", name, "--hostname", name, "--network", NET, *SYSTEMD_FLAGS, IMAGE)
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    for name in names:
-        while docker("exec", name, "pg_isready", "-q", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{name}: PostgreSQL did not answer within {BOOT_TIMEOUT} s of the container start")
-            time.sleep(0.5)
-    for name in names:
-        # Boot finished (running or degraded): the start-up's own work is not timed as the procedure's.
-        docker("exec", name, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False)
-    address = {}
-    for name in names:
-        address[name] = docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"" + NET + "\").IPAddress}}",
-                               name).stdout.strip()
-    return Cluster(side, names[0], names[1:], address)
+    # Boot finished (running or degraded) when it returns: the start-up's own work is not timed as the procedure's.
+    start_hosts(names, IMAGE, NET)
+    return Cluster(side, names[0], names[1:], {name: ip_of(name, NET) for name in names})
 
 
 def standby_state(cluster: Cluster) -> list[str]:
@@ -258,36 +228,12 @@ def run_site(cluster: Cluster, inventory: Path, label: str, diff: bool = False) 
 
 # --- the manual procedure ------------------------------------------------------------------------------------
 
-def scram_verifier(password: str) -> str:
-    """What psql's \\password sends (PQencryptPasswordConn, scram-sha-256): the verifier, computed client-side."""
-    salt = os.urandom(16)
-    iterations = 4096
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-class RawRun:
+class RawRun(TimedCommands):
     """The guides' commands, each one `docker exec`, run and timed one after another; the log lists them."""
 
     def __init__(self, cluster: Cluster, log: Path) -> None:
+        super().__init__(log, "w", secret=PASSWORD, timeout=600)
         self.cluster = cluster
-        self.log = log.open("w")
-        self.commands = 0
-
-    def run(self, container: str, argv: list[str], user: Optional[str] = None) -> str:
-        start = time.monotonic()
-        try:
-            return dexec(container, *argv, user=user)
-        finally:
-            self.commands += 1
-            shown = shlex.join(argv).replace(PASSWORD, "********")
-            self.log.write(f"{time.monotonic() - start:6.2f}s  {user or 'root'}@{container}$ {shown}\n")
 
     def wait_streaming(self, standby: str) -> None:
         """What the person checks after the start, again and again until it says streaming."""
@@ -298,14 +244,11 @@ class RawRun:
                 raise BenchError(f"raw {self.cluster.size}: {standby} does not stream after {STREAM_TIMEOUT} s")
             time.sleep(POLL)
 
-    def close(self) -> None:
-        self.log.close()
-
 
 def raw_procedure(cluster: Cluster, label: str) -> tuple[float, int]:
     """The setup guides' steps as a DBA types them; standbys one after another. Returns (seconds, commands)."""
     primary = cluster.primary
-    verifier = scram_verifier(PASSWORD)  # psql computes it locally: not a command of its own
+    verifier = build_verifier(PASSWORD)  # psql's \password computes it locally: not a command of its own
     raw = RawRun(cluster, LOGS / f"{label}.log")
     start = time.monotonic()
     try:
@@ -319,7 +262,7 @@ def raw_procedure(cluster: Cluster, label: str) -> tuple[float, int]:
             raw.run(primary, ["sh", "-c", f"echo {shlex.quote(line)} >> {CONF_DIR}/pg_hba.conf"], user="postgres")
         raw.run(primary, ["systemctl", "restart", SERVICE])
         for standby in cluster.standbys:
-            slot = slot_of(standby)
+            slot = slot_name_from_host(standby)
             raw.run(primary, ["psql", "-c", f"SELECT pg_create_physical_replication_slot('{slot}')"],  # noqa: S608
                     user="postgres")
         # On each standby, one after another.
@@ -329,7 +272,7 @@ def raw_procedure(cluster: Cluster, label: str) -> tuple[float, int]:
             raw.run(standby, ["mv", DATA_DIR, f"{DATA_DIR}.orig"], user="postgres")
             raw.run(standby, ["sh", "-c", f"umask 077 && echo {shlex.quote(pgpass)} > ~/.pgpass"], user="postgres")
             raw.run(standby, ["pg_basebackup", "-h", primary, "-U", REPL_USER, "-D", DATA_DIR, "-R", "-X", "stream",
-                              "-S", slot_of(standby), "--checkpoint=fast"], user="postgres")
+                              "-S", slot_name_from_host(standby), "--checkpoint=fast"], user="postgres")
             raw.run(standby, ["systemctl", "start", SERVICE])
             raw.wait_streaming(standby)
     finally:
@@ -370,7 +313,7 @@ def with_cluster(side: str, standbys: int, body: Callable[[Cluster], None], resu
         cluster = start_cluster(side, standbys)
         body(cluster)
         failed = False
-    except BenchError as exc:
+    except (BenchError, DockerError) as exc:
         results.errors.append(str(exc))
         say(f"ERROR {exc}")
     finally:
@@ -562,15 +505,7 @@ def main() -> int:
             print(f"  {secs:7.2f}s  {task}")
     say(f"written {(OUT / 'results.md').relative_to(ROOT)} (paste into docs/performance.md), logs in "
         f"{LOGS.relative_to(ROOT)}/")
-    if results.errors:
-        say(f"{len(results.errors)} measurement(s) failed, not reported:")
-        for err in results.errors:
-            print("  - " + err.splitlines()[0])
-        return 1
-    if any(r[4] == "MISS" for r in rows):
-        say("some targets are missed (MISS above)")
-        return 1 if env_flag("PGREPL_BENCH_STRICT") else 0
-    return 0
+    return exit_status(results.errors, rows, say)
 
 
 if __name__ == "__main__":

@@ -32,11 +32,17 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "day2"))
+# The collection's own slot names and WAL positions (as scripts/deps.sh links it).
+sys.path.insert(0, str(ROOT / ".build" / "collections"))
 
+from bench_common import exit_status  # noqa: E402
 from d2_cluster import CLIENT_IMAGE, DayTwoCluster, PlaybookRun  # noqa: E402
-from d2_docker import DockerError, dexec, remove_prefixed  # noqa: E402
-from d2_ledger import LedgerError, lsn_int, lsn_text  # noqa: E402
+from d2_docker import DockerError, TimedCommands, env_flag, remove_prefixed  # noqa: E402
+from d2_ledger import LedgerError  # noqa: E402
 from d2_proof import Figures, Proof, ProofError  # noqa: E402
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import format_lsn, parse_lsn  # noqa: E402
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import slot_name_from_host  # noqa: E402
 
 OUT = ROOT / ".build" / "bench"
 WORK = OUT / "day2"
@@ -55,37 +61,20 @@ def say(msg: str) -> None:
     print(f"[bench-day2] {msg}", flush=True)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes")
-
-
 # --- the raw manual procedure --------------------------------------------------------------------------------
 
-class Raw:
+class Raw(TimedCommands):
     """The manual steps, each one `docker exec`, timed and logged one after another."""
 
     def __init__(self, cluster: DayTwoCluster, log: Path) -> None:
+        super().__init__(log, "a")
         self.cluster = cluster
-        self.log = log.open("a")
-        self.commands = 0
-
-    def run(self, node: str, argv: list[str], user: Optional[str] = None) -> str:
-        start = time.monotonic()
-        try:
-            return dexec(node, *argv, user=user)
-        finally:
-            self.commands += 1
-            self.log.write(f"{time.monotonic() - start:6.2f}s  {user or 'root'}@{node}$ {shlex.join(argv)}\n")
-            self.log.flush()
 
     def sql(self, node: str, query: str) -> str:
         return self.run(node, ["psql", "-X", "-A", "-t", "-q", "-c", query], user="postgres")
 
     def note(self, text: str) -> None:
         self.log.write(f"# {text}\n")
-
-    def close(self) -> None:
-        self.log.close()
 
     def conninfo(self, primary: str, standby: str) -> str:
         c = self.cluster
@@ -96,7 +85,7 @@ class Raw:
         """Point `standby` at `new`: its slot there, primary_conninfo and primary_slot_name (a running standby
         by ALTER SYSTEM and a reload; a stopped former primary by the files, then a start)."""
         c = self.cluster
-        slot = standby.lower().replace("-", "_")
+        slot = slot_name_from_host(standby)
         # A former primary still has the slots of its own standbys: one left there is taken over as it is.
         self.sql(new, f"SELECT pg_create_physical_replication_slot('{slot}', true) WHERE NOT EXISTS "  # noqa: S608
                       f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
@@ -122,7 +111,7 @@ class Raw:
         deadline = time.monotonic() + REPLAY_TIMEOUT
         while True:  # what the person checks again and again: has the standby replayed the shutdown checkpoint?
             replayed = self.sql(new, "SELECT pg_last_wal_replay_lsn()")
-            if lsn_int(replayed) > lsn_int(checkpoint):
+            if parse_lsn(replayed) > parse_lsn(checkpoint):
                 break
             if time.monotonic() > deadline:
                 raise BenchError(f"raw switchover: {new} replayed {replayed}, not past the shutdown checkpoint "
@@ -138,9 +127,9 @@ class Raw:
     def failover(self, standbys: list[str]) -> tuple[str, int, float]:
         """pg_promote() on the standby with the highest received LSN; returns (it, its received LSN, seconds)."""
         start = time.monotonic()
-        received = {s: lsn_int(self.sql(s, "SELECT pg_last_wal_receive_lsn()")) for s in standbys}
+        received = {s: parse_lsn(self.sql(s, "SELECT pg_last_wal_receive_lsn()")) for s in standbys}
         best = max(standbys, key=lambda s: received[s])
-        self.note(f"failover: received {', '.join(f'{s}={lsn_text(v)}' for s, v in received.items())}; "
+        self.note(f"failover: received {', '.join(f'{s}={format_lsn(v)}' for s, v in received.items())}; "
                   f"promoting {best}")
         if self.sql(best, "SELECT pg_promote()") != "t":
             raise BenchError(f"raw failover: pg_promote() on {best} did not complete")
@@ -215,7 +204,7 @@ def bench_side(side: str, round_: int, sync: bool) -> SideResult:
                 seconds = run.seconds
                 report = run.report or {}
                 new = report.get("new_primary")
-                received = lsn_int(str((report.get("promoted") or {}).get("received_lsn", "0/0")))
+                received = parse_lsn(str((report.get("promoted") or {}).get("received_lsn", "0/0")))
                 if new not in (n0, n2):
                     raise BenchError(f"failover playbook: report names new primary {new!r} ({report})")
             else:
@@ -351,15 +340,7 @@ def main() -> int:
         "errors": errors,
     }, indent=2))
     say(f"written {(OUT / 'day2.md').relative_to(ROOT)} and day2.json; logs in {WORK.relative_to(ROOT)}/")
-    if errors:
-        say(f"{len(errors)} measurement(s) failed, not reported:")
-        for err in errors:
-            print("  - " + err.splitlines()[0])
-        return 1
-    if any(r[4] == "MISS" for r in rows):
-        say("some targets are missed (MISS above)")
-        return 1 if env_flag("PGREPL_BENCH_STRICT") else 0
-    return 0
+    return exit_status(errors, rows, say)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Check mode and diff support: record what differs, then act only when not in check mode."""
+"""Check mode and diff support: record what differs, then act only when not in check mode; a body's result
+finished the same way by every module (its duration, its diff, its warnings)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -37,3 +39,15 @@ class ChangeTracker:
     def diff(self) -> dict[str, Any]:
         """The structure Ansible's diff callback renders."""
         return {"before": self.before, "after": self.after}
+
+
+def finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, warnings: list[str],
+           started: float) -> dict[str, Any]:
+    """The result with duration_seconds (since ``started``, a time.monotonic()), the diff in diff mode, and the
+    warnings passed to the module."""
+    result["duration_seconds"] = round(time.monotonic() - started, 1)
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in warnings:
+        module.warn(warning)
+    return result

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
-from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker, finish
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import ConfFile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     SSL_MODES,
@@ -57,8 +57,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     OsUser,
     as_user_command,
+    become_os_user,
     clean_env,
-    lookup_os_user,
     run_with_timeout,
     scrub_libpq_env,
     user_can,
@@ -740,10 +740,8 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
     """The module body: validate, prove the connection, decide, then clone (or predict it in check mode)."""
     started = time.monotonic()
     request = request_from_params(module.params)
-    user = lookup_os_user(request.os_user)
-    euid = os.geteuid()
+    user, euid = become_os_user(request.os_user)
     ctx = CloneContext(request=request, user=user, euid=euid)
-    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
 
     facts = inspect_data_dir(request.data_dir)
     check_data_dir_static(facts)
@@ -791,7 +789,7 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         if problem:
             ctx.warnings.append(f"{problem}: the standby in data_dir cannot stream through it until that is fixed")
         _record(tracker, state.describe(), state.describe(), None)
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
 
     binary = find_binary(BASEBACKUP, primary.major, request.bin_dir, of="the primary",
                          advice="install the PostgreSQL {major} client/server package or set bin_dir")
@@ -809,28 +807,18 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
     if request.preflight:
         # Everything that can refuse has run; nothing was changed and nothing will be by this call.
         result["outcome"] = "would_clone"
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
     if not tracker.apply:
         result["outcome"] = "would_clone"
         result["changed"] = True
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
     if request.stop_service and facts.postmaster_running:
         stop_server(request)
     lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
     result["outcome"] = "cloned"
     result["changed"] = True
     result["log"] = lines[-LOG_TAIL_LINES:]
-    return _finish(module, result, tracker, ctx, started)
-
-
-def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: CloneContext,
-            started: float) -> dict[str, Any]:
-    result["duration_seconds"] = round(time.monotonic() - started, 1)
-    if getattr(module, "_diff", False):
-        result["diff"] = tracker.diff()
-    for warning in ctx.warnings:
-        module.warn(warning)
-    return result
+    return finish(module, result, tracker, ctx.warnings, started)
 
 
 # The module's options, shared with node_apply (one definition for both).

@@ -81,6 +81,30 @@ def is_uri(text: str) -> bool:
     return _URI_RE.match(text) is not None
 
 
+def read_value(text: str, start: int) -> tuple[str, int, bool]:
+    """(the value that starts at ``start``, unescaped; the index just past its text; False for a quoted value whose
+    closing quote is missing, which then runs to the end). A backslash takes the next character literally."""
+    index, length = start, len(text)
+    quoted = index < length and text[index] == "'"
+    if quoted:
+        index += 1
+    chars: list[str] = []
+    while index < length:
+        char = text[index]
+        if char == "\\":
+            if index + 1 < length:
+                chars.append(text[index + 1])
+            index += 2
+            continue
+        if quoted and char == "'":
+            return "".join(chars), index + 1, True
+        if not quoted and char.isspace():
+            break
+        chars.append(char)
+        index += 1
+    return "".join(chars), min(index, length), not quoted
+
+
 def parse_pairs(text: str) -> list[Pair]:
     """Every pair in order, as libpq reads the string (ConninfoError for what libpq would refuse)."""
     if is_uri(text):
@@ -103,37 +127,11 @@ def parse_pairs(text: str) -> list[Pair]:
         i += 1
         while i < n and text[i].isspace():
             i += 1
-        value_start = i
-        chars: list[str] = []
-        if i < n and text[i] == "'":
-            i += 1
-            while True:
-                if i >= n:
-                    raise ConninfoError(f"unterminated quoted value of {keyword!r}")
-                char = text[i]
-                if char == "\\":
-                    i += 1
-                    if i < n:
-                        chars.append(text[i])
-                        i += 1
-                elif char == "'":
-                    i += 1
-                    break
-                else:
-                    chars.append(char)
-                    i += 1
-        else:
-            while i < n and not text[i].isspace():
-                char = text[i]
-                if char == "\\":
-                    i += 1
-                    if i < n:
-                        chars.append(text[i])
-                        i += 1
-                else:
-                    chars.append(char)
-                    i += 1
-        pairs.append(Pair(keyword, "".join(chars), value_start, i))
+        value, end, terminated = read_value(text, i)
+        if not terminated:
+            raise ConninfoError(f"unterminated quoted value of {keyword!r}")
+        pairs.append(Pair(keyword, value, i, end))
+        i = end
 
 
 def parse(text: str) -> dict[str, str]:
@@ -144,26 +142,6 @@ def parse(text: str) -> dict[str, str]:
 def is_valid_keyword(keyword: str) -> bool:
     """Whether a keyword has the form of a libpq connection keyword (lower case, digits, underscores)."""
     return _KEYWORD_RE.fullmatch(keyword) is not None
-
-
-def _value_end(text: str, start: int) -> int:
-    """End index of a value starting at start (quoted, with backslash escapes, or bare); an unterminated quote runs
-    to the end of the text."""
-    index = start
-    if index < len(text) and text[index] == "'":
-        index += 1
-        while index < len(text):
-            char = text[index]
-            if char == "\\" and index + 1 < len(text):
-                index += 2
-                continue
-            index += 1
-            if char == "'":
-                return index
-        return len(text)
-    while index < len(text) and not text[index].isspace():
-        index += 2 if text[index] == "\\" and index + 1 < len(text) else 1
-    return index
 
 
 def _mask_pairs(text: str) -> str:
@@ -188,7 +166,7 @@ def _mask_pairs(text: str) -> str:
         probe += 1
         while probe < length and text[probe].isspace():
             probe += 1
-        end = _value_end(text, probe)
+        end = read_value(text, probe)[1]
         out.append(text[key_start:probe])
         out.append(MASK if keyword.lower() in SECRET_KEYWORDS else text[probe:end])
         index = end

@@ -67,6 +67,14 @@ def lookup_os_user(name: str, getpwnam: Callable[[str], Any] = pwd.getpwnam, opt
     return OsUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir or "/")
 
 
+def become_os_user(name: str) -> tuple[OsUser, int]:
+    """(the server's OS user, this process's euid), refused early when this process cannot run programs as it."""
+    user = lookup_os_user(name)
+    euid = os.geteuid()
+    as_user_command(["true"], user, euid)
+    return user, euid
+
+
 def find_user(option: str, value: str) -> Any:
     """The passwd entry of a user given by name or uid; PgreplError naming the option."""
     try:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker, finish
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     connect,
     describe_target,
@@ -42,7 +42,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
-from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import supported_server_facts
 
 WAIT_SECONDS_MAX = 86400
 # pg_get_wal_replay_pause_state() ('not paused', 'pause requested', 'paused') exists from PostgreSQL 14 on.
@@ -482,10 +482,7 @@ def run_promote(module: Any) -> dict[str, Any]:
     session = Session(connect(module.params))
     conn = session.conn
     try:
-        server = server_facts(conn)
-        unsupported = check_supported(server)
-        if unsupported:
-            warnings.append(unsupported)
+        server = supported_server_facts(conn, warnings)
         facts = read_recovery_facts(conn, server.version_num)
         result = _base_result(facts, request)
         tracker = ChangeTracker(module.check_mode)
@@ -528,9 +525,4 @@ def run_promote(module: Any) -> dict[str, Any]:
                     warnings.append("WAL replay was paused; promotion ended the pause (allow_paused: true)")
     finally:
         session.close()
-    result["duration_seconds"] = round(time.monotonic() - started, 1)
-    if getattr(module, "_diff", False):
-        result["diff"] = tracker.diff()
-    for warning in warnings:
-        module.warn(warning)
-    return result
+    return finish(module, result, tracker, warnings, started)

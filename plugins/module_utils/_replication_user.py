@@ -27,7 +27,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_choice
 from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (
     MAX_PASSWORD_BYTES,
     ScramFormatError,
@@ -36,10 +36,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._scram import (
     verify_password,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
-    check_supported,
     require_superuser,
     require_writable,
-    server_facts,
+    supported_server_facts,
 )
 
 CONN_LIMIT_MAX = 2147483647
@@ -136,12 +135,8 @@ def validate_conn_limit(value: Any) -> int:
 
 def validate_request(params: dict[str, Any]) -> RoleRequest:
     """Everything that can be refused before connecting is refused here."""
-    state = params.get("state") or "present"
-    if state not in STATE_CHOICES:
-        raise PgreplError(f"state: {state!r} is not one of {', '.join(STATE_CHOICES)}")
-    update_password = params.get("update_password") or "always"
-    if update_password not in UPDATE_PASSWORD_CHOICES:
-        raise PgreplError(f"update_password: {update_password!r} is not one of {', '.join(UPDATE_PASSWORD_CHOICES)}")
+    state = require_choice(params, "state", STATE_CHOICES, "present")
+    update_password = require_choice(params, "update_password", UPDATE_PASSWORD_CHOICES, "always")
     conn_limit = params.get("conn_limit")
     return RoleRequest(
         name=validate_role_name(params.get("name")),
@@ -357,9 +352,9 @@ def ensure_replication_user(module: Any) -> dict[str, Any]:
     req = validate_request(module.params)
     conn = connect(module.params)
     try:
-        facts = server_facts(conn)
-        warning = check_supported(facts)
-        if warning:
+        warnings: list[str] = []
+        facts = supported_server_facts(conn, warnings)
+        for warning in warnings:
             module.warn(warning)
         require_writable(facts, "creating, changing or dropping a replication role" if req.replication
                          else "creating, changing or dropping a login role")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
-from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker, finish
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     CAUSE_TEXT,
     SSL_MODES,
@@ -76,8 +76,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     OsUser,
     as_os_user,
     as_user_command,
+    become_os_user,
     clean_env,
-    lookup_os_user,
     run_with_timeout,
     scrub_libpq_env,
     validate_os_user_name,
@@ -583,10 +583,8 @@ def run_rewind(module: Any) -> dict[str, Any]:
     """The rewind module's body: validate, inspect, dry-run, probe the source, then rewind (not in check mode)."""
     started = time.monotonic()
     request = rewind_request(module.params)
-    user = lookup_os_user(request.os_user)
-    euid = os.geteuid()
+    user, euid = become_os_user(request.os_user)
     ctx = RewindRun(request=request, user=user, euid=euid)
-    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
 
     target = inspect_target(request.data_dir, request.bin_dir, ctx.warnings)
     decision = classify_target(target, user)
@@ -632,7 +630,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
                          "backup_label written by pg_rewind) and has not been started since: configure it as a standby "
                          "(pgrepl.streaming.standby_config) and start it to finish its recovery")
         tracker.record("target", before, before)
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
 
     dry = run_pg_rewind(ctx, binary, dry_run=True)
     source = probe_source(request)
@@ -645,7 +643,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         result["msg"] = (f"pg_rewind found no rewind required: data_dir {request.data_dir!r} (timeline "
                          f"{target.timeline}) can follow the source (timeline {source.timeline}) as it is")
         tracker.record("target", before, before)
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
 
     config_files = config_files_in(request.data_dir)
     result["config_files_from_source"] = config_files
@@ -656,7 +654,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         result["msg"] = (f"data_dir {request.data_dir!r} diverged from the source at {dry.divergence_lsn} on timeline "
                          f"{dry.divergence_timeline} and would be rewound from the last common checkpoint at "
                          f"{dry.checkpoint_lsn} (pg_rewind --dry-run changed nothing)")
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
 
     real = run_pg_rewind(ctx, binary, dry_run=False)
     _report_into(result, real)
@@ -666,7 +664,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         result["config_files_from_source"] = []
         result["msg"] = f"pg_rewind found no rewind required for data_dir {request.data_dir!r}"
         tracker.record("target", before, before)
-        return _finish(module, result, tracker, ctx, started)
+        return finish(module, result, tracker, ctx.warnings, started)
     if not real.done:
         raise PgreplError(f"pg_rewind exited 0 but did not report 'Done!': {' | '.join(real.lines[-5:])}")
     after, _after_warnings = read_data_dir(request.data_dir, request.bin_dir)
@@ -681,7 +679,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
     if config_files:
         ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies: "
                             "check them (port, listen_addresses, primary_conninfo) before starting the server")
-    return _finish(module, result, tracker, ctx, started)
+    return finish(module, result, tracker, ctx.warnings, started)
 
 
 def _report_into(result: dict[str, Any], report: RewindReport) -> None:
@@ -693,11 +691,3 @@ def _report_into(result: dict[str, Any], report: RewindReport) -> None:
     result["log"] = report.lines[-LOG_MAX_LINES:]
 
 
-def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, ctx: RewindRun,
-            started: float) -> dict[str, Any]:
-    result["duration_seconds"] = round(time.monotonic() - started, 1)
-    if getattr(module, "_diff", False):
-        result["diff"] = tracker.diff()
-    for warning in ctx.warnings:
-        module.warn(warning)
-    return result

@@ -22,10 +22,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
-    check_supported,
     require_superuser,
     require_writable,
-    server_facts,
+    supported_server_facts,
 )
 
 # The EXECUTE privileges PostgreSQL's pg_rewind documentation lists for a non-superuser role ("Notes").
@@ -108,10 +107,7 @@ def run_rewind_grants(module: Any) -> dict[str, Any]:
     warnings: list[str] = []
     conn = connect(module.params)
     try:
-        facts = server_facts(conn)
-        unsupported = check_supported(facts)
-        if unsupported:
-            warnings.append(unsupported)
+        facts = supported_server_facts(conn, warnings)
         require_superuser(facts, "granting EXECUTE on pg_catalog functions")
         require_writable(facts, "grant EXECUTE on pg_rewind's functions")
         row = query_dict(conn, "SELECT rolsuper, rolcanlogin, current_database() AS database"

@@ -73,6 +73,15 @@ def require_writable(facts: ServerFacts, what: str) -> None:
         raise PgreplError(f"the server is read-only (default_transaction_read_only is on): cannot {what}")
 
 
+def supported_server_facts(conn: Any, warnings: list[str]) -> ServerFacts:
+    """server_facts, with a warning added when the server is outside the versions this collection supports."""
+    facts = server_facts(conn)
+    unsupported = check_supported(facts)
+    if unsupported:
+        warnings.append(unsupported)
+    return facts
+
+
 def check_supported(facts: ServerFacts) -> str | None:
     """A warning when the server is outside the versions this collection is tested with."""
     if facts.major not in SUPPORTED_MAJORS:

@@ -28,7 +28,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
-from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, check_supported, server_facts
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import ServerFacts, supported_server_facts
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_.]*$"
 # ASCII: under IGNORECASE alone, [a-z] would also match the Kelvin sign and the Turkish dotted and dotless i.
@@ -730,11 +730,8 @@ def write_all(conn: Any, planned: list[Planned], facts: ServerFacts) -> None:
 
 def manage_settings(conn: Any, requests: list[Request], reload: bool, check_mode: bool) -> dict[str, Any]:
     """Decide every setting, refuse anything wrong before writing, then write and reload (not in check mode)."""
-    facts = server_facts(conn)
     warnings: list[str] = []
-    supported = check_supported(facts)
-    if supported:
-        warnings.append(supported)
+    facts = supported_server_facts(conn, warnings)
     keys = [request.key for request in requests]
     check_can_read_files(conn, facts, keys)
     names = [request.name for request in requests]

@@ -20,8 +20,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool
-from ansible_collections.pgrepl.streaming.plugins.module_utils._server import check_supported, server_facts
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_choice
+from ansible_collections.pgrepl.streaming.plugins.module_utils._server import supported_server_facts
 
 STATES = ("present", "absent")
 # How long a forced drop waits for the slot to be released after terminating its walsender.
@@ -81,9 +81,7 @@ class SlotOutcome:
 def request_from_params(params: dict[str, Any]) -> SlotRequest:
     """Validate the options before any connection is opened."""
     name = validate_slot_name(params.get("name"), "name")
-    state = params.get("state") or "present"
-    if state not in STATES:
-        raise PgreplError(f"state: {state!r} is not one of {', '.join(STATES)}")
+    state = require_choice(params, "state", STATES, "present")
     return SlotRequest(
         name=name,
         state=state,
@@ -255,12 +253,9 @@ def drop_slot(conn: Any, name: str, force: bool, timeout: float = FORCE_WAIT_SEC
 
 def manage_slot(conn: Any, request: SlotRequest, check_mode: bool) -> SlotOutcome:
     """Bring one slot to the requested state (or, in check mode, say what that would change)."""
-    facts = server_facts(conn)
-    require_slot_privilege(facts.current_user, facts.is_superuser, read_replication_attribute(conn))
     warnings: list[str] = []
-    unsupported = check_supported(facts)
-    if unsupported:
-        warnings.append(unsupported)
+    facts = supported_server_facts(conn, warnings)
+    require_slot_privilege(facts.current_user, facts.is_superuser, read_replication_attribute(conn))
 
     row = read_slot(conn, request.name)
     plan = plan_slot(request, row, facts.in_recovery)

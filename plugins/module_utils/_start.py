@@ -32,6 +32,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
     require_bool,
+    require_choice,
     require_int,
     validate_abs_path,
     validate_data_dir_path,
@@ -86,12 +87,8 @@ def start_request(params: dict[str, Any]) -> StartRequest:
     """The validated options; every refusal names the option and the value."""
     data_dir = validate_data_dir_path(params.get("data_dir"))
     service = validate_unit_name(params.get("service"), "service")
-    state = params.get("state") or "started"
-    if state not in STATES:
-        raise PgreplError(f"state: {state!r} is not one of {', '.join(STATES)}")
-    wait_for = params.get("wait_for") or "accepting"
-    if wait_for not in WAITS:
-        raise PgreplError(f"wait_for: {wait_for!r} is not one of {', '.join(WAITS)}")
+    state = require_choice(params, "state", STATES, "started")
+    wait_for = require_choice(params, "wait_for", WAITS, "accepting")
     log_file = params.get("log_file")
     if log_file:
         log_file = validate_abs_path("log_file", log_file)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
+from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker, finish
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     CLEAN_STATES,
     IN_ARCHIVE_RECOVERY,
@@ -39,11 +39,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
     require_bool,
+    require_choice,
     require_int,
     validate_abs_path,
     validate_data_dir_path,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import as_user_command, lookup_os_user
+from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import become_os_user
 from ansible_collections.pgrepl.streaming.plugins.module_utils._pgctl import find_pg_ctl, run_pg_ctl
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
     cgroup_units,
@@ -105,9 +106,7 @@ def stop_request(params: dict[str, Any]) -> StopRequest:
     if bin_dir is not None:
         bin_dir = validate_abs_path("bin_dir", bin_dir)
     service = validate_unit_name(params.get("service"), "service")
-    mode = params.get("mode") or "fast"
-    if mode not in STOP_MODES:
-        raise PgreplError(f"mode: {mode!r} is not one of {', '.join(STOP_MODES)}")
+    mode = require_choice(params, "mode", STOP_MODES, "fast")
     if service and mode not in UNIT_MODES:
         raise PgreplError(f"mode: {mode!r} cannot be used with service {service!r}: the unit's own stop command "
                           "decides how the server stops, and the usual ones (Debian's postgresql@.service with "
@@ -245,9 +244,7 @@ def systemd_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
 
 def pg_ctl_plan(request: StopRequest, facts: dict[str, Any]) -> StopPlan:
     """Refusals of the pg_ctl path (no such user, a user that does not own data_dir, no pg_ctl of the major)."""
-    user = lookup_os_user(request.os_user)
-    euid = os.geteuid()
-    as_user_command(["true"], user, euid)  # refuses early when we cannot become os_user
+    user, euid = become_os_user(request.os_user)
     owner = os.stat(request.data_dir).st_uid
     if owner != user.uid:
         raise PgreplError(f"os_user: data_dir {request.data_dir!r} belongs to uid {owner}, not to {user.name!r} "
@@ -320,11 +317,11 @@ def run_server_stop(module: Any) -> dict[str, Any]:
             raise PgreplError(problem)
         result["msg"] = (f"no server runs on data_dir {request.data_dir!r} ({state}, latest checkpoint at "
                          f"{before.get('checkpoint_lsn')} on timeline {before.get('timeline')}): nothing to stop")
-        return _finish(module, result, tracker, warnings, started)
+        return finish(module, result, tracker, warnings, started)
     if outcome == OUTCOME_WOULD_STOP:
         result["msg"] = (f"a server runs on data_dir {request.data_dir!r} (postmaster pid "
                          f"{before.get('postmaster_pid')}): it would be stopped with {plan.shown}")
-        return _finish(module, result, tracker, warnings, started)
+        return finish(module, result, tracker, warnings, started)
 
     try:
         result["log"] = plan.execute()
@@ -349,14 +346,6 @@ def run_server_stop(module: Any) -> dict[str, Any]:
     result["msg"] = (f"stopped the server on data_dir {request.data_dir!r} with {plan.shown}: "
                      f"{after.get('cluster_state')}, {which} at {after.get('checkpoint_lsn')} on timeline "
                      f"{after.get('timeline')}")
-    return _finish(module, result, tracker, warnings, started)
+    return finish(module, result, tracker, warnings, started)
 
 
-def _finish(module: Any, result: dict[str, Any], tracker: ChangeTracker, warnings: list[str],
-            started: float) -> dict[str, Any]:
-    result["duration_seconds"] = round(time.monotonic() - started, 1)
-    if getattr(module, "_diff", False):
-        result["diff"] = tracker.diff()
-    for warning in warnings:
-        module.warn(warning)
-    return result

@@ -26,7 +26,9 @@ from typing import Optional
 
 import yaml
 from d2_docker import dexec, docker, ip_of, start_client, start_hosts
-from d2_ledger import CLIENT_DIR, OUT_DIR, LedgerClient, lsn_int
+from d2_ledger import CLIENT_DIR, OUT_DIR, LedgerClient
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 
 ROOT = Path(__file__).resolve().parents[2]
 # Names of the chained test's containers and network (scripts/bench_day2.py uses pgrepl-bd2-), and the client image.
@@ -356,15 +358,15 @@ class DayTwoCluster:
     # --- replication state -------------------------------------------------------------------------------------
 
     def wal_position(self, node: str) -> int:
-        return lsn_int(self.psql(node, "SELECT pg_current_wal_lsn()"))
+        return parse_lsn(self.psql(node, "SELECT pg_current_wal_lsn()"))
 
     def replay_position(self, node: str) -> Optional[int]:
         out = self.psql(node, "SELECT pg_last_wal_replay_lsn()", check=False)
-        return lsn_int(out) if "/" in out else None
+        return parse_lsn(out) if "/" in out else None
 
     def receive_position(self, node: str) -> Optional[int]:
         out = self.psql(node, "SELECT pg_last_wal_receive_lsn()", check=False)
-        return lsn_int(out) if "/" in out else None
+        return parse_lsn(out) if "/" in out else None
 
     def wait_replayed(self, standbys: list[str], target: int, timeout: float = CATCH_UP_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Docker for the day-2 proof (tests/day2) and `make bench-day2`: systemd host containers, the client, cleanup.
+"""Docker for the day-2 proof (tests/day2), `make bench` and `make bench-day2`: systemd host containers, the client,
+cleanup, the timed commands of the raw procedures.
 
 Only containers and networks whose names start with the caller's prefix are ever removed.
 """
@@ -8,12 +9,14 @@ Only containers and networks whose names start with the caller's prefix are ever
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Optional
 
-# systemd as PID 1 in the container, as on a real host (scripts/demo.sh's and scripts/bench.py's flags).
+# systemd as PID 1 in the container, as on a real host (scripts/demo.sh's flags).
 SYSTEMD_FLAGS = [
     "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
@@ -55,8 +58,13 @@ def engine_problem() -> Optional[str]:
     return None
 
 
+def env_flag(name: str) -> bool:
+    """Whether an environment variable is set to 1, true or yes."""
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes")
+
+
 def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+    return env_flag("CI")
 
 
 def prefixed_containers(prefix: str) -> list[str]:
@@ -129,3 +137,29 @@ def start_client(name: str, image: str, network: str, mounts: dict[str, str]) ->
     for host_path, container_path in mounts.items():
         volumes += ["-v", f"{host_path}:{container_path}"]
     docker("run", "-d", "--name", name, "--hostname", name, "--network", network, *volumes, image)
+
+
+class TimedCommands:
+    """Commands typed by hand, each one `docker exec` run after the other and timed into a log (the raw manual
+    procedures `make bench` and `make bench-day2` measure against); ``secret`` never reaches the log."""
+
+    def __init__(self, log: Path, mode: str = "w", secret: Optional[str] = None, timeout: float = 300) -> None:
+        self.log = log.open(mode)
+        self.secret = secret
+        self.timeout = timeout
+        self.commands = 0
+
+    def run(self, container: str, argv: list[str], user: Optional[str] = None) -> str:
+        start = time.monotonic()
+        try:
+            return dexec(container, *argv, user=user, timeout=self.timeout)
+        finally:
+            self.commands += 1
+            shown = shlex.join(argv)
+            if self.secret:
+                shown = shown.replace(self.secret, "********")
+            self.log.write(f"{time.monotonic() - start:6.2f}s  {user or 'root'}@{container}$ {shown}\n")
+            self.log.flush()
+
+    def close(self) -> None:
+        self.log.close()

@@ -14,20 +14,10 @@ from typing import Optional
 
 from d2_docker import dexec, docker
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
+
 CLIENT_DIR = "/ledger-bin"  # tests/day2, read-only in the client container
 OUT_DIR = "/ledger-out"     # the ledger's files, a directory of the host
-
-
-def lsn_int(text: str) -> int:
-    """'16/B374D848' -> its byte position."""
-    high, sep, low = text.strip().partition("/")
-    if not sep:
-        raise ValueError(f"not an LSN: {text!r}")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-def lsn_text(value: int) -> str:
-    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +43,7 @@ def parse_records(text: str) -> list[Commit]:
         if not line.strip():
             continue
         row_id, at, lsn, server = line.split("\t")
-        commits.append(Commit(int(row_id), float(at), lsn_int(lsn), server))
+        commits.append(Commit(int(row_id), float(at), parse_lsn(lsn), server))
     return commits
 
 

@@ -17,7 +17,9 @@ import time
 from typing import Optional
 
 from d2_cluster import DayTwoCluster, PlaybookRun, snapshot_diff
-from d2_ledger import Commit, Gap, LedgerClient, first_commit_on, lsn_text, max_gap, missing, not_past, on_servers
+from d2_ledger import Commit, Gap, LedgerClient, first_commit_on, max_gap, missing, not_past, on_servers
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import format_lsn
 
 # Commits to see before an operation starts, so the gap around it is measured between real commits.
 WARMUP_COMMITS = 20
@@ -127,7 +129,7 @@ class Proof:
             note=note)
         self.figures.append(figures)
         if lost:
-            shown = ", ".join(f"#{c.id} (on {inv.get(c.server, c.server)}, WAL {lsn_text(c.lsn)})" for c in lost[:10])
+            shown = ", ".join(f"#{c.id} (on {inv.get(c.server, c.server)}, WAL {format_lsn(c.lsn)})" for c in lost[:10])
             if received_lsn is None or sync_failover:
                 raise ProofError(f"{win.op}: {len(lost)} acknowledged commit(s) missing on the primary {primary}: "
                                  f"{shown}")
@@ -135,11 +137,11 @@ class Proof:
             if early:
                 raise ProofError(
                     f"{win.op}: {len(early)} lost commit(s) lie at or before the promoted node's received LSN "
-                    f"{lsn_text(received_lsn)} (it had them): "
-                    + ", ".join(f"#{c.id} WAL {lsn_text(c.lsn)}" for c in early[:10]))
+                    f"{format_lsn(received_lsn)} (it had them): "
+                    + ", ".join(f"#{c.id} WAL {format_lsn(c.lsn)}" for c in early[:10]))
             self.excused.update(c.id for c in lost)
             figures.note = (figures.note + "; " if figures.note else "") + (
-                f"async: {len(lost)} lost, all past received {lsn_text(received_lsn)}")
+                f"async: {len(lost)} lost, all past received {format_lsn(received_lsn)}")
         if dumps:
             result = self.cluster.compare_dumps(primary, standbys)
             figures.dumps = result.detail

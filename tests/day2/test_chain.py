@@ -22,8 +22,9 @@ import pytest
 from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, HostKind, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
 from d2_docker import remove_prefixed
-from d2_ledger import lsn_int
 from d2_proof import RECAP_CHANGED, Proof, ProofError, table
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 
 VERSIONS = os.environ.get("PGREPL_DAY2_VERSIONS", "pg15 pg17").split()
 SYNC_NODES = {"pg15": (0, 2)}
@@ -336,7 +337,7 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
         notes.append(f"failover: groups.yml has no {old} in group standby; added it there for the rejoin")
         cluster.set_groups(new, [*standbys, old])
     proof.end(win, new)
-    received = lsn_int(str(report["promoted"]["received_lsn"]))
+    received = parse_lsn(str(report["promoted"]["received_lsn"]))
     proof.check(win, new, live, seconds=run.seconds, received_lsn=received, sync_failover=bool(sync_names), moved=True,
                 note=f"{new} promoted ({'sync' if sync_names else 'async'}: {sync_names or 'none'}); behind "
                      f"{report['behind_bytes']}; {hooks_note}")

@@ -11,8 +11,6 @@ from d2_cluster import PlaybookRun, snapshot_diff
 from d2_ledger import (
     Commit,
     first_commit_on,
-    lsn_int,
-    lsn_text,
     max_gap,
     missing,
     not_past,
@@ -21,22 +19,11 @@ from d2_ledger import (
 )
 from d2_proof import first_message, recap_problems
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
+
 
 def commits(*rows: tuple[int, float, str, str]) -> list[Commit]:
-    return [Commit(i, at, lsn_int(lsn), server) for i, at, lsn, server in rows]
-
-
-def test_lsn_round_trip() -> None:
-    assert lsn_int("0/3000060") == 0x3000060
-    assert lsn_int("16/B374D848") == (0x16 << 32) | 0xB374D848
-    assert lsn_text(lsn_int("16/B374D848")) == "16/B374D848"
-    assert lsn_int("1/0") > lsn_int("0/FFFFFFFF")
-
-
-@pytest.mark.parametrize("bad", ["", "3000060", "x/1"])
-def test_lsn_refuses_garbage(bad: str) -> None:
-    with pytest.raises(ValueError):
-        lsn_int(bad)
+    return [Commit(i, at, parse_lsn(lsn), server) for i, at, lsn, server in rows]
 
 
 def test_records_leave_out_a_line_being_written() -> None:
@@ -81,8 +68,8 @@ def test_missing_counts_only_acknowledged_and_not_excused() -> None:
 def test_async_failover_rule() -> None:
     lost = commits((7, 1.0, "0/5000100", "a"), (8, 1.1, "0/5000200", "a"))
     # The promoted node had received up to 0/5000100: commit 7 ended there, so it should have survived.
-    assert [c.id for c in not_past(lost, lsn_int("0/5000100"))] == [7]
-    assert not_past(lost, lsn_int("0/50000FF")) == []
+    assert [c.id for c in not_past(lost, parse_lsn("0/5000100"))] == [7]
+    assert not_past(lost, parse_lsn("0/50000FF")) == []
 
 
 def test_snapshot_diff_names_node_and_key() -> None:
