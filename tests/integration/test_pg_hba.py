@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import parse_document
+from ansible_collections.pgrepl.streaming.plugins.module_utils._hba_file import parse_document
 
 from ansible_runner import run_module, run_tasks
 from cluster import PgCluster

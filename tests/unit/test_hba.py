@@ -13,28 +13,30 @@ import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import (
-    MASK,
     Entry,
-    HbaDocument,
-    HbaInputError,
     Plan,
     Server,
-    _decode,
-    _encode,
     _same_file_as_server,
     build_entry,
     check_syntax,
     compile_pattern,
     describe_errors,
     error_keys,
-    mask_line,
-    mask_text,
-    parse_address,
-    parse_document,
     parse_names,
     plan_edit,
     secret_values,
     secrets_in_options,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._hba_file import (
+    MASK,
+    HbaDocument,
+    HbaInputError,
+    decode,
+    encode,
+    mask_line,
+    mask_text,
+    parse_address,
+    parse_document,
     tokenize,
 )
 
@@ -43,7 +45,7 @@ FIXTURE_FILES = sorted(FIXTURES.glob("*.conf"))
 
 
 def read(name: str) -> str:
-    return _decode((FIXTURES / name).read_bytes())
+    return decode((FIXTURES / name).read_bytes())
 
 
 def entry(**params: Any) -> Entry:
@@ -85,19 +87,19 @@ def test_every_fixture_is_there() -> None:
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
 def test_fixture_round_trips_byte_for_byte(path: Path) -> None:
     data = path.read_bytes()
-    assert _encode(parse_document(_decode(data)).render()) == data
+    assert encode(parse_document(decode(data)).render()) == data
 
 
 def test_round_trip_keeps_bytes_that_are_not_utf8() -> None:
     data = b"# caf\xe9 (latin-1)\nlocal all all peer\n\xff\xfe\n"
-    doc = parse_document(_decode(data))
-    assert _encode(doc.render()) == data
+    doc = parse_document(decode(data))
+    assert encode(doc.render()) == data
     assert [r.kind for r in doc.records] == ["comment", "rule", "invalid"]
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
 def test_adding_to_any_fixture_changes_nothing_else(path: Path) -> None:
-    text = _decode(path.read_bytes())
+    text = decode(path.read_bytes())
     result = plan(text, contype="host", databases="replication", users="pg_hba_unit", address="198.51.100.0/24")
     assert result.action == "added"
     new_text = result.new_text
@@ -475,7 +477,7 @@ def test_adding_then_removing_gives_back_the_bytes(name: str, text: str, where: 
     assert added.action == "added" and added.new_text != text
     removed = plan(added.new_text, state="absent", **REPL)
     assert removed.action == "removed"
-    assert _encode(removed.new_text) == _encode(text)
+    assert encode(removed.new_text) == encode(text)
 
 
 def test_appended_last_line_keeps_a_missing_final_newline_missing() -> None:
