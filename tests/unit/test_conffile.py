@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from samples import CLONED_AUTO_CONF as CLONED
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import (
     AUTO_CONF_HEADER,
@@ -22,13 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import MASK, parse
 
 HEADER = AUTO_CONF_HEADER
-CLONED_CONNINFO = (
-    "user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host='/tmp/bench/p/sock' "
-    "port=45651 sslmode=prefer sslcompression=0 sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer "
-    "krbsrvname=postgres target_session_attrs=any"
-)
-# What pg_basebackup -R -S bench_slot leaves (quotes doubled by its escape_quotes).
-CLONED = HEADER + "primary_conninfo = '" + CLONED_CONNINFO.replace("'", "''") + "'\nprimary_slot_name = 'bench_slot'\n"
+
 
 
 # --------------------------------------------------------------------------------------------------- values

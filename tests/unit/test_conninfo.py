@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from samples import BASEBACKUP_CONNINFO
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
     MASK,
@@ -24,13 +25,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
     secret_values,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-
-# Written by pg_basebackup -R (PostgreSQL 15) over a unix socket, as the primary_conninfo value.
-BASEBACKUP_CONNINFO = (
-    "user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host='/tmp/bench/p/sock' "
-    "port=45651 sslmode=prefer sslcompression=0 sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer "
-    "krbsrvname=postgres target_session_attrs=any"
-)
 
 TRICKY_VALUES = [
     "",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from samples import CLONED_AUTO_CONF as CLONED
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conffile import AUTO_CONF_HEADER, ConfFile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
@@ -28,13 +29,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._standby_config i
 )
 
 HEADER = AUTO_CONF_HEADER
-CLONED_CONNINFO = (
-    "user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host='/tmp/bench/p/sock' "
-    "port=45651 sslmode=prefer sslcompression=0 sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer "
-    "krbsrvname=postgres target_session_attrs=any"
-)
-# What pg_basebackup -R -S bench_slot leaves (quotes doubled by its escape_quotes).
-CLONED = HEADER + "primary_conninfo = '" + CLONED_CONNINFO.replace("'", "''") + "'\nprimary_slot_name = 'bench_slot'\n"
+
 
 
 # ----------------------------------------------------------------------------------------------- requests

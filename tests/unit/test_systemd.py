@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pytest
+from samples import CGROUP_V1_RHEL, CGROUP_V2_CONTAINER, CGROUP_V2_NONE, CGROUP_V2_SESSION
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
@@ -14,14 +15,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
     unit_file_name,
     validate_unit_name,
 )
-
-# /proc/<pid>/cgroup of a postmaster, as seen on real hosts.
-CGROUP_V2_CONTAINER = ("0::/system.slice/docker-4f1c2e.scope/system.slice/system-postgresql.slice/"
-                       "postgresql@15-main.service\n")
-CGROUP_V2_SESSION = "0::/user.slice/user-0.slice/session-3.scope\n"
-CGROUP_V2_NONE = "0::/\n"
-CGROUP_V1_RHEL = ("12:pids:/system.slice/postgresql-16.service\n11:memory:/system.slice/postgresql-16.service\n"
-                  "3:cpuset:/\n1:name=systemd:/system.slice/postgresql-16.service\n")
 
 
 @pytest.mark.parametrize("unit", ["postgresql@15-main", "postgresql-16.service", "postgrespro-1c-16",
