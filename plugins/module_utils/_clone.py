@@ -36,7 +36,11 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
     mentions_password,
     validate_host,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir, read_postmaster
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
+    read_data_dir,
+    read_pg_version,
+    read_postmaster,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
@@ -286,10 +290,8 @@ def inspect_data_dir(path: str) -> DirFacts:
     facts.has_pg_control = os.path.isfile(os.path.join(path, "global", "pg_control"))
     if "PG_VERSION" in names:
         try:
-            with open(os.path.join(path, "PG_VERSION"), encoding="utf-8", errors="replace") as handle:
-                text = handle.read(64).strip()
-            facts.pg_version = text if re.fullmatch(r"\d+(\.\d+)?", text) else None
-        except OSError:
+            facts.pg_version = read_pg_version(path)
+        except PgreplError:  # unreadable or not a version: the directory holds files, not a cluster
             facts.pg_version = None
     if "PG_VERSION" not in names and not facts.empty:
         facts.nested_cluster = find_nested_cluster(path)
