@@ -1,0 +1,227 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The roles' side of the decisions, rendered by Ansible's own templating over hostvars as a play has them (no
+cluster): the operations role's facts dict (roles/operations/vars/main.yml) and a refusal through refuse.yml's
+expression, the slot name of gather.yml (the same names as before it moved to Python, so existing slots keep
+theirs), the parity minimums of roles/node/vars/main.yml and the standby's settings to raise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.pgrepl.streaming.plugins.filter.slot_name import slot_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import slot_name_from_host
+
+ROOT = Path(__file__).resolve().parents[2]
+# The derivation gather.yml used until it moved to module_utils/_names.py: slots of clusters built with it must
+# keep their names.
+FORMER_SLOT_JINJA = """
+{%- set base = inventory_hostname | lower | regex_replace('[^a-z0-9_]', '_') -%}
+{{ base if base | length <= 63 else base[:54] ~ '_' ~ (inventory_hostname | hash('sha256'))[:8] }}"""
+
+# Ansible's templating in a process of its own: its collection loader must import the collection itself (this
+# process imported it before any loader was there). One JSON line in (template, variables), one out.
+RENDERER = """
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+init_plugin_loader([sys.argv[1]])
+
+def trusted(value):
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    return value
+
+for line in sys.stdin:
+    template, variables = json.loads(line)
+    try:
+        answer = {"value": Templar(loader=DataLoader(), variables=variables).template(trusted(template))}
+    except Exception as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(answer), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Iterator[subprocess.Popen[str]]:
+    child = subprocess.Popen([sys.executable, "-c", RENDERER, str(ROOT / ".build" / "collections")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    yield child
+    assert child.stdin is not None
+    child.stdin.close()
+    child.wait(timeout=30)
+
+
+# The module's renderer, for render() (set by the autouse fixture below).
+_CHILD: dict[str, subprocess.Popen[str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _use_renderer(renderer: subprocess.Popen[str]) -> None:
+    _CHILD["renderer"] = renderer
+
+
+def render(template: Any, variables: dict[str, Any]) -> Any:
+    """The template (a string, or a dict/list of them) rendered by Ansible with these variables."""
+    child = _CHILD["renderer"]
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(json.dumps([template, variables]) + "\n")
+    child.stdin.flush()
+    answer = json.loads(child.stdout.readline())
+    if "error" in answer:
+        raise AssertionError(f"{template!r} did not render: {answer['error']}")
+    return answer["value"]
+
+
+def role_vars(role: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text())
+
+
+def task_var(path: str, task_name: str, key: str) -> str:
+    tasks = yaml.safe_load((ROOT / path).read_text())
+    task = next(task for task in tasks if task["name"].startswith(task_name))
+    return task[key] if key in task else task["vars"][key]
+
+
+def play(down: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """The variables of a failover play over db1 (stopped) and db2, db3 (streaming); `down` did not answer; the
+    operations role's vars rendered last, as Ansible renders them when a task reads them."""
+    nodes = ["db1", "db2", "db3"]
+    hostvars: dict[str, Any] = {}
+    for index, name in enumerate(nodes):
+        server = None if name == "db1" else {
+            "role": "standby", "timeline": 1, "receive_lsn": f"0/300014{index}", "replay_lsn": "0/3000100",
+            "replay_paused": False, "wal_receiver": {"status": "streaming"}}
+        node = {"unreachable": True, "msg": "no route", "changed": False} if name in down else {"server": server}
+        hostvars[name] = {"inventory_hostname": name, "__pgrepl_node": node, "__pgrepl_slot": name,
+                          "__pgrepl_address": f"10.0.0.{index + 1}"}
+    hostvars["db2"]["pgrepl_sync"] = "true"
+    variables = {"groups": {"primary": ["db1"], "standby": ["db2", "db3"], "all": nodes}, "hostvars": hostvars,
+                 "ansible_play_hosts": [name for name in nodes if name not in down], "__pgrepl_down_nodes": list(down),
+                 "pgrepl_target": "", "pgrepl_host": "", "pgrepl_force": False,
+                 "pgrepl_switchover_max_lag_bytes": 16777216, "pgrepl_standby_move_aside": True,
+                 "__pgrepl_operation": "failover", **extra}
+    for name, value in role_vars("operations").items():
+        variables[name] = render(value, variables)
+    return variables
+
+
+def test_the_operations_facts_from_hostvars() -> None:
+    facts = play(down=("db3",))["__pgrepl_day2_facts"]
+    assert facts["primary"] == "db1"
+    assert facts["standbys"] == ["db2", "db3"]
+    assert facts["down"] == ["db3"]
+    assert facts["play_hosts"] == ["db1", "db2"]
+    # A stopped server is None; a host that did not answer has no server facts at all.
+    assert facts["servers"]["db1"] is None and facts["servers"]["db3"] == {}
+    assert facts["servers"]["db2"]["receive_lsn"] == "0/3000141"
+    assert facts["slots"] == {"db1": "db1", "db2": "db2", "db3": "db3"}
+    assert facts["addresses"] == {"db1": "10.0.0.1", "db2": "10.0.0.2", "db3": "10.0.0.3"}
+    assert facts["sync"] == {"db1": False, "db2": "true", "db3": False}
+
+
+def test_the_refusal_and_the_choice_as_the_failover_tasks_render_them() -> None:
+    choice_expr = task_var("roles/operations/tasks/failover.yml", "Standbys that can be promoted", "__choice")
+    assert render(choice_expr, play()) == {"candidates": ["db2", "db3"], "target": "db3"}
+    refusal = task_var("roles/operations/tasks/refuse.yml", "Refuse an unsafe operation", "__problems")
+    assert render(refusal, play()) == []
+    assert render(refusal, play(pgrepl_target="db2")) == [
+        "pgrepl_target: db3 received 1 bytes more than db2: promoting db2 would lose them and leave db3 unable to "
+        "follow (omit pgrepl_target to promote the most advanced standby, or -e pgrepl_force=true)"]
+    assert render(refusal, play(pgrepl_target="db2", pgrepl_force="true")) == []
+    fail_msg = task_var("roles/operations/tasks/refuse.yml", "Refuse an unsafe operation",
+                        "ansible.builtin.assert")["fail_msg"]
+    variables = play(pgrepl_target="db9", pgrepl_force=True)
+    variables["__problems"] = render(refusal, variables)
+    assert render(fail_msg, variables) == (
+        "failover refused, nothing was changed: pgrepl_target: db9 is not a running standby of this cluster "
+        "(candidates: db2, db3)")
+
+
+def test_the_failover_without_the_answers_of_a_standby() -> None:
+    variables = play(down=("db3",))
+    choice_expr = task_var("roles/operations/tasks/failover.yml", "Standbys that can be promoted", "__choice")
+    assert render(choice_expr, variables) == {"candidates": ["db2"], "target": "db2"}
+
+
+# --- slot names --------------------------------------------------------------------------------------------------
+
+NAMES = ["db1", "DB-1.example.com", "узел-5", "İstanbul-db", "straße", "ǅemal", "kelvin-\u212a", "with space",
+         "a" * 63, "a" * 64, "b" * 70 + ".x", "Ä" * 70, "x" * 54 + "é" * 20, "日本-サーバー" * 10, "ΣΊΣΥΦΟΣ" * 9]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_slot_names_are_those_of_before(name: str) -> None:
+    former = render(FORMER_SLOT_JINJA, {"inventory_hostname": name}).strip()
+    gather = task_var("roles/node/tasks/gather.yml", "Derive this node's address and slot",
+                      "ansible.builtin.set_fact")["__pgrepl_slot"]
+    assert render(gather, {"inventory_hostname": name, "pgrepl_slot_name": ""}) == former
+    assert slot_name(name) == slot_name_from_host(name) == former
+
+
+def test_a_slot_name_given_in_the_inventory_wins() -> None:
+    gather = task_var("roles/node/tasks/gather.yml", "Derive this node's address and slot",
+                      "ansible.builtin.set_fact")["__pgrepl_slot"]
+    assert render(gather, {"inventory_hostname": "DB-1", "pgrepl_slot_name": "mine"}) == "mine"
+
+
+def test_long_and_non_ascii_slot_names() -> None:
+    name = "Узел-" + "ж" * 70
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    assert slot_name(name) == "_" * 54 + "_" + digest
+    assert len(slot_name(name)) == 63
+    assert slot_name("a" * 63) == "a" * 63
+    assert slot_name("a" * 64) == "a" * 54 + "_" + hashlib.sha256(b"a" * 64).hexdigest()[:8]
+
+
+@pytest.mark.parametrize("value", ["", None, 5])
+def test_slot_name_refuses_what_is_no_host_name(value: Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=f"slot_name: {value!r} is not an inventory host name"):
+        slot_name(value)
+
+
+# --- parity --------------------------------------------------------------------------------------------------
+
+def parity_play(primary_running: Any, primary_settings: Any, own: Any) -> dict[str, Any]:
+    primary: dict[str, Any] = {"__pgrepl_node": {"server": None if primary_running is None
+                                                 else {"settings": primary_running}}}
+    if primary_settings is not None:
+        primary["pgrepl_settings"] = primary_settings
+    return {"__pgrepl_primary_name": "db1", "hostvars": {"db1": primary},
+            "pgrepl_replication_settings": {"max_wal_senders": 10}, "pgrepl_settings": {},
+            "__pgrepl_node": {"server": None if own is None else {"settings": own}}}
+
+
+@pytest.mark.parametrize("running, settings, own, least", [
+    ({"max_connections": 100, "max_wal_senders": 10}, {"max_connections": "300"}, {"max_connections": 100},
+     {"max_connections": 300, "max_wal_senders": 10}),
+    ({"max_connections": 300}, None, {"max_connections": 500, "max_wal_senders": 5},
+     {"max_connections": 500, "max_wal_senders": 10}),
+    (None, None, None, {"max_wal_senders": 10}),  # the primary does not answer: this run's values
+])
+def test_the_parity_minimums_of_the_node_role(running: Any, settings: Any, own: Any, least: dict[str, int]) -> None:
+    variables = parity_play(running, settings, own)
+    assert render(role_vars("node")["__pgrepl_want_min_settings"], variables) == least
+
+
+def test_the_standby_raises_what_is_below_its_minimum() -> None:
+    variables = parity_play({"max_connections": 300}, None, {"max_connections": 100, "max_wal_senders": 20})
+    variables["__pgrepl_want_min_settings"] = render(role_vars("node")["__pgrepl_want_min_settings"], variables)
+    raise_expr = task_var("roles/standby/tasks/parity.yml", "Hot standby parity settings this running standby",
+                          "ansible.builtin.set_fact")["__pgrepl_parity_raise"]
+    assert render(raise_expr, variables) == ["max_connections"]
