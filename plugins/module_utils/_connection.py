@@ -272,6 +272,13 @@ def server_words(exc: BaseException) -> str:
     return str(exc).strip()
 
 
+def refused_message(exc: BaseException) -> str:
+    """A server error a module body did not expect, as a sentence: its SQLSTATE and the server's words (never the
+    statement, which may hold a verifier or a setting value)."""
+    sqlstate = getattr(exc, "sqlstate", None) or "no SQLSTATE"
+    return f"the server refused the operation ({sqlstate}): {server_words(exc)}"
+
+
 # ------------------------------------------------------------------------------------------------ failures
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     connection_argument_spec,
     printable,
     psycopg,
-    server_words,
+    refused_message,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
@@ -64,7 +64,6 @@ def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], 
         # A server error a module did not expect still gets a sentence, not a traceback (the SQL text is left
         # out: it may hold a verifier or a setting value).
         if psycopg is not None and isinstance(exc, psycopg.Error):
-            sqlstate = getattr(exc, "sqlstate", None) or "no SQLSTATE"
-            module.fail_json(msg=printable(f"the server refused the operation ({sqlstate}): {server_words(exc)}"))
+            module.fail_json(msg=printable(refused_message(exc)))
         raise
     module.exit_json(**printable(result))

@@ -16,7 +16,11 @@ from typing import Any, Callable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import STANDBY_CLONE_SPEC, run_standby_clone
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import connection_argument_spec, psycopg
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
+    connection_argument_spec,
+    psycopg,
+    refused_message,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
@@ -169,7 +173,7 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                 raise PgreplError(f"{where}: {exc}") from None
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 if psycopg is not None and isinstance(exc, psycopg.Error):
-                    raise PgreplError(f"{where}: the server refused the operation: {str(exc).strip()}") from None
+                    raise PgreplError(f"{where}: {refused_message(exc)}") from None
                 raise
             warnings.extend(f"{where}: {warning}" for warning in shim.warnings)
             item_diff = result.pop("diff", None)
