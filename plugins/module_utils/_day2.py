@@ -100,17 +100,17 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     return tuple(str(item) for item in value)
 
 
-def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+def _mapping(value: Any, key: str, what: str = "a dict keyed by inventory name") -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise Day2Error(f"{key}: a dict keyed by inventory name is expected, got {value!r}")
+        raise Day2Error(f"{key}: {what} is expected, got {value!r}")
     return value
 
 
 def cluster_facts(value: Any) -> ClusterFacts:
     """The facts from their plain dict: primary, standbys, servers, down, play_hosts, slots, addresses, sync."""
-    facts = _mapping(value, "facts")
+    facts = _mapping(value, "facts", "a dict of the cluster's facts (primary, standbys, servers, ...)")
     primary = facts.get("primary")
     if not isinstance(primary, str) or not primary:
         raise Day2Error(f"facts.primary: the host of group primary is expected, got {primary!r}")
@@ -133,7 +133,7 @@ def cluster_facts(value: Any) -> ClusterFacts:
 
 def day2_options(value: Any) -> Day2Options:
     """The options from their plain dict: target, host, force, max_lag_bytes, move_aside (absent: the default)."""
-    options = _mapping(value, "options")
+    options = _mapping(value, "options", "a dict of the operation's variables (target, host, force, ...)")
     default = Day2Options()
     raw_lag = options.get("max_lag_bytes", default.max_lag_bytes)
     try:

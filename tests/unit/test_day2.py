@@ -551,3 +551,9 @@ def test_non_ascii_and_long_host_names_appear_as_written() -> None:
     assert problems("switchover", facts, target=name) == [f"{name} is not running"]
     assert problems("reseed", facts, host="İstanbul") == [
         "pgrepl_host: İstanbul is not a host of group standby (db2, db3, " + name + ")"]
+
+
+def test_options_of_the_wrong_shape_are_refused() -> None:
+    with pytest.raises(AnsibleFilterError, match="day2_problems: options: a dict of the operation's variables "
+                                                 r"\(target, host, force, ...\) is expected, got 'db2'"):
+        day2_problems(healthy(), "switchover", "db2")
