@@ -27,7 +27,7 @@ from typing import Any, Callable
 import pytest
 from psycopg import sql
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import rewind_grant_statements
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import rewind_grant_statements
 
 from ansible_runner import run_module
 from cluster import SUPERUSER_PASSWORD, PgCluster, find_bin_dir, free_port

@@ -18,7 +18,10 @@ from typing import Any, Callable
 import pytest
 from psycopg import sql
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import REWIND_FUNCTIONS, rewind_grant_statements
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import (
+    REWIND_FUNCTIONS,
+    rewind_grant_statements,
+)
 
 from ansible_runner import run_module
 from cluster import SUPERUSER_PASSWORD, PgCluster, free_port
