@@ -414,4 +414,3 @@ def stale_slots(server: Mapping[str, Any] | None, cluster_slots: Iterable[str]) 
     names = set(cluster_slots)
     return [row["slot_name"] for row in (server or {}).get("slots") or []
             if row.get("slot_type") == "physical" and row.get("slot_name") in names]
-

@@ -97,8 +97,8 @@ def test_raise_nothing_when_the_own_value_is_unknown() -> None:
 
 def test_raise_keeps_the_order_of_the_minimums() -> None:
     minimums = {"max_wal_senders": 20, "max_connections": 200}
-    assert parity_raise({"max_connections": 1, "max_wal_senders": 1}, minimums) == ["max_wal_senders",
-                                                                                   "max_connections"]
+    own = {"max_connections": 1, "max_wal_senders": 1}
+    assert parity_raise(own, minimums) == ["max_wal_senders", "max_connections"]
 
 
 def test_raise_refuses_what_is_no_dict() -> None:
