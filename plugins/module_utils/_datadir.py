@@ -58,7 +58,6 @@ CLUSTER_STATES = (
 )
 
 
-
 def empty_control_facts() -> dict[str, Any]:
     """Every key pg_control contributes, all unknown."""
     facts: dict[str, Any] = {key: None for key, _conv in CONTROL_FIELDS.values()}

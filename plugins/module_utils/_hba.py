@@ -58,6 +58,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._module import Mo
 # The entry the user asks for: validation and rendering.
 # --------------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Entry(Selects):
     """A validated entry, with every value as it will be written."""
@@ -539,7 +540,6 @@ def describe_errors(keys: Iterable[tuple[Any, ...]], doc: HbaDocument) -> str:
 # ==============================================================================================================
 # I/O: the file on disk and the server. Everything above is pure.
 # ==============================================================================================================
-
 
 
 def _display_text(text: str) -> str:

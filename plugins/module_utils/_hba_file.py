@@ -35,8 +35,6 @@ SECRET_RE = re.compile(r"(?i)\b(" + "|".join(SECRET_OPTIONS) + r")=((?:\"[^\"]*(
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
-
-
 class HbaInputError(PgreplError):
     """A value given to the module that cannot be written into pg_hba.conf (message names option and value)."""
 

@@ -82,5 +82,3 @@ def derive_layout(family: str, majors: dict[int, str], overrides: dict[str, Any]
         "socket_dir": socket_dir,
         "port": int(port),
     }
-
-

@@ -689,5 +689,3 @@ def _report_into(result: dict[str, Any], report: RewindReport) -> None:
     result["copy_mb"] = report.copy_mb
     result["source_size_mb"] = report.source_mb
     result["log"] = report.lines[-LOG_MAX_LINES:]
-
-

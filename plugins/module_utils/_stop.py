@@ -347,5 +347,3 @@ def run_server_stop(module: Any) -> dict[str, Any]:
                      f"{after.get('cluster_state')}, {which} at {after.get('checkpoint_lsn')} on timeline "
                      f"{after.get('timeline')}")
     return finish(module, result, tracker, warnings, started)
-
-

@@ -81,7 +81,7 @@ def test_converged_pieces_are_not_predicted_and_nothing_changes(primary: PgClust
 
 
 def test_differences_are_predicted_and_check_mode_changes_nothing(primary: PgCluster, cleanup: None,
-                                                                   passfile: Path) -> None:
+                                                                  passfile: Path) -> None:
     before = state(primary)
     checks = {
         "settings": {"module": "server_settings", "params": {"settings": {SETTING: "123MB"}}},

@@ -67,8 +67,8 @@ def test_candidate_binaries_put_the_matching_major_first_and_path_after_known_la
     ]
 
 
-def test_search_binary_without_bin_dir_takes_the_first_matching_version(tmp_path: Path,
-        fake_program: Callable[..., Path]) -> None:
+def test_search_binary_without_bin_dir_takes_the_first_matching_version(
+        tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     b16 = fake_program(tmp_path / "16", "echo 'pg_controldata (PostgreSQL) 16.4'")
     b15 = fake_program(tmp_path / "15", "echo 'pg_controldata (PostgreSQL) 15.18'")
     binary, tried = search_binary("pg_controldata", "15", None, candidates=lambda: [str(b16), str(b15)])
@@ -76,8 +76,8 @@ def test_search_binary_without_bin_dir_takes_the_first_matching_version(tmp_path
     assert tried == [str(b16), str(b15)]
 
 
-def test_search_binary_without_a_match_returns_none_and_what_it_tried(tmp_path: Path,
-        fake_program: Callable[..., Path]) -> None:
+def test_search_binary_without_a_match_returns_none_and_what_it_tried(
+        tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     b16 = fake_program(tmp_path / "16", "echo 'pg_controldata (PostgreSQL) 16.4'")
     binary, tried = search_binary("pg_controldata", "15", None,
                                   candidates=lambda: [str(b16), str(tmp_path / "missing")])
@@ -85,8 +85,8 @@ def test_search_binary_without_a_match_returns_none_and_what_it_tried(tmp_path: 
     assert tried == [str(b16)]
 
 
-def test_search_binary_with_bin_dir_of_another_major_fails_naming_bin_dir(tmp_path: Path,
-        fake_program: Callable[..., Path]) -> None:
+def test_search_binary_with_bin_dir_of_another_major_fails_naming_bin_dir(
+        tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     fake_program(tmp_path / "bin", "echo 'pg_controldata (PostgreSQL) 16.4'")
     with pytest.raises(PgreplError, match=r"^bin_dir: .* is PostgreSQL 16 but data_dir is PostgreSQL 15"):
         search_binary("pg_controldata", "15", str(tmp_path / "bin"))
@@ -99,8 +99,8 @@ def test_search_binary_with_bin_dir_without_the_binary_fails(tmp_path: Path) -> 
         search_binary("pg_controldata", "15", str(tmp_path / "nope"))
 
 
-def test_search_binary_with_bin_dir_whose_binary_does_not_run_fails(tmp_path: Path,
-        fake_program: Callable[..., Path]) -> None:
+def test_search_binary_with_bin_dir_whose_binary_does_not_run_fails(
+        tmp_path: Path, fake_program: Callable[..., Path]) -> None:
     fake_program(tmp_path / "bin", "exit 3")
     with pytest.raises(PgreplError, match=r"^bin_dir: .* does not run or does not print a PostgreSQL version"):
         search_binary("pg_controldata", "15", str(tmp_path / "bin"))

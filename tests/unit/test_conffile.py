@@ -25,7 +25,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
 HEADER = AUTO_CONF_HEADER
 
 
-
 # --------------------------------------------------------------------------------------------------- values
 
 @pytest.mark.parametrize("value", ["", "plain", "it's", "back\\slash", "''", "\\'", "a 'quoted' \\ mix", "ü", "#x"])

@@ -249,8 +249,8 @@ def test_pid_is_postgres_checks_liveness_and_process_name(tmp_path: Path) -> Non
     assert _datadir.pid_is_postgres(os.getpid(), proc_root=str(fake_proc)) is True
 
 
-def test_read_data_dir_runs_pg_controldata_in_the_c_locale(tmp_path: Path,
-        fake_program: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_data_dir_runs_pg_controldata_in_the_c_locale(
+        tmp_path: Path, fake_program: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     data = _fake_data_dir(tmp_path / "data")
     (data / "standby.signal").write_text("", encoding="utf-8")
     sample = tmp_path / "sample.txt"

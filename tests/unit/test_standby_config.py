@@ -31,7 +31,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._standby_config i
 HEADER = AUTO_CONF_HEADER
 
 
-
 # ----------------------------------------------------------------------------------------------- requests
 
 def params(**overrides: Any) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import u
 DATA_DIR = "/var/lib/postgresql/15/main"
 
 
-
 def params(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"data_dir": DATA_DIR, "bin_dir": None, "service": None, "mode": "fast",
                             "os_user": "postgres", "timeout": 300, "require_clean": True}
@@ -213,5 +212,3 @@ def test_pg_ctl_command() -> None:
     request = StopRequest(data_dir=DATA_DIR, mode="smart", timeout=42)
     assert pg_ctl_command("/usr/lib/postgresql/15/bin/pg_ctl", request) == [
         "/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-D", DATA_DIR, "-m", "smart", "-w", "-t", "42"]
-
-
