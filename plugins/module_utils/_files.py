@@ -1,6 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Safe file replacement for configuration files: same-dir tempfile, fsync, os.replace, optional backup.
+"""Safe file replacement for configuration files: same-dir tempfile, fsync, os.replace, optional backup; and the
+empty signal files of a data directory (standby.signal), created and removed durably.
 
 A reader (PostgreSQL, another task) sees either the old file or the new one, never a half-written one, and
 the new file keeps the mode, owner, group (and SELinux label, where there is one) of the file it replaces.
@@ -157,3 +158,36 @@ def remove_quietly(path: str | None) -> None:
     """Remove a file we created (a backup made redundant by a restore); missing is fine."""
     if path:
         _unlink_quietly(path)
+
+
+def create_signal(path: str, uid: int, gid: int) -> None:
+    """An empty signal file (standby.signal, recovery.signal) in a data directory, mode 0600, owned by uid:gid;
+    one already there is left as it is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise PgreplError(f"data_dir: cannot create {path!r}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        if (uid, gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, uid, gid)
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise PgreplError(f"data_dir: cannot give {path!r} the owner {uid}:{gid}: {exc.strerror or exc}") from None
+    os.close(fd)
+    fsync_dir(os.path.dirname(path), quiet=True)
+
+
+def remove_signal(path: str) -> None:
+    """The signal file gone (nothing to do when it is not there)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise PgreplError(f"data_dir: cannot remove {path!r}: {exc.strerror or exc}") from None
+    fsync_dir(os.path.dirname(path), quiet=True)

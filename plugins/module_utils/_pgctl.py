@@ -1,7 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pg_ctl, the server's own control program: the one of the data directory's major, run as the server's OS user
-with a deadline (server_start and server_stop use it where no systemd unit runs the server)."""
+with a deadline (server_start, server_stop and handover use it where no systemd unit runs the server)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def find_pg_ctl(major: str, bin_dir: str | None) -> str:
     """pg_ctl of the data directory's major, or a refusal naming bin_dir."""
     return find_binary(PG_CTL, major, bin_dir, advice="install the PostgreSQL {major} server package, set bin_dir, "
                                                       "or give service")
+
+
+def start_command(binary: str, action: str, data_dir: str, timeout: int, log_file: str) -> list[str]:
+    """pg_ctl start|restart that waits (-w, -t) and sends the server's output to log_file (-l)."""
+    return [binary, action, "-D", data_dir, "-w", "-t", str(timeout), "-l", log_file]
 
 
 def run_pg_ctl(cmd: list[str], user: OsUser, timeout: int, shown: str, hint: str = "",

@@ -46,7 +46,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     validate_data_dir,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir, read_bytes
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import (
+    atomic_write,
+    create_signal,
+    read_bytes,
+    remove_signal,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import find_user
@@ -429,37 +434,6 @@ def resolve_owner(owner: str | None, facts: DirFacts) -> tuple[int, int]:
         return facts.uid, facts.gid
     entry = find_user("owner", owner)
     return entry.pw_uid, entry.pw_gid
-
-
-def create_signal(path: str, uid: int, gid: int) -> None:
-    """An empty signal file, mode 0600, owned by uid:gid."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise PgreplError(f"data_dir: cannot create {path!r}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        if (uid, gid) != (os.geteuid(), os.getegid()):
-            os.fchown(fd, uid, gid)
-        os.fsync(fd)
-    except OSError as exc:
-        os.close(fd)
-        os.unlink(path)
-        raise PgreplError(f"data_dir: cannot give {path!r} the owner {uid}:{gid}: {exc.strerror or exc}") from None
-    os.close(fd)
-    fsync_dir(os.path.dirname(path), quiet=True)
-
-
-def remove_signal(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise PgreplError(f"data_dir: cannot remove {path!r}: {exc.strerror or exc}") from None
-    fsync_dir(os.path.dirname(path), quiet=True)
 
 
 def write_auto_conf(facts: DirFacts, text: str, uid: int, gid: int) -> None:

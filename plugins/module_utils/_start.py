@@ -38,7 +38,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
     validate_data_dir_path,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
-from ansible_collections.pgrepl.streaming.plugins.module_utils._pgctl import find_pg_ctl, run_pg_ctl
+from ansible_collections.pgrepl.streaming.plugins.module_utils._pgctl import find_pg_ctl, run_pg_ctl, start_command
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import (
     systemctl,
     unit_enabled,
@@ -125,7 +125,7 @@ def outcome_of(action: str | None, check_mode: bool) -> str:
 
 def pg_ctl_command(binary: str, action: str, request: StartRequest) -> list[str]:
     """pg_ctl start|restart that waits (-w, -t) and sends the server's output to log_file (-l)."""
-    return [binary, action, "-D", request.data_dir, "-w", "-t", str(request.timeout), "-l", str(request.log_file)]
+    return start_command(binary, action, request.data_dir, request.timeout, str(request.log_file))
 
 
 def wait_query(wait_for: str) -> str:

@@ -46,7 +46,7 @@ def find_systemctl(option: str, unit: str, advice: str) -> str:
 
 
 def systemctl(action: str, unit: str, option: str, timeout: int | None = None, advice: str = "") -> None:
-    """``systemctl <action> -- <unit>`` (start, stop, restart, enable), which waits for the unit's job (at most
+    """``systemctl <action> -- <unit>`` (start, stop, restart, enable, disable), which waits for the unit's job (at most
     timeout seconds when given); a failure names the option, the command and what systemctl said."""
     binary = find_systemctl(option, unit, advice)
     try:
@@ -67,6 +67,19 @@ def unit_enabled(unit: str) -> bool | None:
         return None
     return subprocess.run([binary, "is-enabled", "--quiet", "--", unit], capture_output=True, check=False,
                           timeout=QUERY_TIMEOUT).returncode == 0
+
+
+def unit_enablement(unit: str) -> str | None:
+    """What `systemctl is-enabled` says of the unit (enabled, disabled, enabled-runtime, generated, static, masked,
+    ...); None without systemctl or when it says nothing. Only "enabled" comes from the unit's own [Install] links,
+    which `systemctl disable` removes; "enabled-runtime" and "generated" come from /run (a generator: Debian's
+    postgresql@ units follow the cluster's start.conf) and a disable does not change them."""
+    binary = shutil.which("systemctl")
+    if binary is None:
+        return None
+    proc = subprocess.run([binary, "is-enabled", "--", unit], capture_output=True, text=True, check=False,
+                          timeout=QUERY_TIMEOUT)
+    return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else None
 
 
 def parse_systemctl_show(text: str) -> dict[str, str]:

@@ -21,7 +21,9 @@ description:
     paused) cancels it with a recovery conflict (SQLSTATE 40001) while the promotion goes on. Polls canceled that
     way are retried.
   - A server that is not in recovery is already a primary; the module then changes nothing (RV(outcome=already_primary),
-    C(changed=false)), so a re-run of a switchover or failover play is harmless.
+    C(changed=false)), so a re-run of a switchover or failover play is harmless. The one exception, with
+    O(checkpoint), is a primary whose pg_control still shows an older timeline than the one it writes (promoted
+    without a checkpoint since, as pgrepl.streaming.handover promotes) then gets its C(CHECKPOINT) (C(changed=true)).
   - Refuses, and does nothing, when WAL replay is paused (C(pg_is_wal_replay_paused)) unless O(allow_paused=true),
     because a pause is set on purpose and promoting ends it. Refuses when O(login_user) may not execute C(pg_promote)
     (a superuser, or a role granted EXECUTE on it).
@@ -32,7 +34,8 @@ description:
   - After promotion it runs C(CHECKPOINT) (O(checkpoint)), so that C(pg_control) records the new timeline at once;
     until the first checkpoint on the new timeline, which PostgreSQL spreads over minutes, pg_rewind of PostgreSQL 15
     and older reads the old timeline from the new primary and wrongly finds that no rewind is needed.
-  - It never stops the old primary; fencing it is the playbook's job, before this module runs.
+  - It never stops the old primary; fencing it is the playbook's job, before this module runs (or use
+    pgrepl.streaming.handover on the old primary's host, which fences it and promotes the standby in one call).
 options:
   wait_seconds:
     description:
@@ -54,7 +57,8 @@ options:
   checkpoint:
     description:
       - Run C(CHECKPOINT) right after the promotion, so C(pg_control) shows the new timeline at once (needed by
-        pg_rewind of PostgreSQL 15 and older against this server). Needs a superuser or, on PostgreSQL 15 and later,
+        pg_rewind of PostgreSQL 15 and older against this server); on a server already a primary, only when its
+        C(pg_control) shows an older timeline than its current one. Needs a superuser or, on PostgreSQL 15 and later,
         a member of C(pg_checkpoint); when it is refused, the task still succeeds with a warning.
     type: bool
     default: true
