@@ -91,8 +91,28 @@ options:
   connect_timeout:
     description:
       - Seconds to wait for the connection before failing.
+      - Over TCP the connection also gets TCP keepalives (C(keepalives_idle=10), C(keepalives_interval=5),
+        C(keepalives_count=3)) and C(tcp_user_timeout=30000) where libpq knows it, so a peer that vanished fails the
+        task within about 25 seconds instead of the kernel's two hours; O(connect_params) may set other values.
     type: int
     default: 10
+  lock_timeout:
+    description:
+      - Seconds a statement may wait for a lock another session holds (the server's C(lock_timeout), set for this
+        session only). A statement that waits longer fails with SQLSTATE 55P03 and a message naming this option,
+        and the module changes nothing more, instead of hanging the play behind, for example, an open transaction
+        that altered the same role.
+      - V(0) waits forever (PostgreSQL's default).
+    type: int
+    default: 30
+  statement_timeout:
+    description:
+      - Seconds any one statement may run (the server's C(statement_timeout), set for this session only); a
+        statement that runs longer fails with SQLSTATE 57014 and a message naming this option.
+      - V(0) (the default) sets no limit, as PostgreSQL does. The modules' statements are short, except a
+        C(CHECKPOINT) on a busy server and C(pg_promote) waiting for a promotion, which have their own limits.
+    type: int
+    default: 0
   login_os_user:
     description:
       - OS user whose identity opens a unix-socket connection (peer authentication), usually the server's own

@@ -52,6 +52,18 @@ SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 # sslmode values under which a failed TLS negotiation fails the connection (prefer/allow fall back to plain TCP).
 TLS_REQUIRED_MODES = ("require", "verify-ca", "verify-full")
 APPLICATION_NAME = "pgrepl.streaming"
+
+# TCP keepalives for every TCP connection (libpq's keywords; connect_params may set others): a peer that vanished
+# (a network cut, a host powered off) fails the connection within about 25 s, where the kernel's default would wait
+# two hours. tcp_user_timeout (libpq 12+) bounds data the peer never acknowledges the same way. A frozen server
+# process whose kernel still answers TCP is not detected by either: lock_timeout/statement_timeout and the
+# modules' own deadlines cover what waits on the server.
+TCP_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3",
+                  "tcp_user_timeout": "30000"}
+# Server settings of every session, from the options of the same name (seconds; 0: no limit).
+SESSION_TIMEOUTS = ("lock_timeout", "statement_timeout")
+# SQLSTATE of a statement that reached one of those limits -> the option that set it.
+TIMEOUT_SQLSTATES = {"55P03": "lock_timeout", "57014": "statement_timeout"}
 CLIENT_ENCODING = "UTF8"
 
 # libpq keywords that have an option of their own (connect_params must not set them behind its back), or that this
@@ -90,6 +102,8 @@ def connection_argument_spec() -> dict[str, dict[str, Any]]:
         "session_role": {"type": "str"},
         "trust_input": {"type": "bool", "default": True},
         "connect_timeout": {"type": "int", "default": 10},
+        "lock_timeout": {"type": "int", "default": 30},
+        "statement_timeout": {"type": "int", "default": 0},
         "login_os_user": {"type": "str"},
     }
 
@@ -138,6 +152,10 @@ def validate_connection_params(params: dict[str, Any]) -> None:
     timeout = params.get("connect_timeout")
     if timeout is not None and int(timeout) < 1:
         raise PgreplError(f"connect_timeout: {timeout} must be at least 1 second")
+    for key in SESSION_TIMEOUTS:
+        value = params.get(key)
+        if value is not None and not 0 <= int(value) <= 2147483:
+            raise PgreplError(f"{key}: {value} is not a number of seconds from 0 (no limit) to 2147483")
     for key in ("login_user", "login_db", "login_host", "login_unix_socket", "ssl_rootcert", "ssl_cert", "ssl_key",
                 "session_role"):
         value = params.get(key) or ""
@@ -163,6 +181,9 @@ def conninfo_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("login_password"):
         kwargs["password"] = params["login_password"]
     if params.get("login_host"):
+        # Keepalives where libpq has the keyword (tcp_user_timeout: libpq 12+); connect_params may override them.
+        keywords = libpq_keywords()
+        kwargs.update({key: value for key, value in TCP_KEEPALIVES.items() if keywords is None or key in keywords})
         # TLS only means something over TCP.
         kwargs["sslmode"] = params.get("ssl_mode") or "prefer"
         for option, keyword in (("ssl_rootcert", "sslrootcert"), ("ssl_cert", "sslcert"), ("ssl_key", "sslkey")):
@@ -274,9 +295,57 @@ def server_words(exc: BaseException) -> str:
 
 def refused_message(exc: BaseException) -> str:
     """A server error a module body did not expect, as a sentence: its SQLSTATE and the server's words (never the
-    statement, which may hold a verifier or a setting value)."""
+    statement, which may hold a verifier or a setting value), and what to do when it was one of our timeouts."""
     sqlstate = getattr(exc, "sqlstate", None) or "no SQLSTATE"
-    return f"the server refused the operation ({sqlstate}): {server_words(exc)}"
+    return f"the server refused the operation ({sqlstate}): {server_words(exc)}{timeout_advice(sqlstate)}"
+
+
+def timeout_advice(sqlstate: str | None) -> str:
+    """What to do about a statement that reached lock_timeout or statement_timeout (by its SQLSTATE), or ""."""
+    option = TIMEOUT_SQLSTATES.get(sqlstate or "")
+    if option == "lock_timeout":
+        return ("; it waited lock_timeout seconds for a lock that another session holds (find it in pg_locks and "
+                "pg_stat_activity, end it or let it finish, then run again; or raise lock_timeout, 0 waits forever)")
+    if option == "statement_timeout":
+        return ("; it ran longer than statement_timeout seconds, or was cancelled by another session (raise "
+                "statement_timeout, 0 is no limit)")
+    return ""
+
+
+def with_timeout_advice(exc: BaseException) -> str:
+    """The message of a PgreplError, with timeout_advice() when the server error it was raised from (its context,
+    kept by `raise ... from None`, possibly through a wrapping PgreplError) was one of our timeouts: the modules
+    reword server errors in their own terms, and this adds what to do without each of them knowing the timeouts."""
+    message = str(exc)
+    cause: BaseException | None = exc
+    for _depth in range(5):
+        cause = cause.__context__ if cause is not None else None
+        advice = timeout_advice(getattr(cause, "sqlstate", None)) if cause is not None else ""
+        if advice:
+            return message if advice in message else message + advice
+    return message
+
+
+def session_settings(params: dict[str, Any]) -> dict[str, str]:
+    """The server settings every session sets after connecting: lock_timeout and statement_timeout in
+    milliseconds, "0" for no limit (lock_timeout defaults to 30 s: a statement waiting behind another session's lock
+    fails with SQLSTATE 55P03 instead of hanging the play)."""
+    defaults = connection_argument_spec()
+    result = {}
+    for key in SESSION_TIMEOUTS:
+        value = params.get(key)
+        seconds = int(defaults[key]["default"] if value is None else value)
+        result[key] = str(seconds * 1000)
+    return result
+
+
+def apply_session_settings(conn: Any, settings: dict[str, str]) -> None:
+    """Set them in one statement (a round trip; a startup option would be refused by connection poolers)."""
+    if not settings:
+        return
+    call = "pg_catalog.set_config({}, {}, false)"
+    calls = sql.SQL(", ").join(sql.SQL(call).format(sql.Literal(key), sql.Placeholder()) for key in settings)
+    conn.execute(sql.SQL("SELECT {}").format(calls), list(settings.values()))
 
 
 # ------------------------------------------------------------------------------------------------ failures
@@ -578,6 +647,7 @@ def connect(params: dict[str, Any], autocommit: bool = True) -> Any:
     with as_os_user(params.get("login_os_user")):
         conn = open_session(conninfo_kwargs(params), lambda failure: explain_connect_failure(params, failure))
     try:
+        apply_session_settings(conn, session_settings(params))
         set_session_role(conn, params.get("session_role"))
         conn.autocommit = autocommit
     except BaseException:

@@ -16,6 +16,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     printable,
     psycopg,
     refused_message,
+    with_timeout_advice,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
@@ -59,7 +60,7 @@ def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], 
     try:
         result = body(module)
     except PgreplError as exc:
-        module.fail_json(msg=printable(str(exc)))
+        module.fail_json(msg=printable(with_timeout_advice(exc)))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # A server error a module did not expect still gets a sentence, not a traceback (the SQL text is left
         # out: it may hold a verifier or a setting value).

@@ -28,8 +28,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     libpq_keywords,
     printable,
     probe_libpq,
+    refused_message,
+    session_settings,
+    timeout_advice,
     validate_connect_params,
     validate_connection_params,
+    with_timeout_advice,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
@@ -67,6 +71,52 @@ def test_client_certificate_and_connect_params_reach_libpq() -> None:
     assert kwargs["keepalives_idle"] == "30" and kwargs["target_session_attrs"] == "read-write"
 
 
+def test_tcp_connections_get_keepalives_that_connect_params_may_change() -> None:
+    kwargs = conninfo_kwargs(PARAMS)
+    assert (kwargs["keepalives"], kwargs["keepalives_idle"], kwargs["keepalives_interval"],
+            kwargs["keepalives_count"]) == ("1", "10", "5", "3")
+    assert kwargs["tcp_user_timeout"] == "30000"  # this host's libpq (15) knows it
+    assert conninfo_kwargs({**PARAMS, "connect_params": {"keepalives_idle": 60}})["keepalives_idle"] == "60"
+    # A unix socket has no TCP to keep alive.
+    socket_kwargs = conninfo_kwargs({**PARAMS, "login_host": "", "login_unix_socket": "/run/postgresql"})
+    assert not [key for key in socket_kwargs if key.startswith(("keepalives", "tcp_"))]
+
+
+def test_every_session_gets_lock_timeout_and_statement_timeout_in_milliseconds() -> None:
+    assert session_settings({}) == {"lock_timeout": "30000", "statement_timeout": "0"}
+    assert session_settings({"lock_timeout": 0, "statement_timeout": 600}) == {
+        "lock_timeout": "0", "statement_timeout": "600000"}
+
+
+def test_a_statement_stopped_by_a_timeout_is_explained_naming_the_option() -> None:
+    assert "lock_timeout" in timeout_advice("55P03") and "pg_locks" in timeout_advice("55P03")
+    assert "statement_timeout" in timeout_advice("57014")
+    assert timeout_advice("42501") == "" and timeout_advice(None) == ""
+    exc = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    assert "lock_timeout" in refused_message(exc)
+
+
+def test_a_reworded_server_error_gets_the_advice_of_the_timeout_it_came_from() -> None:
+    def reworded() -> None:
+        try:
+            raise psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+        except psycopg.Error:
+            raise PgreplError("name: could not alter the role 'r'") from None
+
+    def wrapped() -> None:
+        try:
+            reworded()
+        except PgreplError as exc:
+            raise PgreplError(f"role: {exc}") from None
+
+    for raiser, start in ((reworded, "name: could not"), (wrapped, "role: name: could not")):
+        with pytest.raises(PgreplError) as err:
+            raiser()
+        message = with_timeout_advice(err.value)
+        assert message.startswith(start) and message.count("it waited lock_timeout") == 1
+    assert with_timeout_advice(PgreplError("plain")) == "plain"
+
+
 def test_describe_target_never_shows_the_password() -> None:
     assert "s3cret-pw" not in describe_target(PARAMS)
     assert describe_target(PARAMS) == "postgres@db1:5432/postgres"
@@ -76,6 +126,8 @@ def test_describe_target_never_shows_the_password() -> None:
     ({"login_port": 0}, "login_port"),
     ({"login_port": 70000}, "login_port"),
     ({"connect_timeout": 0}, "connect_timeout"),
+    ({"lock_timeout": -1}, "lock_timeout"),
+    ({"statement_timeout": 2147484}, "statement_timeout"),
     ({"login_user": "a\x00b"}, "login_user"),
     ({"session_role": "a\x00b"}, "session_role"),
     ({"session_role": ""}, "session_role"),
