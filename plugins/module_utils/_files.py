@@ -9,12 +9,16 @@ the new file keeps the mode, owner, group (and SELinux label, where there is one
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
+from typing import Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 
@@ -92,6 +96,71 @@ def fsync_dir(directory: str, quiet: bool = False) -> None:
         os.close(fd)
 
 
+# atomic_write's temporary files: beside the target, named after it and the writing process, so a later write
+# removes those a killed run left (a root-owned leftover in a data directory would break pg_basebackup there).
+TEMP_PREFIX = ".pgrepl-"
+
+
+def temp_pattern(basename: str) -> re.Pattern[str]:
+    """Names of atomic_write's temporary files for basename; group 1 is the writer's PID."""
+    return re.compile(re.escape(f"{TEMP_PREFIX}{basename}.") + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(directory: str, basename: str, alive: Callable[[int], bool] | None = None) -> list[str]:
+    """Remove the temporary files of basename whose writer is gone (alive: pid_alive); return their names."""
+    alive = alive or pid_alive
+    pattern = temp_pattern(basename)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not alive(int(match.group(1))):
+            _unlink_quietly(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
+@contextlib.contextmanager
+def _creating_as(owner: tuple[int, int] | None) -> Iterator[None]:
+    """Create files with owner's uid/gid when running as root for another owner, so no file of root's ever
+    exists, even for an instant a SIGKILL could freeze; a no-op otherwise."""
+    if owner is None or os.geteuid() != 0 or owner == (0, 0):
+        yield
+        return
+    os.setegid(owner[1])
+    os.seteuid(owner[0])
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def _make_temp(directory: str, basename: str, owner: tuple[int, int] | None) -> tuple[int, str]:
+    prefix = f"{TEMP_PREFIX}{basename}.{os.getpid()}."
+    try:
+        with _creating_as(owner):
+            return tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    except PermissionError:
+        if owner is None or os.geteuid() != 0:
+            raise
+    # The owner may not write the directory (a root-owned one): created as root, given the owner at once.
+    return tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+
+
 def atomic_write(path: str, data: bytes, backup: bool = False, mode: int = 0o600, option: str = "path") -> str | None:
     """Replace path with data atomically; return the backup's name when backup is true and a file existed.
 
@@ -111,8 +180,9 @@ def atomic_write(path: str, data: bytes, backup: bool = False, mode: int = 0o600
         raise PgreplError(f"{option}: {path!r} is not a regular file")
 
     backup_path = backup_file(path) if backup and st is not None else None
+    remove_stale_temps(directory, os.path.basename(target))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+        fd, tmp = _make_temp(directory, os.path.basename(target), (st.st_uid, st.st_gid) if st is not None else None)
     except OSError as exc:
         raise PgreplError(f"{option}: cannot create a temporary file in {directory!r}: {exc.strerror or exc}") from None
     try:
@@ -123,7 +193,8 @@ def atomic_write(path: str, data: bytes, backup: bool = False, mode: int = 0o600
                 view = view[written:]
             if st is not None:
                 os.fchmod(fd, stat.S_IMODE(st.st_mode))
-                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                created = os.fstat(fd)
+                if (st.st_uid, st.st_gid) != (created.st_uid, created.st_gid):
                     try:
                         os.fchown(fd, st.st_uid, st.st_gid)
                     except PermissionError:
@@ -164,14 +235,22 @@ def create_signal(path: str, uid: int, gid: int) -> None:
     """An empty signal file (standby.signal, recovery.signal) in a data directory, mode 0600, owned by uid:gid;
     one already there is left as it is."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with _creating_as((uid, gid)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except PermissionError:
+            # A data directory its owner may not write: created as root, given the owner below.
+            if os.geteuid() != 0:
+                raise
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
     except OSError as exc:
         raise PgreplError(f"data_dir: cannot create {path!r}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o600)
-        if (uid, gid) != (os.geteuid(), os.getegid()):
+        created = os.fstat(fd)
+        if (uid, gid) != (created.st_uid, created.st_gid):
             os.fchown(fd, uid, gid)
         os.fsync(fd)
     except OSError as exc:

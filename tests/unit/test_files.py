@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,7 @@ def test_failure_during_replace_leaves_the_original_and_no_tempfile(tmp_path: Pa
 def test_an_owner_we_cannot_keep_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "pg_hba.conf"
     target.write_bytes(b"original\n")
+    os.chown(target, *other_owner())
     monkeypatch.setattr(_files.os, "geteuid", lambda: 4242)
 
     def refuse(fd: int, uid: int, gid: int) -> None:
@@ -119,6 +122,53 @@ def test_an_owner_we_cannot_keep_is_refused(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(PgreplError, match="cannot keep the owner .* when running as uid 4242"):
         atomic_write(str(target), b"new\n")
     assert target.read_bytes() == b"original\n" and leftovers(tmp_path) == []
+
+
+def test_as_root_the_temporary_file_is_the_owners_from_its_creation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A directory the owner may write, reachable by it (pytest's tmp_path is root's, 0700).
+    uid, gid = other_owner()
+    directory = Path(tempfile.mkdtemp(prefix="pgrepl-files-"))
+    try:
+        os.chmod(directory, 0o755)
+        os.chown(directory, uid, gid)
+        target = directory / "postgresql.auto.conf"
+        target.write_bytes(b"old\n")
+        os.chown(target, uid, gid)
+        created_by = []
+        real_mkstemp = _files.tempfile.mkstemp
+
+        def spy_mkstemp(**kwargs: str) -> tuple[int, str]:
+            created_by.append(os.geteuid())
+            return real_mkstemp(**kwargs)
+
+        def no_fchown(fd: int, uid: int, gid: int) -> None:
+            raise AssertionError("the temporary file needed a chown: it was root's for a while")
+
+        monkeypatch.setattr(_files.tempfile, "mkstemp", spy_mkstemp)
+        monkeypatch.setattr(_files.os, "fchown", no_fchown)
+        atomic_write(str(target), b"new\n")
+        assert created_by == [uid] and os.geteuid() == 0 and os.getegid() == 0
+        st = target.stat()
+        assert target.read_bytes() == b"new\n" and (st.st_uid, st.st_gid) == (uid, gid)
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_the_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "pg_hba.conf"
+    target.write_bytes(b"old\n")
+    dead = tmp_path / ".pgrepl-pg_hba.conf.4000001.ab_c1.tmp"
+    running = tmp_path / ".pgrepl-pg_hba.conf.4000002.xyz.tmp"
+    other = tmp_path / ".pgrepl-pg_ident.conf.4000001.xyz.tmp"
+    for path in (dead, running, other):
+        path.write_bytes(b"half")
+    monkeypatch.setattr(_files, "pid_alive", lambda pid: pid == 4000002)
+    assert _files.remove_stale_temps(str(tmp_path), "pg_hba.conf") == [dead.name]
+    dead.write_bytes(b"half")
+    atomic_write(str(target), b"new\n")
+    assert target.read_bytes() == b"new\n"
+    assert not dead.exists() and running.exists() and other.exists()
 
 
 def test_not_a_regular_file_is_refused(tmp_path: Path) -> None:
