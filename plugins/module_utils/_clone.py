@@ -11,6 +11,7 @@ aside, never deleted.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
@@ -43,6 +44,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import fsync_dir
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lock import data_dir_lock
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import (
     NAME_MAX_BYTES,
@@ -60,10 +62,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     OsUser,
-    as_user_command,
     become_os_user,
-    clean_env,
-    run_with_timeout,
+    run_as,
     scrub_libpq_env,
     user_can,
     validate_os_user_name,
@@ -75,6 +75,9 @@ BASEBACKUP = "pg_basebackup"
 CHECKPOINTS = ("fast", "spread")
 MOVED_INFIX = ".pgrepl-moved-"
 CLONE_INFIX = ".pgrepl-clone-"
+# A finished and verified copy, renamed so before the swap: a run cut off between the swap's two renames leaves
+# data_dir missing and this complete copy, which the next run puts in place instead of copying again.
+READY_INFIX = ".pgrepl-ready-"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # Seconds the up-front replication connection may take to open (it is also written into primary_conninfo).
 CONNECT_TIMEOUT = 10
@@ -123,6 +126,7 @@ class CloneRequest:
     bin_dir: str | None = None
     preflight: bool = False
     stop_service: str | None = None
+    stop_timeout: int = 600
 
 
 def validate_application_name(value: Any) -> str | None:
@@ -166,13 +170,15 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         bin_dir=bin_dir,
         preflight=require_bool(params, "preflight", False),
         stop_service=validate_unit_name(params.get("stop_service"), "stop_service"),
+        stop_timeout=require_int(params, "stop_timeout", 600, 1, 7 * 24 * 3600, "a number of seconds"),
     )
 
 
 def stop_server(request: CloneRequest) -> None:
     """Stop the server of data_dir through its unit, once every check passed; refuse when it still runs after."""
     unit = request.stop_service or ""
-    systemctl("stop", unit, "stop_service", advice="stop it before the clone")
+    # Bounded: a unit's own stop timeout may be an hour (Debian's), and the play would wait as long.
+    systemctl("stop", unit, "stop_service", timeout=request.stop_timeout, advice="stop it before the clone")
     if read_postmaster(request.data_dir)["postmaster_running"]:
         raise PgreplError(f"stop_service: {request.stop_service!r} is stopped but a server still runs on data_dir "
                           f"{request.data_dir!r}: that unit does not run this data directory; nothing was moved")
@@ -432,7 +438,28 @@ def sibling_name(data_dir: str, infix: str, stamp: str, exists: Callable[[str], 
 
 
 def stale_clone_dirs(data_dir: str) -> list[str]:
-    return sorted(glob.glob(glob.escape(data_dir) + CLONE_INFIX + "*"))
+    """What interrupted runs left beside data_dir: copies being written, and finished ones not swapped in yet."""
+    base = glob.escape(data_dir.rstrip("/"))
+    return sorted(glob.glob(base + CLONE_INFIX + "*") + glob.glob(base + READY_INFIX + "*"))
+
+
+def processes_using(path: str, proc: str = "/proc") -> list[int]:
+    """PIDs of live processes whose command line names path or something below it (a pg_basebackup -D path an
+    older run left running)."""
+    found = []
+    needle = path.rstrip("/").encode()
+    for entry in os.listdir(proc):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
+                args = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if any(arg == needle or arg.startswith(needle + b"/") for arg in args):
+            found.append(int(entry))
+    return found
+
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -680,8 +707,7 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
 
     where = "data_dir is untouched" if not decision.in_place else "data_dir was emptied again"
     try:
-        cmd = as_user_command(basebackup_command(binary, target, request), ctx.user, ctx.euid)
-        outcome = run_with_timeout(cmd, request.timeout, clean_env(ctx.user))
+        outcome = run_as(ctx.user, basebackup_command(binary, target, request), request.timeout, ctx.euid)
     except PgreplError:
         undo()
         raise
@@ -702,6 +728,15 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise
     if decision.in_place:
         return outcome.lines
+    # Finished and verified: named so before the swap (see READY_INFIX); undo() removes it under its new name.
+    ready = sibling_name(request.data_dir, READY_INFIX, tmp[len(request.data_dir.rstrip("/") + CLONE_INFIX):])
+    try:
+        os.rename(tmp, ready)
+    except OSError as exc:
+        undo()
+        raise PgreplError(f"data_dir: cannot rename the copy {tmp!r} to {ready!r}: {exc.strerror or exc}; the copy "
+                          "was removed and data_dir is untouched") from None
+    target = tmp = ready
     # The server may have been started while we copied: never rename a live data directory.
     if moved_to and read_postmaster(request.data_dir)["postmaster_running"]:
         undo()
@@ -739,9 +774,78 @@ def _record(tracker: ChangeTracker, before_state: str, after_state: str, moved_t
 
 
 def run_standby_clone(module: Any) -> dict[str, Any]:
-    """The module body: validate, prove the connection, decide, then clone (or predict it in check mode)."""
+    """The module body: validate, prove the connection, decide, then clone (or predict it in check mode). A real
+    run that has something to do takes the data directory's lock first and holds it to the end (two runs never
+    copy into the same place at once); a refusal before that leaves no lock file behind."""
+    with contextlib.ExitStack() as held:
+        return _clone_body(module, request_from_params(module.params), held)
+
+
+def settle_stale_dirs(request: CloneRequest, primary: PrimaryFacts, data_dir_exists: bool, apply: bool,
+                      warnings: list[str]) -> str | None:
+    """What interrupted runs left beside data_dir, under the lock (no live module writes them, and no program
+    outlives its module): a finished copy whose swap was cut off (data_dir missing) is put in place, and its name
+    returned; the rest is removed. A program an older run left still writing one is refused (nothing changed)."""
+    resumed = None
+    for path in stale_clone_dirs(request.data_dir):
+        users = processes_using(path)
+        if users:
+            raise PgreplError(f"data_dir: {path!r}, a copy an interrupted run left, is still in use by pid "
+                              f"{', '.join(map(str, users))} (a pg_basebackup of that run?): stop it first; nothing "
+                              "was changed")
+        if not apply:
+            warnings.append(f"a real run removes {path!r}, a temporary copy an interrupted run left"
+                            if resumed or data_dir_exists or CLONE_INFIX in os.path.basename(path) else
+                            f"a real run puts {path!r}, a finished copy whose swap was cut off, in place if it is "
+                            "still one of this primary")
+            continue
+        if resumed is None and not data_dir_exists and READY_INFIX in os.path.basename(path):
+            try:
+                verify_copy(path, request, primary)
+            except PgreplError as exc:
+                warnings.append(f"{path!r} is not a usable copy of this primary ({exc}): removed")
+            else:
+                os.rename(path, request.data_dir)
+                fsync_dir(os.path.dirname(request.data_dir.rstrip("/")), quiet=True)
+                resumed = path
+                continue
+        _remove_tree(path)
+        warnings.append(f"removed {path!r}, a temporary copy an interrupted run left")
+    return resumed
+
+
+def restart_after_failure(request: CloneRequest, error: PgreplError) -> PgreplError:
+    """The failure of a copy after this call stopped the server: start it again when its data directory is intact
+    (every failure path puts it back), and say so; a standby must not stay down because a copy failed."""
+    facts = inspect_data_dir(request.data_dir)
+    if not facts.exists or not facts.has_pg_control or facts.postmaster_running:
+        return error
+    try:
+        systemctl("start", request.stop_service or "", "stop_service", timeout=request.stop_timeout)
+    except PgreplError as exc:
+        return PgreplError(f"{error}; starting {request.stop_service} again (it was stopped for the copy) failed "
+                           f"too: {exc}")
+    return PgreplError(f"{error}; {request.stop_service} was started again on its own data directory (it was "
+                       "stopped for the copy)")
+
+
+SLOT_ADVICE = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"
+
+
+def pg_basebackup_of(request: CloneRequest, primary: PrimaryFacts) -> str:
+    return find_binary(BASEBACKUP, primary.major, request.bin_dir, of="the primary",
+                       advice="install the PostgreSQL {major} client/server package or set bin_dir")
+
+
+def clone_refusals(request: CloneRequest, primary: PrimaryFacts, problem: str | None) -> None:
+    """What refuses a copy the decision asks for: no pg_basebackup of the primary's major, a missing slot."""
+    pg_basebackup_of(request, primary)
+    if problem:
+        raise PgreplError(f"{problem}: {SLOT_ADVICE}")
+
+
+def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) -> dict[str, Any]:
     started = time.monotonic()
-    request = request_from_params(module.params)
     user, euid = become_os_user(request.os_user)
     ctx = CloneContext(request=request, user=user, euid=euid)
 
@@ -759,18 +863,32 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         ctx.warnings.append(f"ignored the environment variables {', '.join(removed)}: the replication connection "
                             "uses only this module's options and the passfile")
     primary = probe_primary(request)
+
+    def decide_from(facts: DirFacts) -> tuple[DirState, Decision]:
+        dir_sysid, has_signal = _data_dir_sysid(facts, request, primary.major, ctx.warnings)
+        state = classify(facts, primary.system_identifier, primary.major, dir_sysid, has_signal)
+        # A running server is refused, unless this call is a preflight or stops it itself once every check passed.
+        return state, decide(state, facts, request.move_aside, request.force_reclone,
+                             ignore_running=request.preflight or request.stop_service is not None)
+
+    state, decision = decide_from(facts)
     stale = stale_clone_dirs(request.data_dir)
-    if stale:
-        ctx.warnings.append(f"temporary directories of an interrupted clone are left beside data_dir (safe to "
-                            f"remove): {', '.join(stale)}")
-
-    dir_sysid, has_signal = _data_dir_sysid(facts, request, primary.major, ctx.warnings)
-    state = classify(facts, primary.system_identifier, primary.major, dir_sysid, has_signal)
-    # A running server is refused, unless this call is a preflight or stops it itself once every check passed.
-    decision = decide(state, facts, request.move_aside, request.force_reclone,
-                      ignore_running=request.preflight or request.stop_service is not None)
-
+    applying = not (module.check_mode or request.preflight)
     problem = slot_problem(request, primary)
+    if applying and decision.action != "kept":
+        # Refusals before the lock (which leaves its file beside data_dir): a refused run changes nothing at all.
+        clone_refusals(request, primary, problem)
+    resumed = None
+    if applying and (stale or decision.action != "kept"):
+        held.enter_context(data_dir_lock(request.data_dir, "pgrepl.streaming.standby_clone"))
+        # Decided again from what data_dir holds now that no other run works on it.
+        resumed = settle_stale_dirs(request, primary, os.path.lexists(request.data_dir), True, ctx.warnings)
+        facts = inspect_data_dir(request.data_dir)
+        state, decision = decide_from(facts)
+        ctx.warnings[:] = list(dict.fromkeys(ctx.warnings))  # the second look repeats the first one's
+    elif stale:
+        settle_stale_dirs(request, primary, facts.exists, False, ctx.warnings)
+
     tracker = ChangeTracker(module.check_mode)
     result: dict[str, Any] = {
         "changed": False,
@@ -787,20 +905,25 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         "pg_basebackup": None,
         "server_running": facts.postmaster_running,
     }
+    if resumed:
+        # The copy an interrupted run finished, put in place: the change that run did not get to report.
+        result.update(changed=True, outcome="swapped_in", data_dir_state=STATE_MISSING)
+        ctx.warnings.append(f"put {resumed!r} in place as data_dir: a finished copy of this primary whose swap an "
+                            "interrupted run did not complete")
+        _record(tracker, STATE_MISSING, state.describe(), None)
+        return finish(module, result, tracker, ctx.warnings, started)
     if decision.action == "kept":
         if problem:
             ctx.warnings.append(f"{problem}: the standby in data_dir cannot stream through it until that is fixed")
         _record(tracker, state.describe(), state.describe(), None)
         return finish(module, result, tracker, ctx.warnings, started)
 
-    binary = find_binary(BASEBACKUP, primary.major, request.bin_dir, of="the primary",
-                         advice="install the PostgreSQL {major} client/server package or set bin_dir")
+    binary = pg_basebackup_of(request, primary)
     result["pg_basebackup"] = binary
     if problem:
-        advice = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"
         if not module.check_mode:
-            raise PgreplError(f"{problem}: {advice}")
-        ctx.warnings.append(f"{problem}: the clone would fail unless the slot exists by then ({advice})")
+            clone_refusals(request, primary, problem)
+        ctx.warnings.append(f"{problem}: the clone would fail unless the slot exists by then ({SLOT_ADVICE})")
     stamp = utc_stamp(time.time())
     moved_to = sibling_name(request.data_dir, MOVED_INFIX, stamp) if decision.move_old_aside else None
     tmp = sibling_name(request.data_dir, CLONE_INFIX, stamp)
@@ -814,9 +937,15 @@ def run_standby_clone(module: Any) -> dict[str, Any]:
         result["outcome"] = "would_clone"
         result["changed"] = True
         return finish(module, result, tracker, ctx.warnings, started)
-    if request.stop_service and facts.postmaster_running:
+    stopped = bool(request.stop_service and facts.postmaster_running)
+    if stopped:
         stop_server(request)
-    lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
+    try:
+        lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
+    except PgreplError as exc:
+        if stopped and not decision.in_place:
+            raise restart_after_failure(request, exc) from None
+        raise
     result["outcome"] = "cloned"
     result["changed"] = True
     result["log"] = lines[-LOG_TAIL_LINES:]
@@ -842,6 +971,7 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "force_reclone": {"type": "bool", "default": False},
         "preflight": {"type": "bool", "default": False},
         "stop_service": {"type": "str"},
+        "stop_timeout": {"type": "int", "default": 600},
     },
     with_connection=False,
 )

@@ -11,6 +11,7 @@ identity only around connect() (as_os_user).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import grp
 import os
 import pwd
@@ -19,6 +20,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -206,11 +208,39 @@ class CommandOutcome:
     timed_out: bool
 
 
-def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str]) -> CommandOutcome:
-    """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline."""
+# prctl(2) option: the signal a process gets when the thread that started it ends (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGKILL when this process ends, however it ends (a module killed
+    with its play keeps no pg_basebackup or pg_rewind writing behind it), or None where prctl does not exist.
+    Runs in the child after its uid changed (Popen's user=), so the setting survives until exec and past it."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # this process ended before the setting took: end with it
+            os._exit(127)
+
+    return setup
+
+
+def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str],
+                     credentials: OsUser | None = None) -> CommandOutcome:
+    """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline. The child
+    dies with this process (die_with_parent); with credentials (as root), it runs as that user without a wrapper
+    process between the two."""
+    ids: dict[str, Any] = {}
+    if credentials is not None:
+        ids = {"user": credentials.uid, "group": credentials.gid,
+               "extra_groups": os.getgrouplist(credentials.name, credentials.gid)}
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env, cwd="/", start_new_session=True)
+                                env=env, cwd="/", start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
+                                **ids)
     except OSError as exc:
         raise PgreplError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
     timed_out = False
@@ -225,9 +255,14 @@ def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str]) -> Comma
     return CommandOutcome(proc.returncode if proc.returncode is not None else -1, lines, timed_out)
 
 
-def run_as(user: OsUser, cmd: list[str], timeout: int) -> CommandOutcome:
-    """cmd as the user (see as_user_command), with clean_env and the deadline of run_with_timeout."""
-    return run_with_timeout(as_user_command(cmd, user, os.geteuid()), timeout, clean_env(user))
+def run_as(user: OsUser, cmd: list[str], timeout: int, euid: int | None = None) -> CommandOutcome:
+    """cmd as the user, with clean_env and the deadline of run_with_timeout. As root on Python 3.9+ the child takes
+    the user's identity itself (so it is this process's own child and dies with it); elsewhere through
+    as_user_command's wrapper (runuser forks, and its child would outlive a killed module)."""
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0 and user.uid != 0 and sys.version_info >= (3, 9):
+        return run_with_timeout(list(cmd), timeout, clean_env(user), credentials=user)
+    return run_with_timeout(as_user_command(cmd, user, euid), timeout, clean_env(user))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -5,15 +5,11 @@ with a deadline (server_start, server_stop and handover use it where no systemd 
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     OsUser,
-    as_user_command,
-    clean_env,
-    run_with_timeout,
+    run_as,
 )
 
 PG_CTL = "pg_ctl"
@@ -36,8 +32,7 @@ def run_pg_ctl(cmd: list[str], user: OsUser, timeout: int, shown: str, hint: str
                euid: int | None = None) -> list[str]:
     """Run a pg_ctl command (which waits at most ``timeout`` seconds itself) as the user; its output lines, or
     PgreplError saying how ``shown`` (the command in words) failed, with pg_ctl's last lines."""
-    outcome = run_with_timeout(as_user_command(cmd, user, os.geteuid() if euid is None else euid),
-                               timeout + GRACE_SECONDS, clean_env(user))
+    outcome = run_as(user, cmd, timeout + GRACE_SECONDS, euid)
     if outcome.timed_out:
         what = f"did not return within timeout={timeout}s (+{GRACE_SECONDS}s) and was killed"
     elif outcome.returncode != 0:

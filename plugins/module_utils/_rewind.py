@@ -75,10 +75,8 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     OsUser,
     as_os_user,
-    as_user_command,
     become_os_user,
-    clean_env,
-    run_with_timeout,
+    run_as,
     scrub_libpq_env,
     validate_os_user_name,
 )
@@ -556,8 +554,7 @@ class RewindRun:
 def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
     """pg_rewind as os_user with a deadline; a failure is a PgreplError quoting pg_rewind's own error lines."""
     request = ctx.request
-    cmd = as_user_command(rewind_command(binary, request, dry_run), ctx.user, ctx.euid)
-    outcome = run_with_timeout(cmd, request.timeout, clean_env(ctx.user))
+    outcome = run_as(ctx.user, rewind_command(binary, request, dry_run), request.timeout, ctx.euid)
     report = parse_rewind_output(outcome.lines)
     if outcome.timed_out:
         where = "nothing was changed" if dry_run else (

@@ -26,11 +26,17 @@ description:
     O(move_aside=false).
   - The copy is made in a temporary sibling directory C(<data_dir>.pgrepl-clone-<UTC timestamp>) (mode 0700, owned
     by O(os_user)), checked (system identifier of the primary, C(standby.signal), no password in
-    C(primary_conninfo)) and only then renamed into place. When pg_basebackup fails, only that temporary directory
-    is removed and O(data_dir) is untouched.
-  - Runs as root (C(become=true)) and runs pg_basebackup as O(os_user) through C(runuser) (or C(setpriv), or
-    C(su)), so the copy belongs to that user. It never starts or stops a server, and refuses to change a data
-    directory on which a server runs.
+    C(primary_conninfo)), renamed C(<data_dir>.pgrepl-ready-<UTC timestamp>) and only then renamed into place.
+    When pg_basebackup fails, only that temporary directory is removed and O(data_dir) is untouched.
+  - A real run that has something to do holds a lock on O(data_dir), an exclusive C(flock) on
+    C(.<name>.pgrepl-lock) beside it, released when the module ends however it ends. A second run on the same data
+    directory at the same time fails at once naming the process that holds it, with nothing changed.
+  - Under the lock, what an interrupted run left beside O(data_dir) is settled first. A partial copy is removed
+    (never accumulated; refused while a process still uses it). A finished copy whose swap was cut off, with
+    O(data_dir) missing, is put in place (RV(outcome=swapped_in)) instead of copying again.
+  - Runs as root (C(become=true)) and runs pg_basebackup as O(os_user) (its own identity on Python 3.9 and later,
+    else through C(runuser), C(setpriv) or C(su)), so the copy belongs to that user. It never starts or stops a
+    server (except O(stop_service)), and refuses to change a data directory on which a server runs.
 options:
   data_dir:
     description:
@@ -107,6 +113,8 @@ options:
     description:
       - Seconds pg_basebackup may take. At the deadline it is stopped, the temporary copy removed and the task
         fails with O(data_dir) untouched.
+      - pg_basebackup runs as O(os_user) in its own process group and is killed when this module ends, however
+        it ends (a play interrupted with Ctrl-C or killed leaves no copy being written behind it).
     type: int
     default: 3600
   preflight:
@@ -123,8 +131,18 @@ options:
         running server is not refused; once every check has passed (replication connection, slot, what the data
         directory holds), the module stops that unit and clones, in the same call. If a server still runs on
         O(data_dir) after the stop, it refuses and moves nothing.
+      - When the copy then fails (pg_basebackup's error, O(timeout), a full disk, a copy that is not of this
+        primary), the old data directory is left in place and this unit is started again, so the node does not
+        stay down; the failure says so.
       - Not used in check mode or with O(preflight), which change nothing.
     type: str
+  stop_timeout:
+    description:
+      - Seconds the stop of O(stop_service) (and its start again after a failed copy) may take. A unit's own
+        limit may be an hour (Debian's C(postgresql@) units); at this deadline the task fails with nothing moved
+        (systemd goes on stopping the unit).
+    type: int
+    default: 600
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.
@@ -193,7 +211,10 @@ EXAMPLES = r'''
 
 RETURN = r'''
 outcome:
-  description: V(cloned), V(kept) (already a copy of this primary) or V(would_clone) (check mode).
+  description:
+    - V(cloned), V(kept) (already a copy of this primary), V(would_clone) (check mode) or V(swapped_in).
+    - V(swapped_in) means O(data_dir) was missing and a finished, verified copy of this primary that an interrupted
+      run left beside it (C(<data_dir>.pgrepl-ready-<stamp>)) was put in place instead of copying again.
   returned: success
   type: str
   sample: cloned

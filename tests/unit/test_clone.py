@@ -526,3 +526,98 @@ def test_verify_copy_refuses_a_copy_without_standby_signal(tmp_path: Path, contr
 def test_verify_copy_refuses_another_slot(tmp_path: Path, controldata: dict[str, Any]) -> None:
     with pytest.raises(PgreplError, match="does not name primary_slot_name 'db9'"):
         _clone.verify_copy(str(fake_copy(tmp_path, AUTO_CONF)), request(slot_name="db9"), primary())
+
+
+# ---------------------------------------------------------------- what interrupted runs left
+
+def test_stale_dirs_are_the_partial_and_the_finished_copies(tmp_path: Path) -> None:
+    data_dir = tmp_path / "main"
+    for name in ("main.pgrepl-clone-20260101T000000Z", "main.pgrepl-ready-20260101T000001Z",
+                 "main.pgrepl-moved-20260101T000002Z", "main2.pgrepl-clone-x"):
+        (tmp_path / name).mkdir()
+    assert [Path(p).name for p in _clone.stale_clone_dirs(str(data_dir) + "/")] == [
+        "main.pgrepl-clone-20260101T000000Z", "main.pgrepl-ready-20260101T000001Z"]
+
+
+def test_processes_using_reads_command_lines(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, args in (("101", [b"pg_basebackup", b"-D", b"/srv/main.pgrepl-clone-1"]),
+                      ("102", [b"pg_basebackup", b"-D", b"/srv/main.pgrepl-clone-10"]),
+                      ("103", [b"cp", b"/srv/main.pgrepl-clone-1/base/1", b"/tmp"]), ("self", [b"x"])):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "cmdline").write_bytes(b"\0".join(args) + b"\0")
+    assert sorted(_clone.processes_using("/srv/main.pgrepl-clone-1", str(proc))) == [101, 103]
+
+
+def _settle_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verified: bool) -> tuple[CloneRequest, list[str]]:
+    monkeypatch.setattr(_clone, "processes_using", lambda path: [])
+
+    def verify(path: str, req: CloneRequest, primary: PrimaryFacts) -> None:
+        if not verified:
+            raise PgreplError("has system identifier 1, not the primary's 2")
+
+    monkeypatch.setattr(_clone, "verify_copy", verify)
+    (tmp_path / "main.pgrepl-clone-20260101T000000Z").mkdir()
+    (tmp_path / "main.pgrepl-ready-20260101T000001Z").mkdir()
+    (tmp_path / "main.pgrepl-ready-20260101T000001Z" / "PG_VERSION").write_text("15\n")
+    return request(data_dir=str(tmp_path / "main")), []
+
+
+PRIMARY = PrimaryFacts(system_identifier=SYSID, timeline=1, xlogpos="0/3000000", server_version=150004)
+
+
+def test_a_finished_copy_is_put_in_place_when_data_dir_is_missing(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    req, warnings = _settle_bench(tmp_path, monkeypatch, verified=True)
+    resumed = _clone.settle_stale_dirs(req, PRIMARY, False, True, warnings)
+    assert resumed == str(tmp_path / "main.pgrepl-ready-20260101T000001Z")
+    assert (tmp_path / "main" / "PG_VERSION").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["main"]  # the partial copy removed
+    assert len(warnings) == 1 and "main.pgrepl-clone-20260101T000000Z" in warnings[0]
+
+
+def test_a_finished_copy_is_removed_when_data_dir_exists_or_it_is_not_of_this_primary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    req, warnings = _settle_bench(tmp_path, monkeypatch, verified=False)
+    assert _clone.settle_stale_dirs(req, PRIMARY, False, True, warnings) is None
+    assert list(tmp_path.iterdir()) == [] and any("not a usable copy" in w for w in warnings)
+    req, warnings = _settle_bench(tmp_path, monkeypatch, verified=True)
+    (tmp_path / "main").mkdir()
+    assert _clone.settle_stale_dirs(req, PRIMARY, True, True, warnings) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["main"]
+
+
+def test_check_mode_only_says_what_a_real_run_would_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    req, warnings = _settle_bench(tmp_path, monkeypatch, verified=True)
+    assert _clone.settle_stale_dirs(req, PRIMARY, False, False, warnings) is None
+    assert len(list(tmp_path.iterdir())) == 2
+    assert ["removes" in w for w in warnings] == [True, False] and "puts" in warnings[1]
+
+
+def test_a_copy_still_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    req, warnings = _settle_bench(tmp_path, monkeypatch, verified=True)
+    monkeypatch.setattr(_clone, "processes_using", lambda path: [4242])
+    with pytest.raises(PgreplError, match="still in use by pid 4242"):
+        _clone.settle_stale_dirs(req, PRIMARY, False, True, warnings)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_failed_copy_starts_the_stopped_server_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str, int | None]] = []
+    monkeypatch.setattr(_clone, "systemctl", lambda action, unit, option, timeout=None, advice="": calls.append(
+        (action, unit, timeout)))
+    monkeypatch.setattr(_clone, "inspect_data_dir", lambda path: facts(postmaster_running=False))
+    req = request(stop_service="postgresql@15-main", stop_timeout=120)
+    error = _clone.restart_after_failure(req, PgreplError("pg_basebackup failed (exit 1): No space left on device"))
+    assert calls == [("start", "postgresql@15-main", 120)]
+    assert str(error).startswith("pg_basebackup failed") and "was started again" in str(error)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PgreplError("stop_service: systemctl start postgresql@15-main failed")
+
+    monkeypatch.setattr(_clone, "systemctl", refuse)
+    assert "starting postgresql@15-main again (it was stopped for the copy) failed too" in str(
+        _clone.restart_after_failure(req, PgreplError("copy failed")))
+    # Nothing there to start (an in-place copy emptied it): the failure as it was.
+    monkeypatch.setattr(_clone, "inspect_data_dir", lambda path: facts(exists=False, has_pg_control=False))
+    assert str(_clone.restart_after_failure(req, PgreplError("copy failed"))) == "copy failed"
