@@ -40,17 +40,6 @@ bash tests/images/build.sh "$(basename "${IMAGE%%:*}")" client
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
 export PGREPL_BENCH_DAY2_IMAGE=$IMAGE
 
-cleanup() {
-  local rc=$?
-  if [[ ${PGREPL_BENCH_KEEP:-0} == 1 && $rc -ne 0 ]]; then
-    say "PGREPL_BENCH_KEEP=1: leaving the pgrepl-bd2-* containers; \`bash scripts/bench-day2.sh clean\` removes them"
-  else
-    remove_bench_containers
-  fi
-  exit "$rc"
-}
-
-remove_bench_containers
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-python scripts/bench_day2.py
+# shellcheck source=scripts/bench-run.sh
+source scripts/bench-run.sh
+run_bench scripts/bench_day2.py "pgrepl-bd2-*"

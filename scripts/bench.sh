@@ -60,17 +60,6 @@ case ${PGREPL_BENCH_PSYCOPG:=fresh} in
 esac
 export PGREPL_BENCH_IMAGE=$IMAGE PGREPL_BENCH_PSYCOPG
 
-cleanup() {
-  local rc=$?
-  if [[ ${PGREPL_BENCH_KEEP:-0} == 1 && $rc -ne 0 ]]; then
-    say "PGREPL_BENCH_KEEP=1: leaving the pgrepl-bench-* containers; \`bash scripts/bench.sh clean\` removes them"
-  else
-    remove_bench_containers
-  fi
-  exit "$rc"
-}
-
-remove_bench_containers
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-python scripts/bench.py
+# shellcheck source=scripts/bench-run.sh
+source scripts/bench-run.sh
+run_bench scripts/bench.py "pgrepl-bench-*"
