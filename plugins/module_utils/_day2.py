@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import SHUT_DOWN
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance, lsn_or_none
 
 PAUSED = "has its WAL replay paused (resume it with SELECT pg_wal_replay_resume() first)"
@@ -46,10 +47,17 @@ class ClusterFacts:
     slots: Mapping[str, str] = field(default_factory=dict)
     addresses: Mapping[str, str] = field(default_factory=dict)
     sync: Mapping[str, bool] = field(default_factory=dict)
+    # Inventory name -> what its data directory says without a server (node_prepare's data_dir_facts: pg_control's
+    # cluster_state, checkpoint_lsn, timeline; standby_signal); None or absent: not known.
+    data_dirs: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
 
     def server(self, host: str) -> Mapping[str, Any]:
         """The host's server facts; {} when none answered (a stopped server, an unreachable or unknown host)."""
         return self.servers.get(host) or {}
+
+    def data_dir(self, host: str) -> Mapping[str, Any]:
+        """The host's data directory facts; {} when not known."""
+        return self.data_dirs.get(host) or {}
 
     def in_play(self, host: str) -> bool:
         return self.play_hosts is None or host in self.play_hosts
@@ -66,6 +74,10 @@ class Day2Options:
     # The limit as the user wrote it, for the message.
     max_lag_text: str = "16777216"
     move_aside: bool = True
+    # failover: how many fencing task files the user gave (pgrepl_fence_tasks), and the host named dead
+    # (pgrepl_confirm_dead): one of them lets a failover go on when the old primary does not answer.
+    fence_tasks: int = 0
+    confirm_dead: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,11 @@ def cluster_facts(value: Any) -> ClusterFacts:
     for host, server in servers.items():
         if server is not None and not isinstance(server, Mapping):
             raise Day2Error(f"facts.servers.{host}: the server facts (a dict) or None are expected, got {server!r}")
+    data_dirs = _mapping(facts.get("data_dirs"), "facts.data_dirs")
+    for host, data_dir in data_dirs.items():
+        if data_dir is not None and not isinstance(data_dir, Mapping):
+            raise Day2Error(f"facts.data_dirs.{host}: the data directory facts (a dict) or None are expected, got "
+                            f"{data_dir!r}")
     play_hosts = facts.get("play_hosts")
     return ClusterFacts(
         primary=primary,
@@ -128,11 +145,13 @@ def cluster_facts(value: Any) -> ClusterFacts:
         slots={str(k): str(v) for k, v in _mapping(facts.get("slots"), "facts.slots").items()},
         addresses={str(k): str(v) for k, v in _mapping(facts.get("addresses"), "facts.addresses").items()},
         sync={str(k): truthy(v) for k, v in _mapping(facts.get("sync"), "facts.sync").items()},
+        data_dirs=data_dirs,
     )
 
 
 def day2_options(value: Any) -> Day2Options:
-    """The options from their plain dict: target, host, force, max_lag_bytes, move_aside (absent: the default)."""
+    """The options from their plain dict: target, host, force, max_lag_bytes, move_aside, fence_tasks, confirm_dead
+    (absent: the default)."""
     options = _mapping(value, "options", "a dict of the operation's variables (target, host, force, ...)")
     default = Day2Options()
     raw_lag = options.get("max_lag_bytes", default.max_lag_bytes)
@@ -142,6 +161,9 @@ def day2_options(value: Any) -> Day2Options:
         max_lag = int(raw_lag)
     except (TypeError, ValueError):
         raise Day2Error(f"pgrepl_switchover_max_lag_bytes: {raw_lag!r} is not a whole number of bytes") from None
+    raw_fence = options.get("fence_tasks", default.fence_tasks)
+    if isinstance(raw_fence, bool) or not isinstance(raw_fence, (int, str)) or not str(raw_fence).isdigit():
+        raise Day2Error(f"fence_tasks: the number of pgrepl_fence_tasks files is expected, got {raw_fence!r}")
     return Day2Options(
         target=str(options.get("target") or ""),
         host=str(options.get("host") or ""),
@@ -149,6 +171,8 @@ def day2_options(value: Any) -> Day2Options:
         max_lag_bytes=max_lag,
         max_lag_text=str(raw_lag),
         move_aside=truthy(options.get("move_aside", default.move_aside)),
+        fence_tasks=int(raw_fence),
+        confirm_dead=str(options.get("confirm_dead") or ""),
     )
 
 
@@ -225,7 +249,9 @@ def switchover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     problems = []
     t = facts.server(target)
     not_primary = primary_problem(facts)
-    if not_primary:
+    if handover_interrupted(facts):
+        problems += resume_problems(facts, target)
+    elif not_primary:
         problems.append(f"{not_primary}; a switchover needs a running primary (for a dead one, "
                         "pgrepl.streaming.failover)")
     elif t.get("role", "") != "standby":
@@ -254,6 +280,38 @@ def switchover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     return problems
 
 
+def handover_interrupted(facts: ClusterFacts) -> bool:
+    """Whether the primary's server is down as a switchover's handover leaves it: shut down cleanly (its shutdown
+    checkpoint is the end of its WAL) and fenced (standby.signal). A switchover then goes on from there."""
+    d = facts.data_dir(facts.primary)
+    return (not facts.server(facts.primary) and facts.primary not in facts.down and facts.in_play(facts.primary)
+            and d.get("cluster_state") == SHUT_DOWN and bool(d.get("standby_signal")))
+
+
+def resume_problems(facts: ClusterFacts, target: str) -> list[str]:
+    """Why a switchover interrupted after the old primary's stop cannot go on to target: [] when the target has
+    received past the old primary's shutdown checkpoint (the handover then promotes it), or was promoted already
+    on a later timeline (only the fence and the followers are left)."""
+    primary, d, t = facts.primary, facts.data_dir(facts.primary), facts.server(target)
+    checkpoint = d.get("checkpoint_lsn")
+    restart = (f"start {primary} again as the primary (remove the standby.signal the interrupted switchover put in "
+               "its data directory first) and run the switchover again")
+    if t.get("role") == "primary":
+        if (t.get("timeline") or 0) > (d.get("timeline") or 0):
+            return []
+        return [f"{target} is not in recovery (a second primary?) while {primary} is stopped; {restart}"]
+    if t.get("role") != "standby":
+        return [f"{target} is not running ({primary} is stopped and fenced by an interrupted switchover)"]
+    problems = []
+    if received_bytes(t) <= (lsn_or_none(checkpoint) or 0):
+        problems.append(f"{target} received WAL up to {shown(t.get('receive_lsn') or t.get('replay_lsn'))}, not past "
+                        f"{primary}'s shutdown checkpoint {shown(checkpoint)}: promoting it would lose commits; "
+                        f"{restart}")
+    if t.get("replay_paused"):
+        problems.append(f"{target} {PAUSED}")
+    return problems
+
+
 def failover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     """Why a failover must not start: every reason, or [] when it may promote failover_choice's target."""
     primary, standbys, down, target = facts.primary, facts.standbys, facts.down, options.target
@@ -265,6 +323,15 @@ def failover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
                         "anyway (it is stopped first), -e pgrepl_force=true")
     problems += [f"{host} (group standby) is a primary already: was the failover done? Put it in group primary"
                  for host in standbys if host not in down and facts.server(host).get("role") == "primary"]
+    # An old primary that answers is fenced by the failover itself (handover); one that does not, only by the user.
+    if options.confirm_dead and options.confirm_dead != primary:
+        problems.append(f"pgrepl_confirm_dead: {options.confirm_dead} is not the primary ({primary}): name the host of "
+                        "group primary that you know is dead")
+    elif primary in down and not options.fence_tasks and options.confirm_dead != primary:
+        problems.append(f"{primary} (group primary) does not answer, so the failover cannot fence it: promoting "
+                        "another node while it may still take writes would split the cluster in two. Give task files "
+                        "that fence it (power it off, cut it off the network) in pgrepl_fence_tasks, or confirm "
+                        f"that it is dead: -e pgrepl_confirm_dead={primary}")
     choice = failover_choice(facts, target)
     candidates = choice.candidates
     if not candidates:

@@ -3,7 +3,8 @@
 """The replication role: a LOGIN REPLICATION role that is never a superuser, with a client-side SCRAM password.
 
 With replication false the same code manages an ordinary LOGIN role (NOREPLICATION, never a superuser), such as
-the role pg_rewind connects to its source as.
+the role pg_rewind connects to its source as. With promote the role also gets EXECUTE on pg_promote in the database
+of the connection, so that it can promote a standby over SQL (handover).
 
 Facts first (pg_authid, pg_shdepend), then a plan (what differs), then at most one DDL statement, and only
 outside check mode. The cleartext password never leaves this process: the server gets a SCRAM-SHA-256
@@ -25,6 +26,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     sql,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._grants import PROMOTE_FUNCTIONS, grant, missing_grants
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_choice
@@ -58,6 +60,7 @@ def replication_user_argument_spec() -> dict[str, dict[str, Any]]:
                             "no_log": False},
         "conn_limit": {"type": "int", "default": -1},
         "replication": {"type": "bool", "default": True},
+        "promote": {"type": "bool", "default": False},
     }
 
 
@@ -74,6 +77,7 @@ class RoleRequest:
     update_password: str
     conn_limit: int
     replication: bool = True
+    promote: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ def validate_request(params: dict[str, Any]) -> RoleRequest:
         update_password=update_password,
         conn_limit=validate_conn_limit(-1 if conn_limit is None else conn_limit),
         replication=require_bool(params, "replication", True),
+        promote=require_bool(params, "promote", False),
     )
 
 
@@ -366,13 +371,22 @@ def ensure_replication_user(module: Any) -> dict[str, Any]:
             plan = plan_present(req, role, tracker)
         else:
             plan = plan_absent(conn, role, tracker, req.replication)
+        # A role still to be created has no privileges yet: everything asked for is missing.
+        missing = (list(PROMOTE_FUNCTIONS) if role is None else missing_grants(conn, req.name, PROMOTE_FUNCTIONS)[1]
+                   ) if req.state == "present" and req.promote else []
+        if req.state == "present" and req.promote:
+            tracker.record("may_promote", not missing, True)
         if tracker.apply and (plan.create or plan.drop or plan.alters):
             apply_plan(conn, req, plan)
+        if tracker.apply and missing:
+            grant(conn, req.name, missing)
     finally:
         conn.close()
     result: dict[str, Any] = {"changed": tracker.changed}
     if req.state == "present":
         result["role"] = role_result(tracker, req.name)
+        if req.promote:
+            result["role"]["may_promote"] = True
     if module._diff:
         result["diff"] = tracker.diff()
     return result

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._changes import ChangeTracker
-from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
-    connect,
-    describe_target,
-    identifier,
-    query_all,
-    query_dict,
-    sql,
-)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import connect, describe_target, query_dict
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._grants import (
+    grant,
+    grant_statements,
+    missing_grants,
+    quote_identifier,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._grants import grant_query as function_grant_query
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_role_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import (
@@ -35,26 +35,25 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
 )
 
+# quote_identifier is also this module's (the tests and reports use it from here).
+__all__ = ["REWIND_FUNCTIONS", "REWIND_GRANTS_SPEC", "GrantOutcome", "ensure_rewind_grants", "grant_query",
+           "missing_rewind_grants", "quote_identifier", "rewind_grant_statements", "run_rewind_grants"]
+
 REWIND_GRANTS_SPEC = ModuleSpec({
     "role": {"type": "str", "required": True},
 })
 
 
-def quote_identifier(name: str) -> str:
-    """A role name as a double-quoted SQL identifier, for statements shown to people (never executed as text)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def rewind_grant_statements(role: str, functions: tuple[str, ...] = REWIND_FUNCTIONS) -> list[str]:
     """The GRANT statements PostgreSQL's pg_rewind documentation lists, for this role (as text, for reports)."""
-    return [f"GRANT EXECUTE ON FUNCTION {signature} TO {quote_identifier(role)}" for signature in functions]
+    return grant_statements(role, functions)
 
 
 def grant_query(signature: str, role: str) -> Any:
     """The composed GRANT for one of REWIND_FUNCTIONS (the signature is a constant of this file, the role quoted)."""
     if signature not in REWIND_FUNCTIONS:
         raise PgreplError(f"{signature!r} is not one of the functions pg_rewind needs")
-    return sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(signature), identifier(role))
+    return function_grant_query(signature, role)
 
 
 @dataclass(frozen=True)
@@ -73,30 +72,16 @@ class GrantOutcome:
 
 def missing_rewind_grants(conn: Any, role: str) -> tuple[list[str], list[str]]:
     """(functions the role may execute, functions it may not), in REWIND_FUNCTIONS order."""
-    rows = query_all(
-        conn,
-        "SELECT f.signature, pg_catalog.has_function_privilege(%s::name, f.signature, 'EXECUTE') AS granted"
-        " FROM unnest(%s::text[]) WITH ORDINALITY AS f(signature, position) ORDER BY f.position",
-        (role, list(REWIND_FUNCTIONS)),
-    )
-    present = [row["signature"] for row in rows if row["granted"]]
-    missing = [row["signature"] for row in rows if not row["granted"]]
-    return present, missing
+    return missing_grants(conn, role, REWIND_FUNCTIONS)
 
 
 def ensure_rewind_grants(conn: Any, role: str, check_mode: bool) -> GrantOutcome:
-    """Grant the role whichever of pg_rewind's functions it may not execute yet (nothing is sent in check mode).
-
-    has_function_privilege counts grants to PUBLIC and to roles this one inherits from, so a role that already
-    may execute a function through them gets no grant of its own. The grants run in one transaction.
-    """
+    """Grant the role whichever of pg_rewind's functions it may not execute yet (nothing is sent in check mode),
+    in one transaction (see _grants.py)."""
     present, missing = missing_rewind_grants(conn, role)
     statements = rewind_grant_statements(role, tuple(missing))
     if missing and not check_mode:
-        with conn.transaction():
-            with conn.cursor() as cur:
-                for signature in missing:
-                    cur.execute(grant_query(signature, role))
+        grant(conn, role, missing)
     return GrantOutcome(present=present, missing=missing, statements=statements,
                         applied=bool(missing) and not check_mode)
 

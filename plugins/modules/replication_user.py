@@ -74,6 +74,16 @@ options:
       - Either way the role can log in and is never a superuser. Ignored with O(state=absent).
     type: bool
     default: true
+  promote:
+    description:
+      - Also grant the role C(EXECUTE) on C(pg_catalog.pg_promote) (boolean, integer) in the database of the
+        connection (O(login_db)), when it may not execute it yet (a grant to PUBLIC or to a role it inherits from
+        counts). pgrepl.streaming.handover promotes a standby over SQL as the replication user with it; a standby
+        gets the grant with the WAL.
+      - V(false) leaves the role's function privileges as they are (nothing is revoked). Ignored with
+        O(state=absent).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
@@ -170,10 +180,14 @@ role:
       description: Whether the role has a stored password.
       type: bool
       sample: true
+    may_promote:
+      description: Whether the role may execute C(pg_promote) (returned with O(promote=true)).
+      type: bool
+      sample: true
 diff:
   description:
-    - Before and after of C(state), C(login), C(replication), C(superuser), C(conn_limit), C(password_set), and
-      C(password) as C(changed) or C(unchanged). Only with C(--diff).
+    - Before and after of C(state), C(login), C(replication), C(superuser), C(conn_limit), C(password_set),
+      C(password) as C(changed) or C(unchanged), and (with O(promote=true)) C(may_promote). Only with C(--diff).
   returned: when diff mode is on
   type: dict
   sample:

@@ -22,6 +22,7 @@ import pytest
 from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, HostKind, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
 from d2_docker import remove_prefixed
+from d2_ledger import first_commit_on
 from d2_proof import RECAP_CHANGED, Proof, ProofError, table
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
@@ -92,13 +93,31 @@ HOOK = """\
   delegate_to: localhost
 """
 
+# The post hook runs after the promotion and before the old primary follows (switchover) or is rejoined (failover):
+# the old primary's standby.signal must be there, written before the promotion (its mtime; one clock, the host's).
+FENCE = """\
+- name: The old primary's fence, seen from after the promotion
+  ansible.builtin.stat:
+    path: "{{{{ hostvars[pgrepl_old_primary].__pgrepl_layout.data_dir }}}}/standby.signal"
+  register: hook_fence
+  delegate_to: "{{{{ pgrepl_old_primary }}}}"
+- name: Record the fence
+  ansible.builtin.lineinfile:
+    path: "{log}"
+    line: >-
+      fence {{{{ pgrepl_old_primary }}}} {{{{ hook_fence.stat.exists }}}} {{{{ hook_fence.stat.mtime | default(0) }}}}
+    mode: "0644"
+  delegate_to: localhost
+"""
+
 
 def write_hooks(cluster: DayTwoCluster) -> list[str]:
     """Cut-over hooks that record when they ran (relative paths: the playbooks run in the cluster's workdir)."""
     log = cluster.workdir / "hooks.log"
     log.unlink(missing_ok=True)
     for kind in ("pre", "post"):
-        (cluster.workdir / f"hook-{kind}.yml").write_text(HOOK.format(kind=kind, log=log))
+        fence = FENCE.format(log=log) if kind == "post" else ""
+        (cluster.workdir / f"hook-{kind}.yml").write_text(HOOK.format(kind=kind, log=log) + fence)
     return ['{"pgrepl_cutover_pre_tasks": ["hook-pre.yml"], "pgrepl_cutover_post_tasks": ["hook-post.yml"]}']
 
 
@@ -107,13 +126,22 @@ def hook_lines(cluster: DayTwoCluster) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def check_hooks(cluster: DayTwoCluster, operation: str, old: str, new: str, last_on_old: float) -> str:
+def check_hooks(cluster: DayTwoCluster, operation: str, old: str, new: str, last_on_old: float,
+                first_on_new: float) -> str:
     """pre (switchover only) ran on the new primary while it was still a standby and before the old primary's
-    last acknowledged commit; post ran once the new primary accepted writes; both saw the old and new names."""
+    last acknowledged commit; post ran once the new primary accepted writes; both saw the old and new names.
+    The old primary was fenced (standby.signal) before the new one's first acknowledged commit, so before the
+    promotion, and still is once the new primary takes writes."""
     lines = hook_lines(cluster)
     pre = [line for line in lines if line[0] == "pre"]
     post = [line for line in lines if line[0] == "post"]
+    fence = [line for line in lines if line[0] == "fence"]
     problems = []
+    if len(fence) != 1 or fence[0][1:3] != [old, "True"]:
+        problems.append(f"the old primary {old} had no standby.signal after the promotion: {fence}")
+    elif first_on_new and float(fence[0][3]) > first_on_new:
+        problems.append(f"standby.signal on {old} written at {fence[0][3]}, after the first commit on {new} at "
+                        f"{first_on_new}")
     if operation == "switchover":
         if len(pre) != 1 or pre[0][1:5] != [old, new, new, "t"]:
             problems.append(f"pre hook: want one line '{old} {new} {new} t', got {pre}")
@@ -133,6 +161,11 @@ def check_hooks(cluster: DayTwoCluster, operation: str, old: str, new: str, last
 def last_commit_on(proof: Proof, address: str) -> float:
     at = [c.at for c in proof.ledger.records() if c.server == address]
     return max(at) if at else 0.0
+
+
+def first_at(proof: Proof, address: str, since: float) -> float:
+    first = first_commit_on(proof.ledger.records(), address, since)
+    return first.at if first else 0.0
 
 
 def expect_groups(cluster: DayTwoCluster, primary: str, what: str) -> list[str]:
@@ -296,7 +329,8 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     run = ok(cluster.playbook("switchover", f"pgrepl_target={n1}", *hooks), f"switchover to {n1}")
     win.finished = time.time()
     report = report_of(run, "switchover", n0)
-    hooks_note = check_hooks(cluster, "switchover", n0, n1, last_commit_on(proof, cluster.address[n0]))
+    hooks_note = check_hooks(cluster, "switchover", n0, n1, last_commit_on(proof, cluster.address[n0]),
+                             first_at(proof, cluster.address[n1], win.started))
     standbys = expect_groups(cluster, n1, "switchover")
     if sorted(standbys) != sorted([n0, n2]):
         raise ProofError(f"switchover: groups.yml standbys {standbys}, want {n0} and {n2}")
@@ -328,7 +362,7 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     win.finished = time.time()
     report = report_of(run, "failover", old)
     new = report["new_primary"]
-    hooks_note = check_hooks(cluster, "failover", old, new, 0.0)
+    hooks_note = check_hooks(cluster, "failover", old, new, 0.0, first_at(proof, cluster.address[new], win.started))
     standbys = expect_groups(cluster, new, "failover")
     if cluster.accepting(old):
         raise ProofError(f"failover: the old primary {old} accepts connections again (not fenced)")

@@ -370,3 +370,38 @@ def test_promotion_requested_but_not_finished_keeps_the_old_primary_fenced(base:
     assert pair.standby.scalar("SELECT count(*) FROM handover_probe") == 10
     # Exactly one writable: the target; the old primary stays down and fenced.
     assert not running(pair.primary) and fenced(pair.primary)
+
+
+# ---------------------------------------------------------------------------------------------------- the grant
+
+
+def test_replication_user_promote_grants_pg_promote_once(shared: Pair) -> None:
+    """What site gives the replication user for handover: EXECUTE on pg_promote in database postgres (a role that
+    does not exist yet is created with it), predicted in check mode, then idempotent; the standby gets it."""
+    pair = shared
+    role = "pgrepl_handover_new"
+    may = "SELECT has_function_privilege(%s, 'pg_catalog.pg_promote(boolean, integer)', 'EXECUTE')"
+    for name in (role, REPLICATOR):
+        args = pair.primary.login(name=name, password=PASSWORD, promote=True)
+        predicted = ok(run_module("pgrepl.streaming.replication_user", args, check=True, diff=True))
+        if name == REPLICATOR:  # granted by make_pair already
+            assert predicted["changed"] is False and predicted["role"]["may_promote"] is True, predicted
+            continue
+        assert predicted["changed"] is True and predicted["diff"]["after"]["may_promote"] is True, predicted
+        assert pair.primary.scalar("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)) == 0
+        created = ok(run_module("pgrepl.streaming.replication_user", args))
+        assert created["changed"] is True and created["role"]["may_promote"] is True
+        assert pair.primary.scalar(may, (role,)) is True
+        wait_for(lambda: pair.standby.scalar("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)) == 1,
+                 "the role on the standby")
+        assert pair.standby.scalar(may, (role,)) is True
+        assert ok(run_module("pgrepl.streaming.replication_user", args))["changed"] is False
+    # Granted to an existing role that lacks it.
+    pair.primary.sql(sql.SQL("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_promote(boolean, integer) FROM {}").format(
+        sql.Identifier(role)))
+    assert pair.primary.scalar(may, (role,)) is False
+    regranted = ok(run_module("pgrepl.streaming.replication_user", pair.primary.login(name=role, promote=True)))
+    assert regranted["changed"] is True and pair.primary.scalar(may, (role,)) is True
+    # promote: false leaves the privilege alone.
+    kept = ok(run_module("pgrepl.streaming.replication_user", pair.primary.login(name=role)))
+    assert kept["changed"] is False and pair.primary.scalar(may, (role,)) is True

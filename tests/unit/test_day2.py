@@ -285,7 +285,11 @@ def test_failover_with_the_primary_not_answering() -> None:
     facts = healthy()
     facts["down"], facts["play_hosts"] = ["db1"], ["db2", "db3"]
     facts["servers"]["db1"] = {}  # what the role passes for a host without server facts
-    assert problems("failover", facts) == []
+    # It cannot be fenced: only a fencing hook or the user's word lets the failover go on (more in
+    # test_day2_fencing.py).
+    assert problems("failover", facts, fence_tasks=1) == []
+    assert problems("failover", facts, confirm_dead="db1") == []
+    assert "db1 (group primary) does not answer, so the failover cannot fence it" in problems("failover", facts)[0]
 
 
 def test_failover_refuses_a_standby_that_already_is_a_primary() -> None:

@@ -115,7 +115,7 @@ def play(down: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
                  "ansible_play_hosts": [name for name in nodes if name not in down], "__pgrepl_down_nodes": list(down),
                  "pgrepl_target": "", "pgrepl_host": "", "pgrepl_force": False,
                  "pgrepl_switchover_max_lag_bytes": 16777216, "pgrepl_standby_move_aside": True,
-                 "__pgrepl_operation": "failover", **extra}
+                 "pgrepl_fence_tasks": [], "pgrepl_confirm_dead": "", "__pgrepl_operation": "failover", **extra}
     for name, value in role_vars("operations").items():
         variables[name] = render(value, variables)
     return variables
@@ -225,3 +225,36 @@ def test_the_standby_raises_what_is_below_its_minimum() -> None:
     raise_expr = task_var("roles/standby/tasks/parity.yml", "Hot standby parity settings this running standby",
                           "ansible.builtin.set_fact")["__pgrepl_parity_raise"]
     assert render(raise_expr, variables) == ["max_connections"]
+
+
+def test_a_failover_whose_primary_does_not_answer_needs_a_fence_or_the_users_word() -> None:
+    """As failover.yml and refuse.yml render it: the old primary's host did not answer (it left the play), so the
+    failover cannot fence it; refused, unless fencing task files or pgrepl_confirm_dead=<it> are given."""
+    refusal = task_var("roles/operations/tasks/refuse.yml", "Refuse an unsafe operation", "__problems")
+    assert render(refusal, play(down=("db1",))) == [
+        "db1 (group primary) does not answer, so the failover cannot fence it: promoting another node while it may "
+        "still take writes would split the cluster in two. Give task files that fence it (power it off, cut it off "
+        "the network) in pgrepl_fence_tasks, or confirm that it is dead: -e pgrepl_confirm_dead=db1"]
+    assert render(refusal, play(down=("db1",), pgrepl_fence_tasks=["fence_db1.yml"])) == []
+    assert render(refusal, play(down=("db1",), pgrepl_confirm_dead="db1")) == []
+    assert render(refusal, play(down=("db1",), pgrepl_confirm_dead="db2")) == [
+        "pgrepl_confirm_dead: db2 is not the primary (db1): name the host of group primary that you know is dead"]
+    # A host that answers is fenced by the failover's own handover: nothing asked of the user.
+    assert render(refusal, play()) == []
+
+
+def test_the_hba_entries_admit_the_replication_user_to_replication_and_postgres() -> None:
+    """roles/node/vars/main.yml: every peer gets the replication user's replication entry and, for a switchover's
+    handover (pg_promote over SQL from the old primary's host), its entry for database postgres."""
+    variables = {"__pgrepl_cluster_nodes": ["db1", "db2", "db3"], "inventory_hostname": "db1",
+                 "hostvars": {"db2": {"__pgrepl_address": "10.0.0.2"}, "db3": {"__pgrepl_address": "2001:db8::3"}},
+                 "__pgrepl_node": {"resolved": {}, "running": True}, "pgrepl_hba_hostnames": False,
+                 "__pgrepl_layout": {"hba_file": "/etc/postgresql/15/main/pg_hba.conf"},
+                 "pgrepl_replication_user": "replicator"}
+    variables["__pgrepl_peer_addresses"] = render(role_vars("node")["__pgrepl_peer_addresses"], variables)
+    entries = render(role_vars("node")["__pgrepl_want_hba"], variables)
+    assert [(e["databases"], e["users"], e["address"], e["method"], e["comment"]) for e in entries] == [
+        (["replication"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
+        (["replication"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3"),
+        (["postgres"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
+        (["postgres"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3")]
