@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -55,6 +57,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     validate_data_dir,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
     LSN_PATTERN,
     normalize_lsn,
@@ -68,6 +71,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._names import (
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
     outside_dir,
+    require_bool,
     require_choice,
     require_int,
     validate_abs_path,
@@ -112,6 +116,7 @@ REWIND_SPEC = ModuleSpec({
     "sslmode": {"type": "str", "default": "prefer", "choices": list(SSL_MODES)},
     "os_user": {"type": "str", "default": "postgres"},
     "timeout": {"type": "int", "default": 3600},
+    "keep_config": {"type": "bool", "default": True},
 }, with_connection=False)
 
 _DIVERGED_RE = re.compile(rf"servers diverged at WAL location ({LSN_PATTERN}) on timeline (\d+)")
@@ -141,6 +146,7 @@ class RewindRequest:
     os_user: str = "postgres"
     timeout: int = 3600
     bin_dir: str | None = None
+    keep_config: bool = True
 
 
 def rewind_request(params: dict[str, Any]) -> RewindRequest:
@@ -167,6 +173,7 @@ def rewind_request(params: dict[str, Any]) -> RewindRequest:
         os_user=validate_os_user_name(params.get("os_user") or "postgres"),
         timeout=require_int(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
         bin_dir=bin_dir,
+        keep_config=require_bool(params, "keep_config", True),
     )
 
 
@@ -292,6 +299,51 @@ def classify_target(facts: TargetFacts, os_user: OsUser) -> str:
 def config_files_in(data_dir: str) -> list[str]:
     """The configuration files in data_dir that pg_rewind replaces with the source's copies."""
     return [name for name in CONFIG_FILES if os.path.isfile(os.path.join(data_dir, name))]
+
+
+# The node's own configuration files, kept here while pg_rewind runs: a run cut off after pg_rewind replaced them
+# finds them on its next run (and restores those, not what is in data_dir by then, which is the source's).
+KEPT_CONFIG_INFIX = ".pgrepl-own-config"
+
+
+def kept_config_dir(data_dir: str) -> str:
+    return data_dir.rstrip("/") + KEPT_CONFIG_INFIX
+
+
+def keep_own_config(data_dir: str, names: list[str]) -> str:
+    """Copy the node's configuration files aside (with their mode and owner) before pg_rewind replaces them, unless
+    an interrupted run kept them already; the directory that holds them."""
+    keep = kept_config_dir(data_dir)
+    if os.path.isdir(keep):
+        return keep
+    partial = keep + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.mkdir(partial, 0o700)
+    for name in names:
+        shutil.copy2(os.path.join(data_dir, name), os.path.join(partial, name))
+        st = os.stat(os.path.join(data_dir, name))
+        os.chown(os.path.join(partial, name), st.st_uid, st.st_gid)
+    fsync_dir(partial, quiet=True)
+    os.rename(partial, keep)  # complete or absent: never half a set of the node's files
+    fsync_dir(os.path.dirname(keep), quiet=True)
+    return keep
+
+
+def restore_own_config(data_dir: str, keep: str) -> list[str]:
+    """Put the kept files back in data_dir (atomically each, with their mode and owner), then drop the copy."""
+    restored = []
+    for name in sorted(os.listdir(keep)):
+        source = os.path.join(keep, name)
+        st = os.stat(source)
+        with open(source, "rb") as handle:
+            data = handle.read()
+        target = os.path.join(data_dir, name)
+        atomic_write(target, data, mode=stat.S_IMODE(st.st_mode), option="keep_config")
+        if os.stat(target).st_uid != st.st_uid or os.stat(target).st_gid != st.st_gid:
+            os.chown(target, st.st_uid, st.st_gid)
+        restored.append(name)
+    shutil.rmtree(keep)
+    return restored
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -608,6 +660,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         "copy_mb": None,
         "source_size_mb": None,
         "config_files_from_source": [],
+        "config_files_kept": [],
         "log": [],
         "pg_rewind": binary,
         "source_conninfo": mask(source_conninfo(request)),
@@ -623,6 +676,15 @@ def run_rewind(module: Any) -> dict[str, Any]:
             raise PgreplError(problem)
         result["source_timeline"] = source.timeline
         result["outcome"] = OUTCOME_ALREADY_REWOUND
+        keep = kept_config_dir(request.data_dir)
+        if request.keep_config and os.path.isdir(keep):
+            # A run cut off between pg_rewind and putting the node's own configuration back: put it back now.
+            result["changed"] = True
+            result["config_files_kept"] = sorted(os.listdir(keep))
+            if tracker.apply:
+                restore_own_config(request.data_dir, keep)
+            ctx.warnings.append(f"put back the node's own {', '.join(result['config_files_kept'])}, kept in {keep!r} "
+                                "by a run cut off after pg_rewind")
         result["msg"] = (f"data_dir {request.data_dir!r} was already rewound (state '{IN_ARCHIVE_RECOVERY}', "
                          "backup_label written by pg_rewind) and has not been started since: configure it as a standby "
                          "(pgrepl.streaming.standby_config) and start it to finish its recovery")
@@ -644,6 +706,8 @@ def run_rewind(module: Any) -> dict[str, Any]:
 
     config_files = config_files_in(request.data_dir)
     result["config_files_from_source"] = config_files
+    if request.keep_config:
+        result["config_files_kept"] = config_files
     tracker.record("target", before, {"cluster_state": IN_ARCHIVE_RECOVERY, "timeline": source.timeline})
     result["changed"] = True
     if not tracker.apply:
@@ -653,12 +717,20 @@ def run_rewind(module: Any) -> dict[str, Any]:
                          f"{dry.checkpoint_lsn} (pg_rewind --dry-run changed nothing)")
         return finish(module, result, tracker, ctx.warnings, started)
 
-    real = run_pg_rewind(ctx, binary, dry_run=False)
+    keep = keep_own_config(request.data_dir, config_files) if request.keep_config and config_files else None
+    try:
+        real = run_pg_rewind(ctx, binary, dry_run=False)
+    finally:
+        if keep:
+            # The node's own files back, whatever pg_rewind did (a failed rewind leaves an unusable data directory
+            # to clone again, whose configuration is still the node's).
+            result["config_files_kept"] = restore_own_config(request.data_dir, keep)
     _report_into(result, real)
     if not real.rewind_needed:
         # The source moved between the dry run and the real run so that nothing is needed any more.
         result["changed"] = False
         result["config_files_from_source"] = []
+        result["config_files_kept"] = []
         result["msg"] = f"pg_rewind found no rewind required for data_dir {request.data_dir!r}"
         tracker.record("target", before, before)
         return finish(module, result, tracker, ctx.warnings, started)
@@ -673,9 +745,13 @@ def run_rewind(module: Any) -> dict[str, Any]:
     result["msg"] = (f"rewound data_dir {request.data_dir!r} from the source ({describe_source(request)}): diverged at "
                      f"{real.divergence_lsn} on timeline {real.divergence_timeline}, now on timeline {after_timeline}; "
                      "configure it as a standby (pgrepl.streaming.standby_config) before starting it")
-    if config_files:
-        ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies: "
-                            "check them (port, listen_addresses, primary_conninfo) before starting the server")
+    if config_files and request.keep_config:
+        ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies; the "
+                            "node's own were put back (keep_config)")
+    elif config_files:
+        ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies "
+                            "(keep_config: false): check them (port, listen_addresses, primary_conninfo) before "
+                            "starting the server")
     return finish(module, result, tracker, ctx.warnings, started)
 
 

@@ -33,7 +33,7 @@ description:
   - It never starts or stops a server (pg_rewind runs with C(--no-ensure-shutdown)), never writes
     C(standby.signal) or C(primary_conninfo) (no C(--write-recovery-conf)), and deletes or overwrites nothing
     itself; pg_rewind replaces the target's files with the source's, including configuration files that live in
-    O(data_dir) (RV(config_files_from_source)).
+    O(data_dir), which the module then puts back as they were (O(keep_config)).
   - Runs as root (C(become=true)) and runs pg_rewind as O(os_user) through C(runuser) (or C(setpriv), or C(su)).
 options:
   data_dir:
@@ -88,6 +88,16 @@ options:
         task fails; a rewind stopped midway leaves O(data_dir) unusable (clone it again).
     type: int
     default: 3600
+  keep_config:
+    description:
+      - Keep the node's own configuration files that live in O(data_dir) (C(postgresql.conf),
+        C(postgresql.auto.conf), C(pg_hba.conf), C(pg_ident.conf), as on RHEL and custom layouts), which pg_rewind
+        replaces with the source's copies. They are copied to C(<data_dir>.pgrepl-own-config) before pg_rewind
+        runs and put back after it (mode and owner kept), whether it succeeded or not; a run cut off in between
+        puts them back on its next run.
+      - V(false) leaves the source's copies in place (port, listen_addresses and pg_hba of the other node).
+    type: bool
+    default: true
 attributes:
   check_mode:
     description:
@@ -218,7 +228,17 @@ source_size_mb:
   type: int
   sample: 93
 config_files_from_source:
-  description: Configuration files in O(data_dir) that pg_rewind replaced (or would replace) with the source's copies.
+  description:
+    - Configuration files in O(data_dir) that pg_rewind replaced (or would replace) with the source's copies;
+      with O(keep_config=true) the module put them back (RV(config_files_kept)).
+  returned: success
+  type: list
+  elements: str
+  sample: ["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf"]
+config_files_kept:
+  description:
+    - Configuration files in O(data_dir) that are (or would be) the node's own again after pg_rewind
+      (O(keep_config=true)).
   returned: success
   type: list
   elements: str

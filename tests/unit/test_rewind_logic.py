@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils import _rewind
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import OsUser
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
@@ -341,3 +344,27 @@ def test_just_promoted_source_refused_before_16() -> None:
 def test_source_timeline_of_a_standby_source() -> None:
     standby = source(in_recovery=True, wal_file=None, checkpoint_timeline=1, min_recovery_end_timeline=3)
     assert standby.timeline == 3
+
+
+# ---------------------------------------------------------------- the node's own configuration files
+
+def test_the_nodes_own_config_is_kept_aside_and_put_back(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "postgresql.conf").write_bytes(b"port = 5433\n")
+    (data_dir / "pg_hba.conf").write_bytes(b"local all all peer\n")
+    os.chmod(data_dir / "pg_hba.conf", 0o640)
+    names = _rewind.config_files_in(str(data_dir))
+    assert names == ["postgresql.conf", "pg_hba.conf"]
+    keep = _rewind.keep_own_config(str(data_dir), names)
+    assert keep == str(data_dir) + ".pgrepl-own-config"
+    # pg_rewind replaces them with the source's copies.
+    (data_dir / "postgresql.conf").write_bytes(b"port = 5432\n")
+    (data_dir / "pg_hba.conf").write_bytes(b"host all all 0.0.0.0/0 trust\n")
+    # A second keep (a re-run after a cut-off) keeps the first, the node's own, not the source's now in data_dir.
+    assert _rewind.keep_own_config(str(data_dir), names) == keep
+    assert _rewind.restore_own_config(str(data_dir), keep) == ["pg_hba.conf", "postgresql.conf"]
+    assert (data_dir / "postgresql.conf").read_bytes() == b"port = 5433\n"
+    assert (data_dir / "pg_hba.conf").read_bytes() == b"local all all peer\n"
+    assert stat.S_IMODE((data_dir / "pg_hba.conf").stat().st_mode) == 0o640
+    assert not os.path.exists(keep) and not os.path.exists(keep + ".partial")
