@@ -321,13 +321,53 @@ def _role_statement(req: RoleRequest, plan: Plan) -> tuple[Any, list[Any]]:
     return sql.SQL(" ").join(parts), args
 
 
+# What would record a statement's text, set for the one transaction that sends a verifier, so that it reaches no
+# log, no statistics view and no audit trail: the server log (log_statement ddl/mod/all, log_min_duration_statement,
+# a failed statement under log_min_error_statement), pg_stat_statements (utility statements) and pgaudit. Setting
+# a parameter of an extension that is not loaded only makes a placeholder: harmless.
+QUIET_SETTINGS = (
+    ("log_statement", "none"),
+    ("log_min_duration_statement", "-1"),
+    ("log_min_error_statement", "panic"),
+    ("pg_stat_statements.track_utility", "off"),
+    ("pgaudit.log", "none"),
+)
+
+
+def send_quietly(conn: Any, query: Any, args: list[Any]) -> None:
+    """The statement in a transaction of its own, after SET LOCAL of QUIET_SETTINGS. Client-side binding:
+    utility statements take no server-side parameters. Raises SilenceRefused when login_user may not set them
+    (they need superuser, or SET privilege on PostgreSQL 15+): nothing was sent then."""
+    with conn.transaction():
+        with psycopg.ClientCursor(conn) as cur:
+            for name, value in QUIET_SETTINGS:
+                try:
+                    cur.execute(sql.SQL("SET LOCAL {} = {}").format(sql.SQL(name), sql.Literal(value)))
+                except psycopg.errors.InsufficientPrivilege:
+                    raise SilenceRefused(name) from None
+            cur.execute(query, args)
+
+
+class SilenceRefused(Exception):
+    """login_user may not set one of QUIET_SETTINGS."""
+
+
 def apply_plan(conn: Any, req: RoleRequest, plan: Plan) -> None:
-    """Send the statement. Client-side binding: utility statements take no server-side parameters."""
+    """Send the statement; one that holds a verifier only where no log or view can record its text."""
     query, args = _role_statement(req, plan)
     action = "drop" if plan.drop else "create" if plan.create else "alter"
     try:
-        with psycopg.ClientCursor(conn) as cur:
-            cur.execute(query, args)
+        if plan.set_password and req.password is not None:
+            send_quietly(conn, query, args)
+        else:
+            with psycopg.ClientCursor(conn) as cur:
+                cur.execute(query, args)
+    except SilenceRefused as refused:
+        raise PgreplError(f"name: not setting the password of {req.name!r}: login_user may not SET {refused} for "
+                          f"its transaction, so the password's SCRAM verifier could reach the server log, "
+                          "pg_stat_statements or an audit trail (an offline dictionary attack on it): connect as a "
+                          f"superuser, or GRANT SET ON PARAMETER {', '.join(name for name, _value in QUIET_SETTINGS)} "
+                          "to it (PostgreSQL 15+); nothing was changed") from None
     except psycopg.Error as exc:
         diag = exc.diag
         primary = diag.message_primary or type(exc).__name__
