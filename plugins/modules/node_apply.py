@@ -21,6 +21,15 @@ description:
     own change (no DDL is sent, no file written), and RV(changed_checks) names the checks a real run would change.
   - The first refusal stops the run and fails the task, naming the check and item (for example C(hba[1]), a
     C(pg_hba) item); the items before it stay done, as separate tasks would.
+  - A C(server_start) item restarts the server when an item before it in the same call left a restart pending (a
+    C(server_settings) or C(standby_config) item wrote a setting of context C(postmaster) that the running server
+    does not have, now or in an earlier run); items after it then see the restarted server. So settings, the
+    restart they need and what needs the restarted server (the slots of a primary whose C(wal_level) or
+    C(max_replication_slots) could not hold them) go in one call, and nothing restarts when nothing waits for it.
+  - In check mode on a host where psycopg cannot be imported yet (a real run of the roles installs it first with
+    M(pgrepl.streaming.node_prepare)), the items that must ask the server are reported as changes without asking
+    it (RV(predicted)), a C(server_settings) item so reported counts as leaving a restart pending, and the file
+    items and C(server_start) make their own prediction.
   - The primary and standby roles call it directly with every piece they manage. Each module body changes only
     what differs, so a converged node costs this one call and reports nothing changed.
 options:
@@ -80,14 +89,24 @@ changed_checks:
   type: dict
   sample: {role: false, hba: true, slots: true}
 check_results:
-  description: For each check, one result per item - C(changed), and C(restart_required)/C(outcome) where the
-    module returns them.
+  description: For each check, one result per item - C(changed), C(seconds) (how long the item took), and
+    C(restart_required)/C(outcome)/C(waited_seconds) where the module returns them (C(outcome) is V(predicted)
+    for an item reported as a change without asking the server, see RV(predicted)).
   returned: always
   type: dict
+  sample: {settings: [{changed: true, restart_required: true, seconds: 0.05}],
+           restart: [{changed: true, outcome: restarted, waited_seconds: 0.0, seconds: 2.41}]}
 restart_required:
-  description: Whether a server_settings item wrote a setting that waits for a restart.
+  description: Whether a setting written now or earlier still waits for a restart after the call (no
+    C(server_start) item came after the item that left it pending).
   returned: always
   type: bool
+predicted:
+  description: The checks reported as changes without asking the server (check mode, psycopg not installed on the
+    host yet); empty otherwise.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run

@@ -176,3 +176,52 @@ def test_node_apply_restarts_only_for_a_pending_setting(env: Env) -> None:
     assert only["restart_required"] is True and postmaster_pid(primary) == pid
     assert primary.scalar("SELECT pending_restart FROM pg_settings WHERE name = 'max_prepared_transactions'") is True
     primary.sql("ALTER SYSTEM RESET max_prepared_transactions")
+
+
+def test_node_apply_creates_slots_after_the_restart_they_need(env: Env) -> None:
+    """The primary role's order in one call: settings, start, slots. A server that runs wal_level=minimal cannot
+    hold a slot; the settings raise it, the start item restarts, the slot item then creates the slot on the
+    restarted server. Check mode predicts the restart and the slot and does neither; a re-run changes nothing."""
+    cluster = PgCluster(env.base, "start_minimal")
+    cluster.init()
+    with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write("wal_level = minimal\nmax_wal_senders = 0\n")
+    cluster.start()
+    try:
+        login = {"login_unix_socket": str(cluster.socket_dir), "login_port": cluster.port, "login_user": "postgres"}
+        checks = {
+            "settings": {"module": "server_settings",
+                         "params": {"settings": {"wal_level": "replica", "max_wal_senders": "5"}}},
+            "restart": {"module": "server_start",
+                        "params": {"data_dir": str(cluster.data_dir), "log_file": str(cluster.log_file)}},
+            "slots": {"module": "replication_slot", "params": [{"name": "after_restart", "immediately_reserve": True}]},
+        }
+        args = {"checks": checks, **login}
+        pid = postmaster_pid(cluster)
+        assert cluster.scalar("SHOW wal_level") == "minimal"
+
+        predicted = ok(run_module("pgrepl.streaming.node_apply", args, check=True))
+        assert predicted["changed_checks"] == {"settings": True, "restart": True, "slots": True}, predicted
+        assert predicted["check_results"]["restart"][0]["outcome"] == "would_restart"
+        assert postmaster_pid(cluster) == pid and cluster.scalar("SHOW wal_level") == "minimal"
+        assert cluster.scalar("SELECT count(*) FROM pg_replication_slots") == 0
+        assert "wal_level" not in (cluster.data_dir / "postgresql.auto.conf").read_text(encoding="utf-8")
+
+        applied = ok(run_module("pgrepl.streaming.node_apply", args))
+        assert applied["changed_checks"] == {"settings": True, "restart": True, "slots": True}, applied
+        assert applied["check_results"]["restart"][0]["outcome"] == "restarted"
+        assert applied["restart_required"] is False
+        assert all(item["seconds"] >= 0 for items in applied["check_results"].values() for item in items)
+        # The real state: restarted once, the new WAL level runs, the slot exists and reserves WAL.
+        assert postmaster_pid(cluster) not in (None, pid)
+        assert cluster.scalar("SHOW wal_level") == "replica"
+        assert cluster.sql("SELECT slot_type, restart_lsn IS NOT NULL FROM pg_replication_slots "
+                           "WHERE slot_name = 'after_restart'") == [("physical", True)]
+        pid = postmaster_pid(cluster)
+
+        again = ok(run_module("pgrepl.streaming.node_apply", args))
+        assert again["changed"] is False, again
+        assert again["check_results"]["restart"][0]["outcome"] == "already_running"
+        assert postmaster_pid(cluster) == pid
+    finally:
+        cluster.destroy()

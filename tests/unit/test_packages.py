@@ -89,6 +89,9 @@ def test_an_empty_index_is_refreshed_first_without_translations():
     assert install_package("apt-get", "python3-psycopg", run) == ["apt-get update", "apt-get install python3-psycopg"]
     assert run.words() == ["apt-cache policy", "apt-get update", "apt-get install"]
     assert "Acquire::Languages=none" in run.commands[1]
+    # No source package cache: on the refresh and on the install that reads it.
+    for command in run.commands[1:]:
+        assert "Dir::Cache::srcpkgcache=" in command
 
 
 def test_a_stale_index_is_refreshed_once_and_the_install_retried():

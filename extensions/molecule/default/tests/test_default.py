@@ -17,6 +17,7 @@ from pathlib import Path
 
 PASSFILE = "/var/lib/postgresql/.pgpass"  # the postgres user's home on Debian
 HBA_REJECT = "host    replication     all             0.0.0.0/0               reject"
+HBA_REJECT_ALL = "host    all             all             0.0.0.0/0               reject"
 
 
 def test_rows_written_on_the_primary_arrive_on_every_standby(primary, standbys) -> None:
@@ -94,17 +95,20 @@ def test_pg_hba_parses_and_keeps_the_original_lines_in_order(nodes, standbys) ->
         original = node.host.file("/root/pg_hba.conf.orig").content_string.splitlines()
         current = node.host.file(f"{node.config_dir}/pg_hba.conf").content_string.splitlines()
         added = [line for line in current if "pgrepl.streaming" in line]
-        admitted = sorted(line.split("pgrepl.streaming: ", 1)[1].strip() for line in added)
-        # Every other node, once. Where pg_hba.conf lives in the data directory, a standby's file is the copy of
-        # the primary's (pg_basebackup), so it also carries the primary's entry for this standby: harmless.
+        admitted = sorted((line.split()[1], line.split("pgrepl.streaming: ", 1)[1].strip()) for line in added)
+        # Every other node, once per database: replication, and postgres (a switchover's handover promotes over
+        # SQL). Where pg_hba.conf lives in the data directory, a standby's file is the copy of the primary's
+        # (pg_basebackup), so it also carries the primary's entries for this standby: harmless.
         expected = {other for other in nodes if other != node.name}
         if node.config_dir == node.data_dir and node in standbys:
             expected.add(node.name)
-        assert admitted == sorted(expected), f"{node.name}: {added}"
+        assert admitted == sorted((database, name) for database in ("postgres", "replication") for name in expected), (
+            f"{node.name}: {added}")
         assert [line for line in current if line not in added] == original
-        # The new entries match before the final replication reject.
-        reject = current.index(HBA_REJECT)
-        assert all(current.index(line) < reject for line in added)
+        # The new entries match before the rejects that would shadow them.
+        reject, reject_all = current.index(HBA_REJECT), current.index(HBA_REJECT_ALL)
+        assert all(current.index(line) < reject for line in added if line.split()[1] == "replication"), added
+        assert all(current.index(line) < reject_all for line in added), added
 
 
 def test_the_unrelated_database_was_moved_aside_not_deleted(primary, standbys) -> None:
@@ -121,6 +125,18 @@ def test_the_unrelated_database_was_moved_aside_not_deleted(primary, standbys) -
     # The primary's own data directory was never replaced.
     marker = primary.host.file(f"{primary.data_dir}/pgrepl-test-marker").content_string
     assert marker == f"{primary.name} as prepared\n"
+
+
+def test_the_first_converge_restarted_the_primary_and_idempotence_did_not(primary) -> None:
+    """listen_addresses and wal_log_hints wait for a restart on a fresh cluster: the first converge restarted the
+    primary within its one node_apply call (the slots came after, on the restarted server), the second did not."""
+    prepared = primary.host.file("/root/pgrepl-postmaster-start.prepared").content_string.strip()
+    converged = primary.host.file("/root/pgrepl-postmaster-start.converged").content_string.strip()
+    assert prepared and converged
+    assert primary.psql(f"SELECT '{converged}'::timestamptz > '{prepared}'::timestamptz") == "t", (prepared, converged)
+    assert primary.psql("SELECT pg_postmaster_start_time()") == converged
+    assert primary.psql("SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
+    assert primary.psql("SELECT setting FROM pg_settings WHERE name = 'wal_log_hints'") == "on"
 
 
 def _site_in_check_mode(inventory: str, *extra: str) -> dict:
@@ -162,15 +178,26 @@ def test_check_mode_on_the_converged_cluster_predicts_no_change(request, nodes) 
 def test_check_mode_reports_a_change_it_would_make_and_makes_none(request, primary) -> None:
     """The check above can fail: with a setting the primary does not have yet, check mode predicts a change on the
     primary (and only there), and the setting stays as it was."""
-    before = primary.psql("SHOW wal_keep_size")
+    before = primary.psql("SELECT string_agg(setting, ',' ORDER BY name) FROM pg_settings "
+                          "WHERE name IN ('shared_buffers', 'wal_keep_size')")
+    started = primary.psql("SELECT pg_postmaster_start_time()")
     auto = primary.host.file(f"{primary.data_dir}/postgresql.auto.conf").content_string
+    # shared_buffers waits for a restart: check mode predicts the settings and the restart, and does neither.
+    settings = {"wal_keep_size": "333MB", "shared_buffers": "96MB"}
     result = _site_in_check_mode(request.config.option.ansible_inventory,
-                                 "-e", json.dumps({"pgrepl_settings": {"wal_keep_size": "333MB"}}))
+                                 "-e", json.dumps({"pgrepl_settings": settings}))
     assert result["rc"] == 0, result["stderr"][-3000:]
     changed = _changed_tasks(result)
     assert sorted(changed) == [primary.name], changed
-    assert result["stats"][primary.name]["changed"] >= 1
-    assert primary.psql("SHOW wal_keep_size") == before
+    assert result["stats"][primary.name]["changed"] == 1, changed
+    applied = [task["hosts"][primary.name] for play in result["plays"] for task in play["tasks"]
+               if "check_results" in task["hosts"].get(primary.name, {})]
+    assert len(applied) == 1, changed
+    assert {name for name, item in applied[0]["changed_checks"].items() if item} == {"settings", "restart"}, applied
+    assert applied[0]["check_results"]["restart"][0]["outcome"] == "would_restart"
+    assert primary.psql("SELECT string_agg(setting, ',' ORDER BY name) FROM pg_settings "
+                        "WHERE name IN ('shared_buffers', 'wal_keep_size')") == before
+    assert primary.psql("SELECT pg_postmaster_start_time()") == started
     assert primary.host.file(f"{primary.data_dir}/postgresql.auto.conf").content_string == auto
 
 

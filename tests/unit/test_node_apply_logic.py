@@ -1,0 +1,164 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""node_apply's order rules without a server: a server_start item restarts after an item that left a restart
+pending (and only then), the items after it run after the restart, check mode without psycopg reports the server
+items as changes without running them, and every item is timed. The module bodies are stand-ins that record what
+node_apply gave them; the real bodies run against PostgreSQL in tests/integration/test_node_apply.py and
+test_server_start.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils import _node_apply
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._node_apply import (
+    OUTCOME_PREDICTED,
+    apply_node,
+    predicted_without_server,
+)
+from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import restart_warning
+
+START = {"data_dir": "/var/lib/postgresql/15/main", "service": "postgresql@15-main", "wait_for": "accepting"}
+
+# The primary role's order: settings, role, pg_hba, passfile, restart, slots.
+PRIMARY_CHECKS: dict[str, Any] = {
+    "settings": {"module": "server_settings", "params": {"settings": {"wal_level": "replica"}}},
+    "role": {"module": "replication_user", "params": {"name": "replicator"}},
+    "hba": {"module": "pg_hba",
+            "params": {"path": "/etc/postgresql/15/main/pg_hba.conf", "contype": "host", "databases": ["replication"],
+                       "users": ["replicator"], "address": "10.0.0.2/32", "method": "scram-sha-256"}},
+    "restart": {"module": "server_start", "params": START},
+    "slots": {"module": "replication_slot", "params": [{"name": "s1"}, {"name": "s2"}]},
+}
+
+
+class Recorder:
+    """Stand-in bodies: each records (module, check mode, server_start's state) and answers what the test set."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, bool, str | None]] = []
+
+    def body(self, module_name: str):
+        def run(module: Any) -> dict[str, Any]:
+            state = module.params["state"] if module_name == "server_start" else None
+            self.calls.append((module_name, module.check_mode, state))
+            answer = dict(self.answers.get(module_name, {"changed": False}))
+            for warning in answer.pop("warn", []):
+                module.warn(warning)
+            if module_name == "server_start":
+                restart = module.params.get("state") == "restarted"
+                done = "restarted" if restart else "already_running"
+                answer = {"changed": restart, "outcome": f"would_{done[:-2]}" if restart and module.check_mode
+                          else done}
+            return answer
+        return run
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    rec = Recorder({})
+    modules = {name: (spec, rec.body(name), server) for name, (spec, _body, server) in _node_apply.MODULES.items()}
+    monkeypatch.setattr(_node_apply, "MODULES", modules)
+    return rec
+
+
+def run(checks: dict[str, Any], check_mode: bool = False, can_connect: bool = True) -> dict[str, Any]:
+    ticks = iter(range(1000))
+    return apply_node(checks, {}, set(), "pw", check_mode, False, can_connect=can_connect,
+                      clock=lambda: float(next(ticks)))
+
+
+def test_a_pending_setting_restarts_before_the_slots(recorder: Recorder) -> None:
+    recorder.answers["server_settings"] = {"changed": True, "restart_required": True}
+    result = run(PRIMARY_CHECKS)
+    order = [(module, state) for module, _check, state in recorder.calls]
+    assert order == [("server_settings", None), ("replication_user", None), ("pg_hba", None),
+                     ("server_start", "restarted"), ("replication_slot", None), ("replication_slot", None)]
+    assert result["check_results"]["restart"] == [{"changed": True, "outcome": "restarted", "seconds": 1.0}]
+    # Done in this call: no restart is left to report.
+    assert result["restart_required"] is False and result["predicted"] == []
+
+
+def test_a_setting_written_by_an_earlier_run_also_restarts(recorder: Recorder) -> None:
+    """Nothing changed now, but the file value waits for a restart (an earlier run stopped before it)."""
+    recorder.answers["server_settings"] = {"changed": False, "restart_required": True}
+    result = run(PRIMARY_CHECKS)
+    assert ("server_start", False, "restarted") in recorder.calls
+    assert result["changed_checks"] == {"settings": False, "role": False, "hba": False, "restart": True,
+                                        "slots": False}
+
+
+def test_no_pending_setting_leaves_the_running_server_alone(recorder: Recorder) -> None:
+    recorder.answers["server_settings"] = {"changed": True, "restart_required": False}
+    result = run(PRIMARY_CHECKS)
+    assert ("server_start", False, "started") in recorder.calls
+    assert result["check_results"]["restart"][0]["outcome"] == "already_running"
+    assert result["changed_checks"]["restart"] is False and result["restart_required"] is False
+
+
+def test_without_a_start_item_the_pending_restart_is_reported(recorder: Recorder) -> None:
+    recorder.answers["server_settings"] = {"changed": True, "restart_required": True}
+    checks = {name: check for name, check in PRIMARY_CHECKS.items() if name != "restart"}
+    assert run(checks)["restart_required"] is True
+
+
+def test_check_mode_predicts_the_restart_and_runs_every_body_in_check_mode(recorder: Recorder) -> None:
+    recorder.answers["server_settings"] = {"changed": True, "restart_required": True}
+    recorder.answers["replication_slot"] = {"changed": True}
+    result = run(PRIMARY_CHECKS, check_mode=True)
+    assert all(check for _module, check, _state in recorder.calls)
+    assert result["check_results"]["restart"][0]["outcome"] == "would_restart"
+    assert result["changed_checks"]["slots"] is True and result["predicted"] == []
+
+
+def test_check_mode_without_psycopg_reports_the_server_items_without_running_them(recorder: Recorder) -> None:
+    result = run(PRIMARY_CHECKS, check_mode=True, can_connect=False)
+    # Only the file item and server_start ran (both in check mode); settings count as leaving a restart pending.
+    assert recorder.calls == [("pg_hba", True, None), ("server_start", True, "restarted")]
+    assert result["predicted"] == ["settings", "role", "slots"]
+    predicted_slot = {"changed": True, "outcome": OUTCOME_PREDICTED, "restart_required": False, "seconds": 1.0}
+    assert result["check_results"]["slots"] == [predicted_slot] * 2
+    assert result["changed_checks"] == {"settings": True, "role": True, "hba": False, "restart": True, "slots": True}
+    assert any("psycopg is not installed" in warning and "settings, role, slots" in warning
+               for warning in result["warnings"])
+
+
+def test_bad_options_of_a_predicted_item_are_still_refused(recorder: Recorder) -> None:
+    checks = {"slots": {"module": "replication_slot", "params": {"name": "s1", "state": "gone"}}}
+    with pytest.raises(PgreplError, match=r"^slots\[0\] \(replication_slot\): .*state"):
+        run(checks, check_mode=True, can_connect=False)
+    assert not recorder.calls
+
+
+@pytest.mark.parametrize("module_name, check_mode, can_connect, expected", [
+    ("server_settings", True, False, True),
+    ("standby_clone", True, False, True),
+    ("server_settings", False, False, False),  # a real run: the body says what is missing
+    ("server_settings", True, True, False),
+    ("pg_hba", True, False, False),
+    ("server_start", True, False, False),  # its check mode asks nothing
+])
+def test_which_items_are_predicted_without_the_server(module_name: str, check_mode: bool, can_connect: bool,
+                                                      expected: bool) -> None:
+    assert predicted_without_server(module_name, check_mode, can_connect) is expected
+
+
+@pytest.mark.parametrize("with_start, check_mode", [(True, False), (True, True), (False, False)])
+def test_the_restart_warning_goes_when_a_later_item_restarts(recorder: Recorder, with_start: bool,
+                                                             check_mode: bool) -> None:
+    """server_settings warns that the server runs another value until a restart; in the same call as the restart
+    that warning is wrong, and only that one goes."""
+    other = "settings.x: the server's command line sets x"
+    recorder.answers["server_settings"] = {
+        "changed": True, "restart_required": True, "warn": [other, restart_warning(["wal_level"])],
+        "settings": {"wal_level": {"restart_required": True}, "work_mem": {"restart_required": False}}}
+    checks = PRIMARY_CHECKS if with_start else {k: v for k, v in PRIMARY_CHECKS.items() if k != "restart"}
+    warnings = run(checks, check_mode=check_mode)["warnings"]
+    expected = [f"settings[0] (server_settings): {other}"]
+    if not with_start:
+        expected.append(f"settings[0] (server_settings): {restart_warning(['wal_level'])}")
+    assert warnings == expected
