@@ -271,10 +271,15 @@ class DayTwoCluster:
         self.base_file.write_text(yaml.safe_dump(base, default_flow_style=False, sort_keys=False))
         self.set_groups(self.names[0], self.names[1:])
 
-    def set_groups(self, primary: str, standbys: list[str]) -> None:
+    def set_groups(self, primary: str, standbys: list[str], unreachable: tuple[str, ...] = ()) -> None:
+        """groups.yml; the hosts in `unreachable` get an ansible_host that names no container, so Ansible cannot
+        reach them (their servers run on as they are)."""
+        def host(name: str) -> Optional[dict[str, str]]:
+            return {"ansible_host": f"{self.prefix}no-such-container"} if name in unreachable else None
+
         groups = {"all": {"children": {
-            "primary": {"hosts": {primary: None}},
-            "standby": {"hosts": {name: None for name in standbys}},
+            "primary": {"hosts": {primary: host(primary)}},
+            "standby": {"hosts": {name: host(name) for name in standbys}},
         }}}
         self.groups_file.write_text(yaml.safe_dump(groups, default_flow_style=False, sort_keys=False))
 

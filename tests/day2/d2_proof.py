@@ -71,11 +71,13 @@ def table(rows: list[list[str]], headers: tuple[str, ...] = HEADERS) -> str:
     return "\n".join(lines)
 
 
-def recap_problems(run: PlaybookRun) -> list[str]:
-    """Why a run cannot count as a refusal by a check: it never ran a play, or a host was unreachable."""
+def recap_problems(run: PlaybookRun, unreachable_ok: tuple[str, ...] = ()) -> list[str]:
+    """Why a run cannot count as a refusal by a check: it never ran a play, or a host was unreachable (other than
+    those the caller made unreachable)."""
     if "PLAY RECAP" not in run.output:
         return ["no PLAY RECAP: the playbook did not run (missing, or a syntax or option error)"]
-    return [f"{host} unreachable" for host, unreachable, failed in RECAP.findall(run.output) if int(unreachable)]
+    return [f"{host} unreachable" for host, unreachable, failed in RECAP.findall(run.output)
+            if int(unreachable) and host not in unreachable_ok]
 
 
 class Proof:
@@ -176,9 +178,10 @@ class Proof:
         return run
 
     def refused(self, label: str, name: str, *extra: str, primary: str, standbys: list[str],
-                deferred: Optional[list[str]] = None) -> PlaybookRun:
+                deferred: Optional[list[str]] = None, unreachable: tuple[str, ...] = ()) -> PlaybookRun:
         """Run an operation that must be refused; prove it exited non-zero from a check (a play ran, every host
-        reachable) and that nothing changed on any node or in groups.yml. The caller set up the condition.
+        reachable but those in `unreachable`) and that nothing changed on any node or in groups.yml. The caller
+        set up the condition.
 
         A failure that left every node as it was (the playbook missing, say) goes to `deferred` when given, so
         the chain goes on; one that changed something raises at once (what follows would prove nothing)."""
@@ -190,7 +193,7 @@ class Proof:
         problems = []
         if run.returncode == 0:
             problems.append("it was not refused (exit 0)")
-        problems += recap_problems(run)
+        problems += recap_problems(run, unreachable)
         changes = snapshot_diff(before, after)
         if changes:
             problems.append("it changed: " + "; ".join(changes))

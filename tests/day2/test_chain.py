@@ -313,9 +313,22 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     finally:
         cluster.start_server(n1)
     cluster.wait_streaming(n0, [n1, n2])
+
+    # The primary's host does not answer (its ansible_host names no container; its server runs on and takes
+    # writes): the failover cannot fence it, so without pgrepl_fence_tasks or pgrepl_confirm_dead it is refused.
+    cluster.quiesce_checkpoints(primary, standbys)
+    cluster.set_groups(n0, [n1, n2], unreachable=(n0,))
+    try:
+        unfenced = proof.refused("failover with the primary host not answering, no fence", "failover",
+                                 primary=primary, standbys=standbys, deferred=deferred, unreachable=(n0,))
+    finally:
+        cluster.set_groups(n0, [n1, n2])
+    if f"pgrepl_confirm_dead={n0}" not in unfenced.output:
+        deferred.append(f"failover with the primary's host not answering: the refusal does not ask for a fence or "
+                        f"pgrepl_confirm_dead={n0}:\n{unfenced.describe()}")
     proof.end(win, n0)
     proven = sum(f.op.startswith("refused:") for f in proof.figures)
-    proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 9 refusals proven")
+    proof.check(win, n0, [n1, n2], seconds=time.time() - win.started, note=f"{proven} of 10 refusals proven")
 
     # --- check mode: the summary, nothing changed ----------------------------------------------------------------
     cluster.quiesce_checkpoints(primary, standbys)
