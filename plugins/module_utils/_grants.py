@@ -54,3 +54,34 @@ def grant(conn: Any, role: str, signatures: list[str]) -> None:
         with conn.cursor() as cur:
             for signature in signatures:
                 cur.execute(grant_query(signature, role))
+
+
+def revoke_query(signature: str, role: str) -> Any:
+    """The composed REVOKE (the signature is one of the callers' constants, the role quoted)."""
+    return sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM {}").format(sql.SQL(signature), identifier(role))
+
+
+def own_grants(conn: Any, role: str, signatures: tuple[str, ...]) -> list[str]:
+    """The functions the role was granted EXECUTE on itself (not through PUBLIC or a role it inherits from), in the
+    order given: what a REVOKE from it takes away."""
+    rows = query_all(
+        conn,
+        "SELECT f.signature FROM unnest(%s::text[]) WITH ORDINALITY AS f(signature, position)"
+        " WHERE EXISTS (SELECT FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a"
+        "               WHERE p.oid = f.signature::pg_catalog.regprocedure"
+        "                 AND a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s)"
+        "                 AND a.privilege_type = 'EXECUTE')"
+        " ORDER BY f.position",
+        (list(signatures), role),
+    )
+    return [row["signature"] for row in rows]
+
+
+def revoke(conn: Any, role: str, signatures: list[str]) -> None:
+    """The REVOKEs, in one transaction."""
+    if not signatures:
+        return
+    with conn.transaction():
+        with conn.cursor() as cur:
+            for signature in signatures:
+                cur.execute(revoke_query(signature, role))

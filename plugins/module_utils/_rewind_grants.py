@@ -16,7 +16,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._grants import (
     grant,
     grant_statements,
     missing_grants,
+    own_grants,
     quote_identifier,
+    revoke,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._grants import grant_query as function_grant_query
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
@@ -41,6 +43,7 @@ __all__ = ["REWIND_FUNCTIONS", "REWIND_GRANTS_SPEC", "GrantOutcome", "ensure_rew
 
 REWIND_GRANTS_SPEC = ModuleSpec({
     "role": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
 })
 
 
@@ -86,9 +89,19 @@ def ensure_rewind_grants(conn: Any, role: str, check_mode: bool) -> GrantOutcome
                         applied=bool(missing) and not check_mode)
 
 
+def revoke_rewind_grants(conn: Any, role: str, check_mode: bool) -> list[str]:
+    """Revoke the grants of pg_rewind's functions the role holds itself (what state=present gave it); the ones
+    revoked (or that would be)."""
+    held = own_grants(conn, role, REWIND_FUNCTIONS)
+    if held and not check_mode:
+        revoke(conn, role, held)
+    return held
+
+
 def run_rewind_grants(module: Any) -> dict[str, Any]:
     """The rewind_grants module's body."""
     role = validate_role_name(module.params.get("role"), "role", new=False)
+    state = module.params.get("state") or "present"
     warnings: list[str] = []
     conn = connect(module.params)
     try:
@@ -97,6 +110,9 @@ def run_rewind_grants(module: Any) -> dict[str, Any]:
         require_writable(facts, "grant EXECUTE on pg_rewind's functions")
         row = query_dict(conn, "SELECT rolsuper, rolcanlogin, current_database() AS database"
                                " FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
+        if state == "absent":
+            revoked = revoke_rewind_grants(conn, role, module.check_mode) if row is not None else []
+            return revoked_result(module, role, revoked, row, warnings)
         if row is None:
             raise PgreplError(f"role: {role!r} does not exist on {describe_target(module.params)}: create it first "
                               "(an ordinary LOGIN role, not a superuser)")
@@ -124,6 +140,33 @@ def run_rewind_grants(module: Any) -> dict[str, Any]:
                 f"would grant {len(outcome.missing)} of pg_rewind's functions to {role!r} in database "
                 f"{row['database']!r}" if outcome.missing else
                 f"{role!r} may already execute every function pg_rewind needs in database {row['database']!r}"),
+    }
+    if getattr(module, "_diff", False):
+        result["diff"] = tracker.diff()
+    for warning in warnings:
+        module.warn(warning)
+    return result
+
+
+def revoked_result(module: Any, role: str, revoked: list[str], row: dict[str, Any] | None,
+                   warnings: list[str]) -> dict[str, Any]:
+    """The result of state=absent (a role that does not exist holds no grant: nothing to do)."""
+    tracker = ChangeTracker(module.check_mode)
+    tracker.record("granted_to_role", revoked, [])
+    database = row["database"] if row is not None else None
+    verb = "revoked" if revoked and not module.check_mode else "would revoke" if revoked else "nothing to revoke:"
+    result: dict[str, Any] = {
+        "changed": bool(revoked),
+        "role": role,
+        "database": database,
+        "revoked": revoked,
+        "granted": [],
+        "already_granted": [],
+        "statements": [f"REVOKE EXECUTE ON FUNCTION {signature} FROM {quote_identifier(role)}"
+                       for signature in revoked],
+        "msg": (f"{verb} {len(revoked)} of pg_rewind's functions from {role!r}" if revoked else
+                f"nothing to revoke: {role!r} holds no grant of pg_rewind's functions"
+                + ("" if row is not None else " (the role does not exist)")),
     }
     if getattr(module, "_diff", False):
         result["diff"] = tracker.diff()

@@ -28,6 +28,15 @@ options:
     description: The existing, ordinary (not superuser) login role pg_rewind connects as. At most 63 bytes.
     type: str
     required: true
+  state:
+    description:
+      - V(present) grants whichever of the functions the role may not execute yet.
+      - V(absent) revokes the grants of these functions that the role holds itself (what V(present) gave it; grants
+        to PUBLIC or to roles it inherits from are not its own and stay), so that a role kept only for a rejoin no
+        longer reads files on the server. A role that does not exist holds nothing (C(changed=false)).
+    type: str
+    default: present
+    choices: [present, absent]
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
@@ -83,6 +92,13 @@ granted:
   type: list
   elements: str
   sample: ["pg_catalog.pg_ls_dir(text, boolean, boolean)", "pg_catalog.pg_stat_file(text, boolean)"]
+revoked:
+  description: With O(state=absent), the functions whose grant to the role this run revoked (in check mode, would
+    revoke).
+  returned: success
+  type: list
+  elements: str
+  sample: ["pg_catalog.pg_read_binary_file(text)"]
 already_granted:
   description: The functions the role could already execute before the run.
   returned: success

@@ -108,6 +108,42 @@ def test_check_mode_then_grant_then_rerun(server: PgCluster) -> None:
     assert "GRANT" not in server.log_text()[offset:]
 
 
+def test_state_absent_revokes_the_roles_own_grants_then_the_role_can_be_dropped(server: PgCluster) -> None:
+    role = "rg_after_rejoin"
+    create_role(server, role)
+    assert run_module(MODULE, {"role": role, **server.login()})["changed"] is True
+    assert own_acl_entries(server, role) == 4
+    offset = len(server.log_text())
+
+    predicted = run_module(MODULE, {"role": role, "state": "absent", **server.login()}, check=True, diff=True)
+    assert predicted.get("failed") is not True, predicted
+    assert predicted["changed"] is True and predicted["revoked"] == list(REWIND_FUNCTIONS)
+    assert predicted["diff"] == {"before": {"granted_to_role": list(REWIND_FUNCTIONS)},
+                                 "after": {"granted_to_role": []}}
+    assert own_acl_entries(server, role) == 4 and "REVOKE" not in server.log_text()[offset:]
+
+    revoked = run_module(MODULE, {"role": role, "state": "absent", **server.login()})
+    assert revoked.get("failed") is not True, revoked
+    assert revoked["changed"] is True and revoked["revoked"] == list(REWIND_FUNCTIONS)
+    assert privileges(server, role) == [False] * 4 and own_acl_entries(server, role) == 0
+    again = run_module(MODULE, {"role": role, "state": "absent", **server.login()})
+    assert (again["changed"], again["revoked"]) == (False, [])
+    # Nothing depends on the role any more: it can go.
+    server.sql(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    gone = run_module(MODULE, {"role": role, "state": "absent", **server.login()})
+    assert gone.get("failed") is not True and gone["changed"] is False, gone
+
+
+def test_state_absent_leaves_grants_the_role_does_not_hold_itself(server: PgCluster) -> None:
+    create_role(server, "rg_group2", "NOLOGIN")
+    run_module(MODULE, {"role": "rg_group2", **server.login()})
+    create_role(server, "rg_member2", "LOGIN IN ROLE rg_group2")
+    result = run_module(MODULE, {"role": "rg_member2", "state": "absent", **server.login()})
+    assert result.get("failed") is not True and result["changed"] is False, result
+    assert privileges(server, "rg_member2") == [True] * 4  # through the group, which keeps its grants
+    assert own_acl_entries(server, "rg_group2") == 4
+
+
 def test_only_missing_grants_are_made(server: PgCluster) -> None:
     role = "rg_partial"
     create_role(server, role)
