@@ -176,6 +176,12 @@ class PgCluster:
         # Same config lines as the primary but our own port and socket (they come last, so they win).
         self._write_local_conf()
 
+    def append_conf(self, lines: str) -> None:
+        """Lines at the end of postgresql.conf (the last setting of a name wins)."""
+        if lines:
+            with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(lines if lines.endswith("\n") else lines + "\n")
+
     def start(self) -> None:
         _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                       "-w", "-t", "60", "start"])
@@ -234,3 +240,49 @@ class PgCluster:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.base / self.name, ignore_errors=True)
+
+
+class Clusters:
+    """The throwaway clusters of one fixture under one base directory: a primary, its streaming standbys (or plain
+    copies), other lone servers; destroy() removes them all, whatever state a test left them in."""
+
+    def __init__(self, prefix: str) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix=f"pgrepl-{prefix}-"))
+        os.chmod(self.base, 0o755)  # the postgres OS user walks into it
+        self.made: list[PgCluster] = []
+
+    def server(self, name: str, conf: str = "", start: bool = True, **options: Any) -> PgCluster:
+        """initdb (options: encoding, locale, lc_messages, listen_ipv6), extra postgresql.conf lines, started."""
+        cluster = PgCluster(self.base, name, **options)
+        self.made.append(cluster)
+        cluster.init()
+        cluster.append_conf(conf)
+        if start:
+            cluster.start()
+        return cluster
+
+    def standby(self, primary: PgCluster, name: str, slot: str | None = None, conf: str = "",
+                start: bool = True) -> PgCluster:
+        """pg_basebackup -R of the primary (through its own slot when named); started, it streams."""
+        cluster = PgCluster(self.base, name)
+        self.made.append(cluster)
+        cluster.clone_from(primary, slot=slot)
+        cluster.append_conf(conf)
+        if start:
+            cluster.start()
+            cluster.wait_streaming()
+        return cluster
+
+    def pair(self, prefix: str, slot: bool = True, primary_conf: str = "", standby_conf: str = "",
+             start_standby: bool = True, **options: Any) -> tuple[PgCluster, PgCluster]:
+        """A primary <prefix>_primary and its standby <prefix>_standby (slot <prefix>_standby unless slot=False)."""
+        primary = self.server(f"{prefix}_primary", conf=primary_conf, **options)
+        standby = self.standby(primary, f"{prefix}_standby", slot=f"{prefix}_standby" if slot else None,
+                               conf=standby_conf, start=start_standby)
+        return primary, standby
+
+    def destroy(self) -> None:
+        for cluster in reversed(self.made):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                cluster.destroy()
+        shutil.rmtree(self.base, ignore_errors=True)

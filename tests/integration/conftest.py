@@ -1,4 +1,5 @@
-"""Fixtures: one throwaway primary and one real streaming standby for the whole session (per xdist worker)."""
+"""Fixtures: one throwaway primary and one real streaming standby for the whole session (per xdist worker), the
+factory of a test module's own clusters, and the end of the Ansible session of tests/integration/ansible_runner.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from cluster import PgCluster  # noqa: E402  (tests/integration is on sys.path via pytest rootdir conftest)
+from ansible_runner import close_session, start_session
+from cluster import Clusters, PgCluster  # noqa: E402  (tests/integration is on sys.path via pytest rootdir conftest)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ansible_session() -> Iterator[None]:
+    """The long ansible-playbook process that serves run_tasks/run_module: it starts with the test session (while
+    the first clusters are made) and ends with it (atexit and the session's own watch of this process cover a
+    crash)."""
+    start_session()
+    yield
+    close_session()
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +53,12 @@ def standby(bench_dir: Path, primary: PgCluster) -> Iterator[PgCluster]:
     cluster.wait_streaming()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def throwaway(request: pytest.FixtureRequest) -> Iterator[Clusters]:
+    """A test module's own clusters (Clusters.pair for a primary and its streaming standby, Clusters.server,
+    Clusters.standby), all destroyed when the module ends: for tests that stop, promote or break servers."""
+    made = Clusters(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    yield made
+    made.destroy()

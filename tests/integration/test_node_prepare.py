@@ -9,33 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shlex
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ansible_runner import VENV_BIN, ansible_env, run_module, run_tasks
-from cluster import PgCluster
+from cluster import Clusters, PgCluster
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PgCluster]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-prepare-"))
-    os.chmod(base, 0o755)
-    cluster = PgCluster(base, "prepare")
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+def server(throwaway: Clusters) -> PgCluster:
+    return throwaway.server("prepare")
 
 
 def layout_args(cluster: PgCluster) -> dict[str, Any]:

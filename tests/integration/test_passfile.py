@@ -19,7 +19,7 @@ from psycopg import sql
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import parse
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster
+from cluster import Clusters, PgCluster
 
 MODULE = "passfile"
 ROLE = "passfile_login"
@@ -257,23 +257,12 @@ V6_PW = "passfile-v6-pw:with\\colon-Kp7"  # a colon and a backslash: both escape
 
 
 @pytest.fixture(scope="module")
-def v6_pair() -> Iterator[tuple[PgCluster, PgCluster]]:
+def v6_pair(throwaway: Clusters) -> tuple[PgCluster, PgCluster]:
     """A primary that listens on ::1 too, and a copy of it (stopped) to configure as its standby."""
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-passfile-v6-"))
-    os.chmod(base, 0o755)
-    primary = PgCluster(base, "v6primary", listen_ipv6=True)
-    standby = PgCluster(base, "v6standby")
-    try:
-        primary.init()
-        primary.start()
-        primary.sql(sql.SQL("SET password_encryption = 'scram-sha-256'; CREATE ROLE {} LOGIN REPLICATION "
-                            "PASSWORD {}").format(sql.Identifier(V6_ROLE), sql.Literal(V6_PW)))
-        standby.clone_from(primary)
-        yield primary, standby
-    finally:
-        standby.destroy()
-        primary.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+    primary = throwaway.server("v6primary", listen_ipv6=True)
+    primary.sql(sql.SQL("SET password_encryption = 'scram-sha-256'; CREATE ROLE {} LOGIN REPLICATION "
+                        "PASSWORD {}").format(sql.Identifier(V6_ROLE), sql.Literal(V6_PW)))
+    return primary, throwaway.standby(primary, "v6standby", start=False)
 
 
 def test_a_standby_streams_from_an_ipv6_primary_with_the_passfile_line(v6_pair: tuple[PgCluster, PgCluster]) -> None:

@@ -7,14 +7,9 @@ one temporary directory and is stopped and removed at the end.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from ansible_runner import run_module
-from cluster import SUPERUSER_PASSWORD, PgCluster, free_port
+from cluster import SUPERUSER_PASSWORD, Clusters, PgCluster, free_port
 
 MODULE = "pgrepl.streaming.promote"
 NOPRIV_ROLE = "promote_nopriv"
@@ -80,43 +75,25 @@ def checkpoint_lsn(cluster: PgCluster) -> str:
 
 @dataclass
 class Bench:
-    base: Path
+    clusters: Clusters
     origin: PgCluster
-    standbys: list[PgCluster] = field(default_factory=list)
+
+    @property
+    def base(self) -> Path:
+        return self.clusters.base
 
     def standby(self, name: str, extra_conf: str = "") -> PgCluster:
         """A fresh streaming standby of the origin, through a slot named after it."""
-        cluster = PgCluster(self.base, name)
-        self.standbys.append(cluster)
-        cluster.clone_from(self.origin, slot=name)
-        if extra_conf:
-            with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-                conf.write(extra_conf)
-        cluster.start()
-        cluster.wait_streaming()
-        return cluster
+        return self.clusters.standby(self.origin, name, slot=name, conf=extra_conf)
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[Bench]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-promote-"))
-    os.chmod(base, 0o755)
-    origin = PgCluster(base, "promote_origin")
-    origin.init()
-    origin.start()
+def bench(throwaway: Clusters) -> Bench:
+    origin = throwaway.server("promote_origin")
     origin.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
         sql.Identifier(NOPRIV_ROLE), sql.Literal(NOPRIV_PASSWORD)))
     origin.sql("CREATE TABLE promote_probe (id int, note text)")
-    state = Bench(base=base, origin=origin)
-    try:
-        yield state
-    finally:
-        for cluster in [*state.standbys, origin]:
-            try:
-                cluster.destroy()
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(base, ignore_errors=True)
+    return Bench(clusters=throwaway, origin=origin)
 
 
 @pytest.fixture(scope="module")

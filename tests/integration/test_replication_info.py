@@ -24,7 +24,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils import _info
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import mask
 
 from ansible_runner import run_module, run_tasks
-from cluster import SUPERUSER_PASSWORD, PgCluster, free_port
+from cluster import SUPERUSER_PASSWORD, Clusters, PgCluster, free_port
 
 MODULE = "pgrepl.streaming.replication_info"
 PROBE_TABLE = "replication_info_probe"
@@ -100,31 +100,20 @@ def ensure_down(own: dict[str, PgCluster]) -> None:
 
 
 @pytest.fixture(scope="module")
-def own() -> Iterator[dict[str, Any]]:
+def own(throwaway: Clusters) -> dict[str, Any]:
     """A primary and a standby of this file's own, the standby streaming over TCP with a password in its
     primary_conninfo (so masking has something to hide); free to stop and start."""
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-replinfo-"))
-    primary = PgCluster(base, "own_primary")
-    standby = PgCluster(base, "own_standby")
-    try:
-        primary.init()
-        primary.start()
-        standby.clone_from(primary, slot=OWN_SLOT)
-        standby.start()
-        standby.wait_streaming()
-        conninfo = (f"host=127.0.0.1 port={primary.port} user=postgres password='{SUPERUSER_PASSWORD}' "
-                    "application_name=replication_info_own sslmode=disable")
-        standby.sql(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
-        standby.reload()
-        wait_for(lambda: standby.scalar("SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'")
-                 == "127.0.0.1", "the own standby to stream over TCP")
-        ids = {"primary": primary.scalar("SELECT system_identifier::text FROM pg_control_system()"),
-               "standby": standby.scalar("SELECT system_identifier::text FROM pg_control_system()")}
-        yield {"primary": primary, "standby": standby, "ids": ids, "base": base}
-    finally:
-        standby.destroy()
-        primary.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+    primary = throwaway.server("own_primary")
+    standby = throwaway.standby(primary, "own_standby", slot=OWN_SLOT)
+    conninfo = (f"host=127.0.0.1 port={primary.port} user=postgres password='{SUPERUSER_PASSWORD}' "
+                "application_name=replication_info_own sslmode=disable")
+    standby.sql(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
+    standby.reload()
+    wait_for(lambda: standby.scalar("SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+             == "127.0.0.1", "the own standby to stream over TCP")
+    ids = {"primary": primary.scalar("SELECT system_identifier::text FROM pg_control_system()"),
+           "standby": standby.scalar("SELECT system_identifier::text FROM pg_control_system()")}
+    return {"primary": primary, "standby": standby, "ids": ids, "base": throwaway.base}
 
 
 @pytest.fixture(scope="module")
@@ -319,10 +308,13 @@ def test_one_read_only_query_per_call(primary: PgCluster) -> None:
     result = run_module(MODULE, primary.login())
     assert result["role"] == "primary"
     statements = statements_since(primary, mark)
-    assert len(statements) == 1, statements
-    assert statements[0].startswith("WITH pos AS")
+    # Every module session first bounds itself (_connection.SESSION_TIMEOUTS, through set_config), then one query.
+    assert len(statements) == 2, statements
+    assert statements[0] == ("SELECT pg_catalog.set_config('lock_timeout', $1, false), "
+                             "pg_catalog.set_config('statement_timeout', $2, false)"), statements
+    assert statements[1].startswith("WITH pos AS")
     assert re.search(r"\b(INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|GRANT|SET|COPY|TRUNCATE)\b",
-                     statements[0].replace("OFFSET", "")) is None
+                     statements[1].replace("OFFSET", "")) is None
 
 
 def test_sql_of_13_and_14_runs_on_this_server(primary: PgCluster, standby: PgCluster) -> None:

@@ -14,13 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-import shutil
 import stat
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +27,7 @@ from psycopg import sql
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import rewind_grant_statements
 
 from ansible_runner import run_module
-from cluster import SUPERUSER_PASSWORD, PgCluster, find_bin_dir, free_port
+from cluster import SUPERUSER_PASSWORD, Clusters, PgCluster, find_bin_dir, free_port
 
 MODULE = "pgrepl.streaming.rewind"
 ROLE = "rewind_user"
@@ -101,11 +98,6 @@ def rows_by_origin(cluster: PgCluster) -> dict[str, int]:
     return dict(cluster.sql("SELECT origin, count(*)::int FROM rewind_probe GROUP BY origin"))
 
 
-def set_conf(cluster: PgCluster, text: str) -> None:
-    with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-        conf.write(text)
-
-
 @dataclass
 class Env:
     """A (stopped, diverged old primary), B (promoted new primary) and what the tests need around them."""
@@ -115,7 +107,7 @@ class Env:
     a: PgCluster
     b: PgCluster
     passfile: Path
-    clusters: list[PgCluster] = field(default_factory=list)
+    clusters: Clusters
 
     def args(self, data_dir: Path | str, **overrides: Any) -> dict[str, Any]:
         args: dict[str, Any] = {"data_dir": str(data_dir), "source_host": "127.0.0.1", "source_port": self.b.port,
@@ -123,27 +115,13 @@ class Env:
         args.update(overrides)
         return args
 
-    def cluster(self, name: str) -> PgCluster:
-        cluster = PgCluster(self.base, name)
-        self.clusters.append(cluster)
-        return cluster
-
-
-def build_pair(base: Path, prefix: str, standby_conf: str = "") -> tuple[PgCluster, PgCluster]:
+def build_pair(clusters: Clusters, prefix: str, standby_conf: str = "") -> tuple[PgCluster, PgCluster]:
     """Primary A (wal_log_hints on, WAL kept) with rewind_user and its grants, and B streaming from it."""
-    a = PgCluster(base, f"{prefix}_a")
-    a.init()
-    set_conf(a, "wal_log_hints = on\nwal_keep_size = '512MB'\n")
-    a.start()
+    a = clusters.server(f"{prefix}_a", conf="wal_log_hints = on\nwal_keep_size = '512MB'\n")
     a.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD)))
     a.sql("CREATE TABLE rewind_probe (id int, origin text, pad text)")
     a.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1, 1000) g")
-    b = PgCluster(base, f"{prefix}_b")
-    b.clone_from(a, slot=f"{prefix}_b")
-    if standby_conf:
-        set_conf(b, standby_conf)
-    b.start()
-    b.wait_streaming()
+    b = clusters.standby(a, f"{prefix}_b", slot=f"{prefix}_b", conf=standby_conf)
     return a, b
 
 
@@ -156,39 +134,26 @@ def diverge(a: PgCluster, b: PgCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-rewind-"))
-    os.chmod(base, 0o755)
-    auth = base / "auth"
+def env(throwaway: Clusters) -> Env:
+    auth = throwaway.base / "auth"
     auth.mkdir(mode=0o755)
-    clusters: list[PgCluster] = []
-    try:
-        a, b = build_pair(base, "rewind")
-        clusters += [a, b]
-        # The real proof that the role needs no superuser: its grants come from rewind_grants, on A, and reach B by
-        # replication.
-        granted = run_module("pgrepl.streaming.rewind_grants", {"role": ROLE, **a.login()})
-        assert granted.get("failed") is not True and granted["changed"] is True, granted
-        assert len(granted["granted"]) == 4
-        a.sql("CHECKPOINT")
-        a.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1001, 1100) g")
-        wait_replayed(a, b)
-        promoted = run_module("pgrepl.streaming.promote", b.login())
-        assert promoted.get("failed") is not True and promoted["outcome"] == "promoted", promoted
-        # A role without the grants, created on the new primary, for the refusal cases.
-        b.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(NOGRANT_ROLE), sql.Literal(NOGRANT_PASSWORD)))
-        diverge(a, b)
-        passfile = write_passfile(auth / "rewind.pgpass", [f"127.0.0.1:{b.port}:postgres:{ROLE}:{PASSWORD}"])
-        state = Env(base=base, auth=auth, a=a, b=b, passfile=passfile, clusters=clusters)
-        yield state
-    finally:
-        for cluster in clusters:
-            try:
-                cluster.destroy()
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(base, ignore_errors=True)
+    a, b = build_pair(throwaway, "rewind")
+    # The real proof that the role needs no superuser: its grants come from rewind_grants, on A, and reach B by
+    # replication.
+    granted = run_module("pgrepl.streaming.rewind_grants", {"role": ROLE, **a.login()})
+    assert granted.get("failed") is not True and granted["changed"] is True, granted
+    assert len(granted["granted"]) == 4
+    a.sql("CHECKPOINT")
+    a.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1001, 1100) g")
+    wait_replayed(a, b)
+    promoted = run_module("pgrepl.streaming.promote", b.login())
+    assert promoted.get("failed") is not True and promoted["outcome"] == "promoted", promoted
+    # A role without the grants, created on the new primary, for the refusal cases.
+    b.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+        sql.Identifier(NOGRANT_ROLE), sql.Literal(NOGRANT_PASSWORD)))
+    diverge(a, b)
+    passfile = write_passfile(auth / "rewind.pgpass", [f"127.0.0.1:{b.port}:postgres:{ROLE}:{PASSWORD}"])
+    return Env(base=throwaway.base, auth=auth, a=a, b=b, passfile=passfile, clusters=throwaway)
 
 
 # ---------------------------------------------------------------------------------------------------- the rejoin
@@ -278,8 +243,7 @@ def test_rewind_check_mode_then_rewind_then_follow_the_new_primary(env: Env) -> 
 def test_a_just_promoted_source_is_refused_until_it_checkpoints(env: Env) -> None:
     # B2 restarts no points for an hour and has many dirty buffers: after promotion without a CHECKPOINT its
     # pg_control keeps naming timeline 1 for minutes, and pg_rewind 15 would then say "no rewind required".
-    a2, b2 = build_pair(env.base, "rewind_stale", standby_conf="checkpoint_timeout = '1h'\n")
-    env.clusters += [a2, b2]
+    a2, b2 = build_pair(env.clusters, "rewind_stale", standby_conf="checkpoint_timeout = '1h'\n")
     for statement in rewind_grant_statements(ROLE):
         a2.sql(statement)
     a2.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 200) FROM generate_series(1, 100000) g")
@@ -322,19 +286,11 @@ class Targets:
 
 @pytest.fixture(scope="module")
 def targets(env: Env) -> Targets:
-    follower = env.cluster("rewind_follower")
-    follower.clone_from(env.b, slot="rewind_follower")
-    follower.start()
-    follower.wait_streaming()
+    follower = env.clusters.standby(env.b, "rewind_follower", slot="rewind_follower")
     follower.stop("fast")
-    crashed = env.cluster("rewind_crashed")
-    crashed.init()
-    crashed.start()
+    crashed = env.clusters.server("rewind_crashed")
     crashed.stop("immediate")
-    nohints = env.cluster("rewind_nohints")
-    nohints.init()
-    set_conf(nohints, "wal_log_hints = off\n")
-    nohints.start()
+    nohints = env.clusters.server("rewind_nohints", conf="wal_log_hints = off\n")
     nohints.stop("fast")
     empty = env.base / "rewind_empty"
     empty.mkdir()

@@ -8,11 +8,8 @@ here: the unit path is covered by the unit tests and, for its refusals, by a uni
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster, find_bin_dir
+from cluster import Clusters, PgCluster, find_bin_dir
 
 MODULE = "pgrepl.streaming.server_stop"
 
@@ -97,32 +94,10 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-stop-"))
-    os.chmod(base, 0o755)
-    clusters: list[PgCluster] = []
-    try:
-        primary = PgCluster(base, "stop_primary")
-        clusters.append(primary)
-        primary.init()
-        primary.start()
-        standby = PgCluster(base, "stop_standby")
-        clusters.append(standby)
-        standby.clone_from(primary, slot="stop_standby")
-        standby.start()
-        standby.wait_streaming()
-        solo = PgCluster(base, "stop_solo")
-        clusters.append(solo)
-        solo.init()
-        solo.start()
-        yield Env(base=base, primary=primary, standby=standby, solo=solo)
-    finally:
-        for cluster in clusters:
-            try:
-                cluster.destroy()
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(base, ignore_errors=True)
+def env(throwaway: Clusters) -> Env:
+    primary, standby = throwaway.pair("stop")
+    solo = throwaway.server("stop_solo")
+    return Env(base=throwaway.base, primary=primary, standby=standby, solo=solo)
 
 
 # ---------------------------------------------------------------------------------------------------- refusals

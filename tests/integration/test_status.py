@@ -23,35 +23,22 @@ import yaml
 from ansible_collections.pgrepl.streaming.plugins.module_utils._status import size_pretty
 
 from ansible_runner import VENV_BIN, ansible_env
-from cluster import PgCluster
+from cluster import Clusters, PgCluster
 
 PRIMARY, STREAMING, STOPPED = "status-p", "status-s1", "status-s2"
 HEADER = ["host", "role", "state", "sync", "tl", "lsn", "lag_bytes", "lag", "delay", "slot", "(wal_status)", "problems"]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[dict[str, PgCluster]]:
+def cluster(throwaway: Clusters) -> dict[str, PgCluster]:
     """A primary, a standby that streams through its slot and one that was stopped (application_name = the
     inventory name, through cluster_name, as the roles set it)."""
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-status-"))
-    nodes = {PRIMARY: PgCluster(base, "p")}
-    nodes[PRIMARY].init()
-    nodes[PRIMARY].start()
-    try:
-        for name, dirname in ((STREAMING, "s1"), (STOPPED, "s2")):
-            standby = PgCluster(base, dirname)
-            standby.clone_from(nodes[PRIMARY], slot=name.replace("-", "_"))
-            with open(standby.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-                conf.write(f"cluster_name = '{name}'\n")
-            standby.start()
-            standby.wait_streaming()
-            nodes[name] = standby
-        nodes[STOPPED].stop()
-        yield nodes
-    finally:
-        for node in reversed(list(nodes.values())):
-            node.destroy()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
+    nodes = {PRIMARY: throwaway.server("p")}
+    for name, dirname in ((STREAMING, "s1"), (STOPPED, "s2")):
+        nodes[name] = throwaway.standby(nodes[PRIMARY], dirname, slot=name.replace("-", "_"),
+                                        conf=f"cluster_name = '{name}'\n")
+    nodes[STOPPED].stop()
+    return nodes
 
 
 def write_inventory(nodes: dict[str, PgCluster], directory: Path) -> Path:
