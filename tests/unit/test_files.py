@@ -154,8 +154,8 @@ def test_as_root_the_temporary_file_is_the_owners_from_its_creation(monkeypatch:
         shutil.rmtree(directory)
 
 
-def test_the_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "pg_hba.conf"
     target.write_bytes(b"old\n")
     dead = tmp_path / ".pgrepl-pg_hba.conf.4000001.ab_c1.tmp"
