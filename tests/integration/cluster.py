@@ -246,9 +246,11 @@ class Clusters:
     """The throwaway clusters of one fixture under one base directory: a primary, its streaming standbys (or plain
     copies), other lone servers; destroy() removes them all, whatever state a test left them in."""
 
-    def __init__(self, prefix: str) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix=f"pgrepl-{prefix}-"))
-        os.chmod(self.base, 0o755)  # the postgres OS user walks into it
+    def __init__(self, prefix: str, base: Path | None = None) -> None:
+        if base is None:
+            base = Path(tempfile.mkdtemp(prefix=f"pgrepl-{prefix}-"))
+            os.chmod(base, 0o755)  # the postgres OS user walks into it
+        self.base = base
         self.made: list[PgCluster] = []
 
     def server(self, name: str, conf: str = "", start: bool = True, **options: Any) -> PgCluster:

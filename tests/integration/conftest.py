@@ -35,24 +35,22 @@ def bench_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def primary(bench_dir: Path) -> Iterator[PgCluster]:
-    """A primary with log_statement=all, scram over TCP for the modules, trust on its private socket."""
-    cluster = PgCluster(bench_dir, "primary")
-    cluster.init()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+def shared_clusters(bench_dir: Path) -> Iterator[Clusters]:
+    made = Clusters("bench", base=bench_dir)
+    yield made
+    made.destroy()
 
 
 @pytest.fixture(scope="session")
-def standby(bench_dir: Path, primary: PgCluster) -> Iterator[PgCluster]:
+def primary(shared_clusters: Clusters) -> PgCluster:
+    """A primary with log_statement=all, scram over TCP for the modules, trust on its private socket."""
+    return shared_clusters.server("primary")
+
+
+@pytest.fixture(scope="session")
+def standby(shared_clusters: Clusters, primary: PgCluster) -> PgCluster:
     """A real streaming standby of the primary (pg_basebackup -R, its own slot)."""
-    cluster = PgCluster(bench_dir, "standby")
-    cluster.clone_from(primary, slot="bench_standby")
-    cluster.start()
-    cluster.wait_streaming()
-    yield cluster
-    cluster.destroy()
+    return shared_clusters.standby(primary, "standby", slot="bench_standby")
 
 
 @pytest.fixture(scope="module")

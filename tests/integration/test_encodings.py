@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,7 +21,7 @@ import pytest
 from psycopg import pq
 
 from ansible_runner import run_playbook
-from cluster import PgCluster, _as_postgres, free_port
+from cluster import Clusters, PgCluster, _as_postgres, free_port
 
 LOCALES = ("tr_TR.UTF-8", "ru_RU.UTF-8", "zh_CN.UTF-8")
 KOI8_ROLE = "Привет".encode("koi8-r")
@@ -78,28 +75,20 @@ def restrict_hba(cluster: PgCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def clusters() -> Iterator[dict[str, PgCluster]]:
+def clusters(throwaway: Clusters) -> dict[str, PgCluster]:
     require_locales()
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-enc-"))
     made = {
-        "ascii": PgCluster(base, "ascii", encoding="SQL_ASCII", locale="C", lc_messages="ru_RU.UTF-8"),
-        "tr": PgCluster(base, "tr", encoding="UTF8", locale="tr_TR.UTF-8"),
-        "ru": PgCluster(base, "ru", encoding="UTF8", locale="C", lc_messages="ru_RU.UTF-8"),
+        "ascii": throwaway.server("ascii", encoding="SQL_ASCII", locale="C", lc_messages="ru_RU.UTF-8"),
+        "tr": throwaway.server("tr", encoding="UTF8", locale="tr_TR.UTF-8"),
+        "ru": throwaway.server("ru", encoding="UTF8", locale="C", lc_messages="ru_RU.UTF-8"),
     }
-    try:
-        for name, cluster in made.items():
-            cluster.init()
-            cluster.start()
-            clone_parent = base / f"{name}_clone"
-            clone_parent.mkdir()
-            shutil.chown(clone_parent, "postgres", "postgres")
-        seed_legacy_bytes(made["ascii"])
-        restrict_hba(made["ru"])
-        yield made
-    finally:
-        for cluster in made.values():
-            cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+    for name in made:
+        clone_parent = throwaway.base / f"{name}_clone"
+        clone_parent.mkdir()
+        shutil.chown(clone_parent, "postgres", "postgres")
+    seed_legacy_bytes(made["ascii"])
+    restrict_hba(made["ru"])
+    return made
 
 
 def login(cluster: PgCluster, **overrides: Any) -> dict[str, Any]:

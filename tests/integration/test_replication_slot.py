@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from ansible_runner import run_module
-from cluster import PgCluster, free_port
+from cluster import Clusters, PgCluster, free_port
 
 MODULE = "replication_slot"
 CANARY_SLOT = "replication_slot_canary"
@@ -183,16 +183,11 @@ def login_roles(primary: PgCluster) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def logical_cluster(bench_dir: Path) -> Iterator[PgCluster]:
+def logical_cluster(throwaway: Clusters) -> PgCluster:
     """A server of our own with wal_level=logical, holding a logical slot named like a physical one would be."""
-    cluster = PgCluster(bench_dir, "replication_slot_logical")
-    cluster.init()
-    with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-        conf.write("wal_level = logical\n")
-    cluster.start()
+    cluster = throwaway.server("replication_slot_logical", conf="wal_level = logical\n")
     cluster.sql("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", ("replication_slot_logical",))
-    yield cluster
-    cluster.destroy()
+    return cluster
 
 
 # ---------------------------------------------------------------- creating on the primary

@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from psycopg import sql
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster, free_port
+from cluster import Clusters, PgCluster, free_port
 
 MODULE = "pgrepl.streaming.server_settings"
 PLAIN_ROLE = "server_settings_plain"
@@ -106,13 +105,9 @@ def touched(primary: PgCluster, standby: PgCluster) -> Iterator[Callable[[PgClus
 
 
 @pytest.fixture(scope="module")
-def own_cluster(bench_dir: Path) -> Iterator[PgCluster]:
+def own_cluster(throwaway: Clusters) -> PgCluster:
     """A server of this file's own, restarted by the tests."""
-    cluster = PgCluster(bench_dir, "server_settings_own")
-    cluster.init()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    return throwaway.server("server_settings_own")
 
 
 @pytest.fixture(scope="module")
