@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 
@@ -52,6 +53,7 @@ class LookupModule(LookupBase):
                 # The test process is gone, or it closed the session (its directory is removed), or the
                 # session's main process is gone, or no step came for too long: end the session.
                 if not _alive(owner) or not os.path.isdir(session) or os.getppid() != main or now >= deadline:
+                    shutil.rmtree(session, ignore_errors=True)
                     with contextlib.suppress(OSError):
                         os.killpg(os.getpgid(main), signal.SIGKILL)
                     os.killpg(os.getpgrp(), signal.SIGKILL)
