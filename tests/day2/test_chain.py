@@ -21,7 +21,7 @@ import time
 import pytest
 from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, HostKind, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
-from d2_docker import remove_prefixed
+from d2_docker import dexec, remove_prefixed
 from d2_ledger import first_commit_on
 from d2_proof import RECAP_CHANGED, Proof, ProofError, table
 
@@ -399,6 +399,15 @@ def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred
     cluster.wait_streaming(new, standbys)
     proof.end(win, new)
     proof.check(win, new, standbys, seconds=run.seconds)
+    # pg_rewind's role (it may read any file of the primary's data directory) is gone again, with its grants,
+    # its pg_hba entry on the primary and its passfile line on the rejoined node (pgrepl_rewind_cleanup).
+    if cluster.psql(new, "SELECT count(*) FROM pg_roles WHERE rolname = 'pgrepl_rewind'").strip() != "0":
+        raise ProofError(f"rejoin: the role pgrepl_rewind still exists on {new}")
+    hba = cluster.psql(new, "SELECT count(*) FROM pg_hba_file_rules WHERE 'pgrepl_rewind' = ANY(user_name)")
+    if hba.strip() != "0":
+        raise ProofError(f"rejoin: {new}'s pg_hba still admits pgrepl_rewind")
+    if "pgrepl_rewind" in dexec(old, "cat", "/var/lib/postgresql/.pgpass", check=False):
+        raise ProofError(f"rejoin: {old}'s passfile still holds the pgrepl_rewind line")
     status_strict(cluster, "rejoin", deferred)
 
     # --- reseed of a standby (not the one just rejoined) --------------------------------------------------------
