@@ -19,8 +19,9 @@ COMPARED = ("action", "changed", "failed", "skipped", "msg", "diff", "registered
 def tasks_for(target: Path) -> list[dict[str, Any]]:
     return [
         {"name": "copy", "ansible.builtin.copy": {"content": "pgrepl\n", "dest": str(target), "mode": "0600"}},
-        {"name": "own keyword wins", "ansible.builtin.copy": {"content": "own\n", "dest": str(target) + ".own",
-                                                               "mode": "0600"}, "check_mode": False, "diff": False},
+        {"name": "own keyword wins",
+         "ansible.builtin.copy": {"content": "own\n", "dest": str(target) + ".own", "mode": "0600"},
+         "check_mode": False, "diff": False},
         {"name": "register", "ansible.builtin.set_fact": {"fact": 1}, "register": "registered"},
         {"name": "show", "ansible.builtin.debug": {"var": "registered"}},
         {"name": "fails", "ansible.builtin.fail": {"msg": "on purpose"}},

@@ -115,6 +115,7 @@ class Env:
         args.update(overrides)
         return args
 
+
 def build_pair(clusters: Clusters, prefix: str, standby_conf: str = "") -> tuple[PgCluster, PgCluster]:
     """Primary A (wal_log_hints on, WAL kept) with rewind_user and its grants, and B streaming from it."""
     a = clusters.server(f"{prefix}_a", conf="wal_log_hints = on\nwal_keep_size = '512MB'\n")
@@ -183,6 +184,7 @@ def test_rewind_check_mode_then_rewind_then_follow_the_new_primary(env: Env) -> 
     # --dry-run wrote nothing: every file of A (pg_control included) has its bytes, size and mtime.
     assert snapshot(a.data_dir) == before
 
+    own_conf = (a.data_dir / "postgresql.conf").read_bytes()
     rewound = run_module(MODULE, env.args(a.data_dir), diff=True)
     assert rewound.get("failed") is not True, rewound
     assert rewound["changed"] is True and rewound["outcome"] == "rewound"
@@ -191,6 +193,10 @@ def test_rewind_check_mode_then_rewind_then_follow_the_new_primary(env: Env) -> 
     assert any(line.endswith("kB (100%) copied") for line in rewound["log"]), rewound["log"]
     assert rewound["diff"]["after"] == {"target": {"cluster_state": "in archive recovery", "timeline": 2}}
     assert any("replaced" in warning and "postgresql.conf" in warning for warning in rewound["warnings"])
+    # pg_rewind copied B's postgresql.conf (B's port); keep_config put A's own back, and keeps nothing aside.
+    assert "postgresql.conf" in rewound["config_files_kept"]
+    assert (a.data_dir / "postgresql.conf").read_bytes() == own_conf
+    assert not Path(f"{a.data_dir}.pgrepl-own-config").exists()
     control = controldata(a.data_dir)
     assert control["Database cluster state"] == "in archive recovery"
     assert control["Latest checkpoint's TimeLineID"] == "2"
