@@ -40,6 +40,4 @@ bash tests/images/build.sh "$(basename "${IMAGE%%:*}")" client
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
 export PGREPL_BENCH_DAY2_IMAGE=$IMAGE
 
-# shellcheck source=scripts/bench-run.sh
-source scripts/bench-run.sh
-run_bench scripts/bench_day2.py "pgrepl-bd2-*"
+exec bash scripts/bench-run.sh scripts/bench_day2.py "pgrepl-bd2-*" bench-day2.sh

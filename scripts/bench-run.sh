@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# Sourced by bench.sh and bench-day2.sh: run a bench's Python side between two clean-ups of what it names.
-# The sourcing script defines say() and remove_bench_containers() (only its own containers and networks).
+# Run by bench.sh and bench-day2.sh once their images and environment are ready:
+#   bash scripts/bench-run.sh SCRIPT WHAT BENCH
+# removes what an earlier run left (`bash scripts/BENCH clean`, which removes only that bench's own containers and
+# networks), runs the Python side SCRIPT, and at exit removes them again, or keeps them after a failure when
+# PGREPL_BENCH_KEEP=1 (WHAT: their names, for the message).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+script=$1 what=$2 bench=$3
 
-# At exit: remove what the bench names again, or keep it after a failure when PGREPL_BENCH_KEEP=1.
-bench_cleanup() {
+clean() { bash "scripts/$bench" clean >/dev/null; }
+
+at_exit() {
   local rc=$?
   if [[ ${PGREPL_BENCH_KEEP:-0} == 1 && $rc -ne 0 ]]; then
-    say "PGREPL_BENCH_KEEP=1: leaving the $BENCH_WHAT containers; \`bash scripts/$(basename "$0") clean\` removes them"
+    echo "[${bench%.sh}] PGREPL_BENCH_KEEP=1: leaving the $what containers; bash scripts/$bench clean removes them"
   else
-    remove_bench_containers
+    clean
   fi
   exit "$rc"
 }
 
-# run_bench SCRIPT WHAT: remove what an earlier run left, then run SCRIPT (WHAT: the containers' names, for the
-# message).
-run_bench() {
-  BENCH_WHAT=$2
-  remove_bench_containers
-  trap bench_cleanup EXIT
-  trap 'exit 130' INT TERM
-  python "$1"
-}
+clean
+trap at_exit EXIT
+trap 'exit 130' INT TERM
+python "$script"

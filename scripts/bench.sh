@@ -60,6 +60,4 @@ case ${PGREPL_BENCH_PSYCOPG:=fresh} in
 esac
 export PGREPL_BENCH_IMAGE=$IMAGE PGREPL_BENCH_PSYCOPG
 
-# shellcheck source=scripts/bench-run.sh
-source scripts/bench-run.sh
-run_bench scripts/bench.py "pgrepl-bench-*"
+exec bash scripts/bench-run.sh scripts/bench.py "pgrepl-bench-*" bench.sh
