@@ -29,8 +29,9 @@ description:
     C(primary_conninfo)), renamed C(<data_dir>.pgrepl-ready-<UTC timestamp>) and only then renamed into place.
     When pg_basebackup fails, only that temporary directory is removed and O(data_dir) is untouched.
   - A real run that has something to do holds a lock on O(data_dir), an exclusive C(flock) on
-    C(.<name>.pgrepl-lock) beside it, released when the module ends however it ends. A second run on the same data
-    directory at the same time fails at once naming the process that holds it, with nothing changed.
+    C(.<name>.pgrepl-lock) beside it, released when the module ends however it ends (the file is removed when the
+    run ends; one a killed run left is taken over). A second run on the same data directory at the same time fails
+    at once naming the process that holds it, with nothing changed.
   - Under the lock, what an interrupted run left beside O(data_dir) is settled first. A partial copy is removed
     (never accumulated; refused while a process still uses it). A finished copy whose swap was cut off, with
     O(data_dir) missing, is put in place (RV(outcome=swapped_in)) instead of copying again.
@@ -164,7 +165,8 @@ notes:
   - Needs psycopg 3 on the managed host for the connection test, and the PostgreSQL server binaries of the
     primary's major version (pg_basebackup, pg_controldata).
   - The moved-aside directories take disk space until you remove them; the module never deletes them.
-  - The module takes no lock; do not run two clones of the same data directory at the same time.
+  - Two runs on the same data directory at the same time cannot both work on it (see the lock above); runs on
+    different data directories do not wait for each other.
 seealso:
   - name: pg_basebackup
     description: The tool this module runs.

@@ -190,5 +190,6 @@ def test_a_second_run_on_the_same_data_directory_is_refused_naming_the_holder(be
     assert f"pid {os.getpid()}, a test holding the lock" in result["msg"], result["msg"]
     assert "nothing was changed" in result["msg"]
     assert not cluster.data_dir.exists() and siblings(cluster.data_dir) == []
-    # The lock is the kernel's: the holder gone, the next run goes on.
+    # The lock is the kernel's: the holder gone, the next run goes on, and removes the file when it ends.
     assert clone(bench.args(cluster.data_dir))["outcome"] == "cloned"
+    assert not os.path.exists(path)

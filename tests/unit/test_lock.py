@@ -28,8 +28,17 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
                                               rf"{os.getpid()}, pgrepl.streaming.standby_clone, since .*nothing was"):
             with data_dir_lock(data_dir, "second"):
                 pass
+    assert not os.path.exists(lock_path(data_dir))  # removed when let go: nothing left beside the data directory
     with data_dir_lock(data_dir, "third"):  # released at the end of the block
         pass
+
+
+def test_a_lock_file_a_killed_holder_left_is_taken_and_removed(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "main")
+    Path(lock_path(data_dir)).write_text('{"pid": 999999, "what": "killed", "since": 0}')
+    with data_dir_lock(data_dir, "next run"):
+        assert json.loads(Path(lock_path(data_dir)).read_text())["what"] == "next run"
+    assert not os.path.exists(lock_path(data_dir))
 
 
 def test_an_unreadable_record_still_gives_a_sentence() -> None:
