@@ -16,8 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from psycopg import sql
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lock import lock_path
 
 from ansible_runner import ansible_env, run_tasks
-from cluster import PgCluster, find_bin_dir
+from cluster import Clusters, PgCluster, find_bin_dir
 
 MODULE = "pgrepl.streaming.standby_clone"
 ROLE = "clone_faults_rep"
@@ -37,16 +36,16 @@ PASSWORD = "clone-faults-rep-pw-7Kq"
 @dataclass
 class Bench:
     primary: PgCluster
-    work: Path
+    clusters: Clusters
     passfile: Path
-    clusters: list[PgCluster] = field(default_factory=list)
     counter: int = 0
 
     def target(self, prefix: str) -> PgCluster:
+        """A fresh, not yet existing data directory whose parent exists (destroyed with the module's clusters)."""
         self.counter += 1
-        cluster = PgCluster(self.work, f"{prefix}{self.counter}")
+        cluster = PgCluster(self.clusters.base, f"{prefix}{self.counter}")
         cluster._prepare_dirs()
-        self.clusters.append(cluster)
+        self.clusters.made.append(cluster)
         return cluster
 
     def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -55,27 +54,18 @@ class Bench:
 
 
 @pytest.fixture(scope="module")
-def bench(bench_dir: Path) -> Iterator[Bench]:
+def bench(throwaway: Clusters) -> Bench:
     """A primary of this file's own: a spread checkpoint on it keeps pg_basebackup busy long enough to be cut off."""
-    work = Path(tempfile.mkdtemp(prefix="pgrepl-clone-faults-"))
-    os.chmod(work, 0o755)
-    primary = PgCluster(work, "primary")
-    primary.init()
-    with open(primary.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-        conf.write("checkpoint_timeout = 30min\ncheckpoint_completion_target = 0.9\nbgwriter_lru_maxpages = 0\n")
-    primary.start()
+    primary = throwaway.server("primary", conf="checkpoint_timeout = 30min\ncheckpoint_completion_target = 0.9\n"
+                                               "bgwriter_lru_maxpages = 0\n")
     primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
         sql.Identifier(ROLE), sql.Literal(PASSWORD)))
-    passfile = work / "auth.pgpass"
+    passfile = throwaway.base / "auth.pgpass"
     passfile.write_text(f"127.0.0.1:{primary.port}:replication:{ROLE}:{PASSWORD}\n", encoding="utf-8")
     os.chmod(passfile, 0o600)
     entry = pwd.getpwnam("postgres")
     os.chown(passfile, entry.pw_uid, entry.pw_gid)
-    bench = Bench(primary=primary, work=work, passfile=passfile)
-    yield bench
-    for cluster in bench.clusters + [primary]:
-        cluster.destroy()
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+    return Bench(primary=primary, clusters=throwaway, passfile=passfile)
 
 
 def clone(args: dict[str, Any]) -> dict[str, Any]:

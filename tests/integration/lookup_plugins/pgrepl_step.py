@@ -12,6 +12,8 @@ import time
 
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import pid_alive
+
 DOCUMENTATION = """
 name: pgrepl_step
 short_description: Wait for a step file of the test bench's session and return its path
@@ -29,16 +31,6 @@ options:
 POLL = 0.005  # a step file is written at once (rename), so a short poll costs little and adds little latency
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         session = os.environ["PGREPL_SESSION_DIR"]
@@ -52,7 +44,7 @@ class LookupModule(LookupBase):
             if now >= next_check:
                 # The test process is gone, or it closed the session (its directory is removed), or the
                 # session's main process is gone, or no step came for too long: end the session.
-                if not _alive(owner) or not os.path.isdir(session) or os.getppid() != main or now >= deadline:
+                if not pid_alive(owner) or not os.path.isdir(session) or os.getppid() != main or now >= deadline:
                     shutil.rmtree(session, ignore_errors=True)
                     with contextlib.suppress(OSError):
                         os.killpg(os.getpgid(main), signal.SIGKILL)
