@@ -1,7 +1,7 @@
 """Which external commands the project's scripts and test harnesses run on the machine that runs them.
 
 check_install.py (stage `install` of scripts/test.sh) proves with it that scripts/install-packages.sh installs
-everything they call. Pure logic, unit-tested in tests/unit/test_scan_commands.py.
+everything they call. Pure logic, unit-tested in tests/unit/install/test_scan_commands.py.
 
 What counts as a call on this machine:
 - shell (*.sh, .ci/run, Makefile recipes): the first word of every simple command, also inside $(...), `...`,
@@ -61,7 +61,7 @@ IN_CONTAINER = {
 }
 # Never scanned: data, and the scan's own unit tests (their inventories and argv lists are examples, not calls).
 _SKIP_DIRS = ("tests/unit/fixtures", "tests/output")
-_SKIP_FILES = frozenset(("tests/unit/test_scan_commands.py",))
+_SKIP_FILES = frozenset(("tests/unit/install/test_scan_commands.py",))
 
 # Ansible connection plugin -> the program it runs on the controller (None: none, it talks an API or is local).
 CONNECTION_COMMANDS: dict[str, Optional[str]] = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHELL_MODULES = ("ansible.builtin.shell", "ansible.builtin.command", "ansible.builtin.raw")
 EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.S)
 

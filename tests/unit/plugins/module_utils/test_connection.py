@@ -38,7 +38,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import ascii_lower
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 PARAMS = {"login_user": "postgres", "login_host": "db1", "login_port": 5432, "login_db": "postgres",
           "login_password": "s3cret-pw", "ssl_mode": "require", "connect_timeout": 10}
 

@@ -22,7 +22,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pgrepl.streaming.plugins.filter.slot_name import slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import slot_name_from_host
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # The derivation gather.yml used until it moved to module_utils/_names.py: slots of clusters built with it must
 # keep their names.
 FORMER_SLOT_JINJA = """

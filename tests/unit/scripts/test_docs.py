@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("pgrepl_docs", ROOT / "scripts" / "docs.py")
 assert _spec and _spec.loader
 docs = importlib.util.module_from_spec(_spec)

@@ -1,9 +1,7 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """libpq password files (module_utils/_pgpass.py, the format and what libpq accepts; module_utils/_passfile.py, the
-module's request and edits): escaping, reading lines as libpq does, byte-exact round trips, edits, masking, input.
-Named test_pgpass so that its basename differs from tests/integration/test_passfile.py (pytest's default import
-mode refuses two test modules with one basename in one session)."""
+module's request and edits): escaping, reading lines as libpq does, byte-exact round trips, edits, masking, input."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pgrepl.streaming.plugins.filter.lsn import FilterModule, lsn_diff, lsn_int
 
-FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
+FILTER_DIR = Path(__file__).resolve().parents[4] / "plugins" / "filter"
 
 
 @pytest.mark.parametrize("value, expected", [

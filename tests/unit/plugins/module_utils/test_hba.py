@@ -40,7 +40,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._hba_file import 
     tokenize,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hba"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hba"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.conf"))
 
 

@@ -35,7 +35,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import build_entry
 from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import render_entry
 
-FILTER_DIR = Path(__file__).resolve().parents[2] / "plugins" / "filter"
+FILTER_DIR = Path(__file__).resolve().parents[4] / "plugins" / "filter"
 
 
 # --- what is accepted, and how it is written -----------------------------------------------------------------
