@@ -69,6 +69,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     validate_os_user_name,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import check_client_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._space import gather_space_facts, space_problem
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import systemctl, validate_unit_name
 
 BASEBACKUP = "pg_basebackup"
@@ -127,6 +128,9 @@ class CloneRequest:
     preflight: bool = False
     stop_service: str | None = None
     stop_timeout: int = 600
+    # Bytes of data on the primary (node_prepare's data_size); None: unknown, the free space is not checked.
+    data_size: int | None = None
+    space_check: bool = True
 
 
 def validate_application_name(value: Any) -> str | None:
@@ -151,6 +155,9 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
     if slot_name is not None:
         slot_name = validate_slot_name(slot_name, "slot_name")
     os_user = validate_os_user_name(params.get("os_user") or "postgres")
+    data_size = params.get("data_size")
+    if data_size is not None:
+        data_size = require_int(params, "data_size", 0, 0, 2 ** 62, "a number of bytes")
     return CloneRequest(
         data_dir=data_dir,
         primary_host=validate_host("primary_host", params.get("primary_host")),
@@ -171,6 +178,8 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         preflight=require_bool(params, "preflight", False),
         stop_service=validate_unit_name(params.get("stop_service"), "stop_service"),
         stop_timeout=require_int(params, "stop_timeout", 600, 1, 7 * 24 * 3600, "a number of seconds"),
+        data_size=data_size,
+        space_check=require_bool(params, "space_check", True),
     )
 
 
@@ -435,6 +444,11 @@ def sibling_name(data_dir: str, infix: str, stamp: str, exists: Callable[[str], 
         counter += 1
         candidate = f"{base}-{counter}"
     return candidate
+
+
+def moved_aside_dirs(data_dir: str) -> list[str]:
+    """Old data directories earlier copies moved aside (never removed by this module)."""
+    return sorted(glob.glob(glob.escape(data_dir.rstrip("/")) + MOVED_INFIX + "*"))
 
 
 def stale_clone_dirs(data_dir: str) -> list[str]:
@@ -828,6 +842,18 @@ def restart_after_failure(request: CloneRequest, error: PgreplError) -> PgreplEr
                        "stopped for the copy)")
 
 
+def check_space(request: CloneRequest, decision: Decision, stale: list[str]) -> None:
+    """Refuse a copy that does not fit on the filesystem that receives it, before anything stops. The old data
+    directory stays (moved aside), so only the temporary copies a real run removes first count as freed (stale:
+    empty once they are removed)."""
+    if request.data_size is None or not request.space_check:
+        return
+    target = request.data_dir if decision.in_place else os.path.dirname(request.data_dir.rstrip("/"))
+    problem = space_problem(gather_space_facts(request.data_size, target, stale, moved_aside_dirs(request.data_dir)))
+    if problem:
+        raise PgreplError(problem)
+
+
 SLOT_ADVICE = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"
 
 
@@ -923,6 +949,8 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
         if not module.check_mode:
             clone_refusals(request, primary, problem)
         ctx.warnings.append(f"{problem}: the clone would fail unless the slot exists by then ({SLOT_ADVICE})")
+    # A real run removed the stale copies under the lock already; check mode and preflight count them as freed.
+    check_space(request, decision, [] if applying else stale_clone_dirs(request.data_dir))
     stamp = utc_stamp(time.time())
     moved_to = sibling_name(request.data_dir, MOVED_INFIX, stamp) if decision.move_old_aside else None
     tmp = sibling_name(request.data_dir, CLONE_INFIX, stamp)
@@ -971,6 +999,8 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "preflight": {"type": "bool", "default": False},
         "stop_service": {"type": "str"},
         "stop_timeout": {"type": "int", "default": 600},
+        "data_size": {"type": "int"},
+        "space_check": {"type": "bool", "default": True},
     },
     with_connection=False,
 )

@@ -429,3 +429,26 @@ def run_replication_info(module: Any) -> dict[str, Any]:
     for warning in warnings:
         module.warn(warning)
     return result
+
+
+# What pg_basebackup copies of a primary, near enough: every database's files (in every tablespace) and the shared
+# catalogs (global/). pg_wal is left out: -X stream brings only the WAL written during the copy, not the WAL the
+# primary keeps (a slot may hold gigabytes of it).
+DATA_SIZE_QUERY = sql.SQL(
+    "SELECT (SELECT sum(pg_catalog.pg_database_size(d.oid)) FROM pg_catalog.pg_database AS d)::bigint"
+    " + pg_catalog.pg_tablespace_size('pg_global')")
+
+
+def data_size(params: dict[str, Any]) -> tuple[int | None, list[str]]:
+    """Bytes of data of the server (see DATA_SIZE_QUERY), or None with a warning saying why it is unknown."""
+    try:
+        conn = connect(params)
+    except PgreplError as exc:
+        return None, [f"the data size of {describe_target(params)} is unknown: {exc}"]
+    try:
+        row = query_one(conn, DATA_SIZE_QUERY)
+    except psycopg.Error as exc:
+        return None, [f"the data size of {describe_target(params)} is unknown: {str(exc).strip()}"]
+    finally:
+        conn.close()
+    return (int(row[0]) if row and row[0] is not None else None), []

@@ -18,7 +18,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import installed_majors
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
-from ansible_collections.pgrepl.streaming.plugins.module_utils._info import replication_info
+from ansible_collections.pgrepl.streaming.plugins.module_utils._info import data_size, replication_info
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
@@ -96,6 +96,7 @@ def gather(module) -> dict:
     state = data_dir_state(layout["data_dir"])
     result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
+              "data_size": None,
               "addresses": host_addresses(module),
               # Whether systemd starts the service at boot: lets the roles skip a no-op task.
               "service_enabled": unit_enabled(layout["service"]) if layout["service"] else None}
@@ -107,13 +108,20 @@ def gather(module) -> dict:
         for warning in warnings:
             module.warn(warning)
     if result["running"] and result["psycopg"]:
-        info, warnings = replication_info({
+        login = {
             "login_user": params["os_user"], "login_unix_socket": layout["socket_dir"], "login_host": "",
             "login_port": layout["port"], "login_db": "postgres", "connect_timeout": 5,
             # Peer authentication as the server's OS user, also when the module runs as root.
-            "login_os_user": params["os_user"]})
+            "login_os_user": params["os_user"]}
+        info, warnings = replication_info(login)
         for warning in warnings:
             module.warn(warning)
         info.pop("changed", None)
         result["server"] = info
+        if info.get("role") == "primary":
+            # What a standby's copy of it needs on disk (standby_clone's free space check); a primary only, since
+            # pg_database_size reads every file of every database.
+            result["data_size"], warnings = data_size(login)
+            for warning in warnings:
+                module.warn(warning)
     return result

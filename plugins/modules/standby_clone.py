@@ -144,6 +144,23 @@ options:
         (systemd goes on stopping the unit).
     type: int
     default: 600
+  data_size:
+    description:
+      - Bytes of data of the primary (RV(pgrepl.streaming.node_prepare#module:data_size) of its node facts, which
+        the standby role passes). With it, the module refuses a copy before it stops or changes anything when the
+        filesystem that receives it (C(os.statvfs) of the parent of O(data_dir), or of O(data_dir) itself for a copy
+        into an empty mount point) has less free space than O(data_size) x 1.1 + 256 MiB (the WAL streamed during
+        the copy). The old data directory is moved aside, not deleted, so it frees nothing (a re-seed needs about
+        twice the data size in all); temporary copies an interrupted run left are counted as freed. The message
+        names the sizes, the path, and the directories earlier copies moved aside there.
+      - Without it (unknown size) the free space is not checked.
+    type: int
+  space_check:
+    description:
+      - V(false) skips the free space check of O(data_size) (for a filesystem whose free space C(statvfs) does not
+        tell, or when you know the copy fits).
+    type: bool
+    default: true
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.

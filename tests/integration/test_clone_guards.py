@@ -1,0 +1,165 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pgrepl.streaming.standby_clone's refusals before anything stops: a copy that does not fit on the standby's
+filesystem (the primary's data size from node_prepare) is refused with the standby still running and its data
+directory untouched; the check can be turned off. Real primary, real streaming standby, real pg_basebackup."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._space import space_needed
+
+from ansible_runner import run_module
+from cluster import Clusters, PgCluster, find_bin_dir
+
+MODULE = "pgrepl.streaming.standby_clone"
+ROLE = "clone_guards_rep"
+PASSWORD = "clone-guards-rep-pw-3Tz"
+# A unit that does not exist: a run that got as far as stopping would fail on it, not on the refusal under test.
+NO_UNIT = "pgrepl-test-never-stopped.service"
+PEBIBYTE = 1024 ** 5
+
+
+@dataclass
+class Bench:
+    primary: PgCluster
+    clusters: Clusters
+    passfile: Path
+    counter: int = 0
+
+    def target(self, prefix: str) -> PgCluster:
+        """A fresh, not yet existing data directory whose parent exists (destroyed with the module's clusters)."""
+        self.counter += 1
+        cluster = PgCluster(self.clusters.base, f"{prefix}{self.counter}")
+        cluster._prepare_dirs()
+        self.clusters.made.append(cluster)
+        return cluster
+
+    def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+        return {"data_dir": str(data_dir), "primary_host": "127.0.0.1", "primary_port": self.primary.port,
+                "replication_user": ROLE, "passfile": str(self.passfile), "sslmode": "disable", **overrides}
+
+
+@pytest.fixture(scope="module")
+def bench(throwaway: Clusters) -> Bench:
+    primary = throwaway.server("primary")
+    primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    passfile = throwaway.base / "auth.pgpass"
+    passfile.write_text(f"127.0.0.1:{primary.port}:replication:{ROLE}:{PASSWORD}\n", encoding="utf-8")
+    os.chmod(passfile, 0o600)
+    entry = pwd.getpwnam("postgres")
+    os.chown(passfile, entry.pw_uid, entry.pw_gid)
+    return Bench(primary=primary, clusters=throwaway, passfile=passfile)
+
+
+def layout_args(cluster: PgCluster) -> dict[str, Any]:
+    return {"data_dir": str(cluster.data_dir), "config_dir": str(cluster.data_dir), "bin_dir": str(cluster.bin_dir),
+            "socket_dir": str(cluster.socket_dir), "port": cluster.port, "service": "pgrepl-test-none",
+            "install": False}
+
+
+def siblings(data_dir: Path) -> list[str]:
+    return sorted(name for name in os.listdir(data_dir.parent) if name.startswith(data_dir.name + ".pgrepl-"))
+
+
+def postmaster_identity(cluster: PgCluster) -> tuple[str, str]:
+    """(pid, start time) from postmaster.pid: unchanged means the server was neither stopped nor restarted."""
+    lines = (cluster.data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+    return lines[0], lines[2]
+
+
+def sysid(data_dir: Path) -> str:
+    out = subprocess.run([str(find_bin_dir() / "pg_controldata"), "-D", str(data_dir)], capture_output=True,
+                         text=True, env={**os.environ, "LC_ALL": "C"}, check=True).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                if line.startswith("Database system identifier:"))
+
+
+def allocated(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def test_node_prepare_reports_the_primarys_data_size_and_none_on_a_standby(bench: Bench) -> None:
+    bench.primary.sql("CREATE TABLE IF NOT EXISTS guards_ballast AS SELECT g, repeat('x', 200) AS pad "
+                      "FROM generate_series(1, 20000) AS g")
+    bench.primary.sql("CHECKPOINT")
+    facts = run_module("pgrepl.streaming.node_prepare", layout_args(bench.primary))
+    assert facts.get("failed") is not True, facts
+    # What pg_basebackup copies of relation data: base/ (every database) and global/, not pg_wal.
+    on_disk = allocated(bench.primary.data_dir / "base") + allocated(bench.primary.data_dir / "global")
+    assert isinstance(facts["data_size"], int)
+    assert abs(facts["data_size"] - on_disk) <= on_disk * 0.05, (facts["data_size"], on_disk)
+    standby = bench.clusters.standby(bench.primary, "size_standby")
+    try:
+        assert run_module("pgrepl.streaming.node_prepare", layout_args(standby))["data_size"] is None
+    finally:
+        standby.stop()
+
+
+def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouched(bench: Bench) -> None:
+    standby = bench.clusters.standby(bench.primary, "running_standby")
+    identity = postmaster_identity(standby)
+    inode = standby.data_dir.stat().st_ino
+    names = sorted(os.listdir(standby.data_dir))
+    args = bench.args(standby.data_dir, force_reclone=True, stop_service=NO_UNIT, data_size=PEBIBYTE)
+    for mode in ({"check": True}, {"check": False}, {"check": False, "preflight": True}):
+        call = {**args, "preflight": mode.get("preflight", False)}
+        result = run_module(MODULE, call, check=mode["check"])
+        assert result.get("failed") is True, (mode, result)
+        message = result["msg"]
+        assert "not enough free space" in message and repr(str(standby.data_dir.parent)) in message, message
+        assert "1126.4 TiB" in message and "1024.0 TiB of data" in message, message
+        assert "space_check: false" in message and "Nothing was stopped" in message
+        assert NO_UNIT not in message, "the refusal must come before the stop"
+    # The standby never stopped: same postmaster, same directory, still streaming and replaying.
+    assert postmaster_identity(standby) == identity
+    assert standby.data_dir.stat().st_ino == inode and sorted(os.listdir(standby.data_dir)) == names
+    assert (standby.data_dir / "standby.signal").is_file()
+    assert sysid(standby.data_dir) == str(bench.primary.scalar("SELECT system_identifier FROM pg_control_system()"))
+    assert siblings(standby.data_dir) == []
+    bench.primary.sql("CREATE TABLE guards_after_refusal (n int)")
+    standby.wait_streaming()
+    lsn = bench.primary.scalar("SELECT pg_current_wal_lsn()::text")
+    for _ in range(100):
+        if standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)):
+            break
+        time.sleep(0.1)
+    assert standby.scalar("SELECT to_regclass('guards_after_refusal') IS NOT NULL") is True
+    standby.stop()
+
+
+def test_a_copy_that_fits_is_made_and_space_check_false_skips_the_check(bench: Bench) -> None:
+    size = run_module("pgrepl.streaming.node_prepare", layout_args(bench.primary))["data_size"]
+    parent = bench.target("fits").data_dir.parent
+    stats = os.statvfs(parent)
+    assert stats.f_bavail * stats.f_frsize > space_needed(size), "this test needs the room for a small copy"
+    target = bench.target("fits")
+    result = run_module(MODULE, bench.args(target.data_dir, data_size=size))
+    assert (result.get("failed"), result["outcome"]) == (None, "cloned"), result
+    assert sysid(target.data_dir) == result["system_identifier"]
+    forced = bench.target("unchecked")
+    result = run_module(MODULE, bench.args(forced.data_dir, data_size=PEBIBYTE, space_check=False))
+    assert (result.get("failed"), result["outcome"]) == (None, "cloned"), result
+    assert (forced.data_dir / "standby.signal").is_file()
+
+
+def test_bad_data_size_is_refused_naming_the_option(bench: Bench) -> None:
+    target = bench.target("bad")
+    result = run_module(MODULE, bench.args(target.data_dir, data_size=-5))
+    assert result.get("failed") is True and "data_size: -5 is not a number of bytes" in result["msg"], result
+    assert not target.data_dir.exists() and siblings(target.data_dir) == []
