@@ -434,9 +434,9 @@ def run_replication_info(module: Any) -> dict[str, Any]:
 # What pg_basebackup copies of a primary, near enough: every database's files (in every tablespace) and the shared
 # catalogs (global/). pg_wal is left out: -X stream brings only the WAL written during the copy, not the WAL the
 # primary keeps (a slot may hold gigabytes of it).
-DATA_SIZE_QUERY = sql.SQL(
-    "SELECT (SELECT sum(pg_catalog.pg_database_size(d.oid)) FROM pg_catalog.pg_database AS d)::bigint"
-    " + pg_catalog.pg_tablespace_size('pg_global')")
+# A constant text (no identifiers to quote); a plain string, as the module must import where psycopg is missing.
+DATA_SIZE_QUERY = ("SELECT (SELECT sum(pg_catalog.pg_database_size(d.oid)) FROM pg_catalog.pg_database AS d)::bigint"
+                   " + pg_catalog.pg_tablespace_size('pg_global')")
 
 
 def data_size(params: dict[str, Any]) -> tuple[int | None, list[str]]:
