@@ -89,6 +89,10 @@ READ_SLOT_MIN_VERSION = 150000
 # How deep and how wide the search for a cluster below data_dir goes (a bound, not a promise of completeness).
 NESTED_SEARCH_DEPTH = 3
 NESTED_SEARCH_MAX_ENTRIES = 20000
+# initdb's own objects (template0, template1, postgres and their relations) have OIDs and relfilenodes below
+# FirstNormalObjectId; every database and relation a user creates gets one at or above it.
+FIRST_NORMAL_OID = 16384
+_LEADING_NUMBER_RE = re.compile(r"^[0-9]+")
 
 
 _ERROR_LINE_RE = re.compile(r"(?i)\b(error|fatal|could not|cannot|failed|invalid)\b")
@@ -128,6 +132,7 @@ class CloneRequest:
     preflight: bool = False
     stop_service: str | None = None
     stop_timeout: int = 600
+    replace_existing_data: bool = False
     # Bytes of data on the primary (node_prepare's data_size); None: unknown, the free space is not checked.
     data_size: int | None = None
     space_check: bool = True
@@ -180,6 +185,7 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         stop_timeout=require_int(params, "stop_timeout", 600, 1, 7 * 24 * 3600, "a number of seconds"),
         data_size=data_size,
         space_check=require_bool(params, "space_check", True),
+        replace_existing_data=require_bool(params, "replace_existing_data", False),
     )
 
 
@@ -248,6 +254,56 @@ class DirFacts:
     nested_cluster: str | None = None
     postmaster_running: bool = False
     postmaster_pid: int | None = None
+    # What makes a cluster in data_dir more than a fresh package cluster (see cluster_holdings); empty for one.
+    holdings: list[str] = field(default_factory=list)
+
+
+def _has_user_relation(db_dir: str) -> bool:
+    """A relation file (<relfilenode>[_fork][.segment]) numbered at or above FIRST_NORMAL_OID: a user's table,
+    index, sequence or view storage (or a system catalog a user rewrote, VACUUM FULL: also a user's doing)."""
+    try:
+        with os.scandir(db_dir) as entries:
+            for entry in entries:
+                number = _LEADING_NUMBER_RE.match(entry.name)
+                if number and int(number.group()) >= FIRST_NORMAL_OID:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _names(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def cluster_holdings(path: str) -> list[str]:
+    """What the cluster in path holds beyond what initdb made (a freshly created package cluster, such as Debian's
+    postgresql package makes, holds none of it), read from its files, running or not: databases besides template0,
+    template1 and postgres; relations in those; tablespaces; replication slots; a standby's or a recovery's
+    configuration (standby.signal, recovery.signal, recovery.conf)."""
+    found = []
+    base = os.path.join(path, "base")
+    databases = [name for name in _names(base) if name.isdigit()]
+    created = [name for name in databases if int(name) >= FIRST_NORMAL_OID]
+    if created:
+        found.append(f"{len(created)} database(s) besides template0, template1 and postgres")
+    defaults = [name for name in databases if int(name) < FIRST_NORMAL_OID]
+    if any(_has_user_relation(os.path.join(base, name)) for name in defaults):
+        found.append("tables or other relations created in template1 or postgres")
+    tablespaces = _names(os.path.join(path, "pg_tblspc"))
+    if tablespaces:
+        found.append(f"{len(tablespaces)} tablespace(s) (pg_tblspc)")
+    slots = _names(os.path.join(path, "pg_replslot"))
+    if slots:
+        found.append(f"replication slot(s) {', '.join(slots)} (standbys of its own stream from it)")
+    signals = [name for name in ("standby.signal", "recovery.signal", "recovery.conf")
+               if os.path.isfile(os.path.join(path, name))]
+    if signals:
+        found.append(f"{' and '.join(signals)}: it is a standby (or in recovery) of another primary")
+    return found
 
 
 def find_nested_cluster(path: str, max_depth: int = NESTED_SEARCH_DEPTH,
@@ -313,6 +369,8 @@ def inspect_data_dir(path: str) -> DirFacts:
     postmaster = read_postmaster(path)
     facts.postmaster_running = bool(postmaster["postmaster_running"])
     facts.postmaster_pid = postmaster["postmaster_pid"]
+    if facts.pg_version is not None and facts.has_pg_control:
+        facts.holdings = cluster_holdings(path)
     return facts
 
 
@@ -386,10 +444,11 @@ class Decision:
 
 
 def decide(state: DirState, facts: DirFacts, move_aside: bool, force_reclone: bool,
-           ignore_running: bool = False) -> Decision:
+           ignore_running: bool = False, replace_existing_data: bool = False) -> Decision:
     """The action for this state and these options, or a PgreplError saying why it is refused.
 
     ``ignore_running`` (preflight): a running server is reported, not refused, since the caller stops it next.
+    ``replace_existing_data``: the user's consent to replace another cluster that holds more than initdb made.
     """
     path = facts.path
     if state.kind == STATE_MISSING:
@@ -415,6 +474,14 @@ def decide(state: DirState, facts: DirFacts, move_aside: bool, force_reclone: bo
         raise PgreplError(f"data_dir: {path!r} holds {what} and a server is running on it (postmaster.pid names "
                           f"the live process {facts.postmaster_pid}): stop the server first; this module never "
                           "stops servers")
+    if state.kind == STATE_OTHER_CLUSTER and facts.holdings and not replace_existing_data:
+        running = (f", and its server is running (pid {facts.postmaster_pid}): replacing it is an outage of that "
+                   "cluster" if facts.postmaster_running else "")
+        raise PgreplError(f"data_dir: {path!r} holds {what} that is not a freshly created package cluster: it has "
+                          f"{'; '.join(facts.holdings)}{running}. It is replaced (its server stopped, the directory "
+                          "moved aside, never deleted) only when you say so: set replace_existing_data: true (the "
+                          "roles' pgrepl_replace_existing_data: true for this host), or give another data_dir. "
+                          "Nothing was stopped or changed")
     if not move_aside:
         option = "force_reclone is true but move_aside" if force_reclone else "move_aside"
         raise PgreplError(f"data_dir: {path!r} holds {what} and {option} is false: nothing was changed; "
@@ -894,7 +961,8 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
         state = classify(facts, primary.system_identifier, primary.major, dir_sysid, has_signal)
         # A running server is refused, unless this call is a preflight or stops it itself once every check passed.
         return state, decide(state, facts, request.move_aside, request.force_reclone,
-                             ignore_running=request.preflight or request.stop_service is not None)
+                             ignore_running=request.preflight or request.stop_service is not None,
+                             replace_existing_data=request.replace_existing_data)
 
     state, decision = decide_from(facts)
     stale = stale_clone_dirs(request.data_dir)
@@ -1001,6 +1069,7 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "stop_timeout": {"type": "int", "default": 600},
         "data_size": {"type": "int"},
         "space_check": {"type": "bool", "default": True},
+        "replace_existing_data": {"type": "bool", "default": False},
     },
     with_connection=False,
 )

@@ -166,8 +166,8 @@ data_size:
   description:
     - Bytes of data of a running primary, what a copy of it with pg_basebackup needs before its WAL, near
       enough - the sum of C(pg_database_size) over every database (every tablespace included) and the size of
-      the shared catalogs (C(pg_tablespace_size) of C(pg_global)). The WAL the primary keeps in C(pg_wal) is not counted (a copy brings
-      only what is written while it runs).
+      the shared catalogs (C(pg_tablespace_size) of C(pg_global)). The WAL the primary keeps in C(pg_wal) is not
+      counted (a copy brings only what is written while it runs).
     - The standby role passes it to M(pgrepl.streaming.standby_clone)
       (O(pgrepl.streaming.standby_clone#module:data_size)), which checks the free space before it stops anything.
     - Null on a standby, without psycopg, or when the server is not running.

@@ -21,9 +21,14 @@ description:
   - A missing or empty O(data_dir) is cloned. One that already is a standby copy of this primary (same system
     identifier, with C(standby.signal) or C(recovery.signal)) is kept (RV(outcome=kept), C(changed=false)) unless
     O(force_reclone). A former primary of the same cluster (same system identifier, no signal file) is refused
-    with a pointer to pg_rewind. Anything else (another cluster, a fresh package install's cluster, other files)
-    is renamed aside to C(<data_dir>.pgrepl-moved-<UTC timestamp>) and then cloned, or refused with
-    O(move_aside=false).
+    with a pointer to pg_rewind. Anything else (a fresh package install's cluster, other files) is renamed aside
+    to C(<data_dir>.pgrepl-moved-<UTC timestamp>) and then cloned, or refused with O(move_aside=false).
+  - Another cluster that holds more than C(initdb) made is replaced only with O(replace_existing_data=true), and
+    refused otherwise before anything stops. That is a cluster with databases besides template0, template1 and
+    postgres, relations
+    created in those, tablespaces, replication slots, or C(standby.signal)/C(recovery.signal)/C(recovery.conf) (a
+    standby of another primary). Read from its files (relation files and database directories numbered from
+    16384, the first OID a user's object gets), so it works whether its server runs or not.
   - The copy is made in a temporary sibling directory C(<data_dir>.pgrepl-clone-<UTC timestamp>) (mode 0700, owned
     by O(os_user)), checked (system identifier of the primary, C(standby.signal), no password in
     C(primary_conninfo)), renamed C(<data_dir>.pgrepl-ready-<UTC timestamp>) and only then renamed into place.
@@ -161,6 +166,17 @@ options:
         tell, or when you know the copy fits).
     type: bool
     default: true
+  replace_existing_data:
+    description:
+      - Your consent to replace another cluster (a system identifier other than the primary's) that is not a
+        freshly created package cluster (see the description - user databases or relations, tablespaces,
+        replication slots, a standby's signal files). With O(stop_service) its running server is stopped (an
+        outage of that cluster), and its directory is moved aside, never deleted.
+      - With V(false) such a data directory is refused before anything stops or changes, naming what it holds. A
+        fresh package cluster (only what C(initdb) made, as the Debian C(postgresql) package creates) is replaced
+        without it.
+    type: bool
+    default: false
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.

@@ -2,12 +2,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pgrepl.streaming.standby_clone's refusals before anything stops: a copy that does not fit on the standby's
 filesystem (the primary's data size from node_prepare) is refused with the standby still running and its data
-directory untouched; the check can be turned off. Real primary, real streaming standby, real pg_basebackup."""
+directory untouched; the check can be turned off. Another cluster in the data directory that holds data or is a
+standby of another primary is replaced only with replace_existing_data (refused otherwise, its server running on,
+its data untouched); a freshly created one is replaced without it. Real primary, real streaming standby, real
+pg_basebackup."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -163,3 +168,75 @@ def test_bad_data_size_is_refused_naming_the_option(bench: Bench) -> None:
     result = run_module(MODULE, bench.args(target.data_dir, data_size=-5))
     assert result.get("failed") is True and "data_size: -5 is not a number of bytes" in result["msg"], result
     assert not target.data_dir.exists() and siblings(target.data_dir) == []
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file below root: type, mode, size and a hash of regular files (the server stopped)."""
+    found: dict[str, tuple] = {}
+    for current, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(current) / name
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
+            found[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_size,
+                                                  digest)
+    return found
+
+
+def refused_alike(bench: Bench, cluster: PgCluster, expected: str) -> None:
+    """Check mode, preflight and a real run with stop_service all refuse, naming data_dir, what it holds and the
+    option; the cluster's server runs on, not restarted."""
+    identity = postmaster_identity(cluster)
+    args = bench.args(cluster.data_dir, stop_service=NO_UNIT)
+    for check, preflight in ((True, False), (False, True), (False, False)):
+        result = run_module(MODULE, {**args, "preflight": preflight}, check=check)
+        assert result.get("failed") is True, (check, preflight, result)
+        message = result["msg"]
+        assert "not a freshly created package cluster" in message and expected in message, message
+        assert repr(str(cluster.data_dir)) in message and "replace_existing_data: true" in message
+        assert "pgrepl_replace_existing_data" in message and "Nothing was stopped or changed" in message
+        assert "its server is running" in message and NO_UNIT not in message
+    assert postmaster_identity(cluster) == identity
+    assert siblings(cluster.data_dir) == []
+
+
+def test_a_running_fresh_cluster_needs_no_consent(bench: Bench) -> None:
+    fresh = bench.clusters.server("fresh_pkg")
+    fresh.sql("CHECKPOINT")
+    result = run_module(MODULE, bench.args(fresh.data_dir, stop_service=NO_UNIT), check=True)
+    assert (result.get("failed"), result["outcome"]) == (None, "would_clone"), result
+    assert result["moved_aside_to"].startswith(f"{fresh.data_dir}.pgrepl-moved-")
+    fresh.stop()
+
+
+def test_a_running_cluster_with_a_user_table_is_refused_and_keeps_running(bench: Bench) -> None:
+    other = bench.clusters.server("with_table")
+    other.sql("CREATE TABLE precious (note text)")
+    other.sql("INSERT INTO precious VALUES ('keep me')")
+    other.sql("CHECKPOINT")
+    refused_alike(bench, other, "tables or other relations created in template1 or postgres")
+    assert other.scalar("SELECT note FROM precious") == "keep me"
+
+    # With consent (the server stopped here: stop_service needs systemd), it is moved aside whole, then cloned.
+    other.stop()
+    before = snapshot(other.data_dir)
+    result = run_module(MODULE, bench.args(other.data_dir, replace_existing_data=True))
+    assert (result.get("failed"), result["outcome"]) == (None, "cloned"), result
+    moved = Path(result["moved_aside_to"])
+    assert snapshot(moved) == before, "the other cluster must be moved aside unchanged"
+    assert sysid(other.data_dir) == result["system_identifier"] != sysid(moved)
+
+
+def test_a_user_database_is_refused(bench: Bench) -> None:
+    other = bench.clusters.server("with_db")
+    other.sql("CREATE DATABASE appdb")
+    refused_alike(bench, other, "1 database(s) besides template0, template1 and postgres")
+    other.stop()
+
+
+def test_a_standby_of_another_primary_is_refused(bench: Bench) -> None:
+    their_primary, their_standby = bench.clusters.pair("theirs", slot=False)
+    refused_alike(bench, their_standby, "standby.signal: it is a standby (or in recovery) of another primary")
+    their_standby.wait_streaming()
+    their_standby.stop()
+    their_primary.stop()
