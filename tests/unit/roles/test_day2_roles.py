@@ -258,3 +258,29 @@ def test_the_hba_entries_admit_the_replication_user_to_replication_and_postgres(
         (["replication"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3"),
         (["postgres"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
         (["postgres"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3")]
+
+
+def test_the_inventory_check_as_the_node_role_renders_it() -> None:
+    """roles/node/vars/main.yml's view over hostvars, through inventory_checks.yml's expression (one task)."""
+    nodes = ["db1", "db2", "db3"]
+    servers = {"db1": {"role": "standby"}, "db2": {"role": "primary", "walsenders_count": 0}, "db3": None}
+    hostvars = {name: {"inventory_hostname": name, "__pgrepl_address": f"10.0.0.{index + 1}",
+                       "__pgrepl_node": {"server": servers[name], "resolved": {}, "resolve_errors": {}}}
+                for index, name in enumerate(nodes)}
+    variables: dict[str, Any] = {"groups": {"primary": ["db1"], "standby": ["db2", "db3"], "all": nodes},
+                                 "hostvars": hostvars, "__pgrepl_cluster_nodes": nodes}
+    variables["__pgrepl_inventory_view"] = render(role_vars("node")["__pgrepl_inventory_view"], variables)
+    assert variables["__pgrepl_inventory_view"]["servers"] == servers
+    problems = task_var("roles/node/tasks/inventory_checks.yml", "Refuse an inventory that does not match",
+                        "__problems")
+    assert render(problems, variables) == [
+        "db1 is in group primary but its server is in recovery (a standby). The primary now is db2 (group standby): "
+        "after a switchover or failover put it in group primary (the playbook printed the new groups, and wrote "
+        "them to pgrepl_inventory_file if set)"]
+    groups_only = task_var("roles/operations/tasks/facts.yml", "Refuse an inventory without exactly one primary",
+                           "__problems")
+    assert render(groups_only, variables) == []
+    variables["groups"] = {"primary": ["db1", "db2"], "standby": ["db3"]}
+    assert render(groups_only, variables) == [
+        "the inventory needs exactly one host in group primary (it has 2: db1, db2) and no host in both primary and "
+        "standby (both: none)"]
