@@ -2,19 +2,23 @@
 # `make demo`: a primary and two streaming standbys on systemd containers of this machine, built with the site
 # playbook exactly as users run it, then the status table. `make demo-clean` (this script with `clean`) removes
 # them. Re-running `make demo` converges again (changed=0) and prints the table.
+# PGREPL_DEMO_PREFIX (default pgrepl-demo) names the containers, their network and the inventory's folder, so another
+# prefix never touches the demo; PGREPL_DEMO_COLLECTIONS_PATH (default .build/collections, a link to this checkout) is
+# where Ansible finds pgrepl.streaming: scripts/package.sh points it at the collection installed from its tarball.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-NET=pgrepl-demo
-NODES=(pgrepl-demo-primary pgrepl-demo-standby1 pgrepl-demo-standby2)
+PREFIX=${PGREPL_DEMO_PREFIX:-pgrepl-demo}
+NET=$PREFIX
+NODES=("$PREFIX-primary" "$PREFIX-standby1" "$PREFIX-standby2")
 IMAGE=${PGREPL_DEMO_IMAGE:-pgrepl-test/pg15:current}
-INVENTORY=$ROOT/.build/demo/inventory.yml
+INVENTORY=$ROOT/.build/${PGREPL_DEMO_PREFIX:-demo}/inventory.yml
 say() { printf '[demo] %s\n' "$*"; }
 
 clean() {
   docker rm -f "${NODES[@]}" >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true
-  rm -rf "$ROOT/.build/demo"
+  rm -rf "$(dirname "$INVENTORY")"
   say "removed the demo containers and network"
 }
 
@@ -25,7 +29,7 @@ fi
 
 bash scripts/deps.sh
 bash tests/images/build.sh "$(basename "${IMAGE%%:*}")"
-export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
+export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=${PGREPL_DEMO_COLLECTIONS_PATH:-$ROOT/.build/collections} ANSIBLE_HOME=$ROOT/.build/ansible-home
 
 docker network inspect "$NET" >/dev/null 2>&1 || docker network create "$NET" >/dev/null
 for node in "${NODES[@]}"; do
@@ -59,11 +63,11 @@ all:
   children:
     primary:
       hosts:
-        pgrepl-demo-primary:
+        ${NODES[0]}:
     standby:
       hosts:
-        pgrepl-demo-standby1:
-        pgrepl-demo-standby2:
+        ${NODES[1]}:
+        ${NODES[2]}:
           pgrepl_sync: true
 YAML
 say "running pgrepl.streaming.site (inventory: $INVENTORY)"
