@@ -56,6 +56,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._module import Mo
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import find_user
 from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import passfile_problem, stat_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import InvalidValue, parse_number
 
 STANDBY_SIGNAL = "standby.signal"
 RECOVERY_SIGNAL = "recovery.signal"
@@ -111,6 +112,8 @@ class StandbyRequest:
     reload: bool
     passfile: str | None = None
     min_settings: tuple[tuple[str, int], ...] = ()
+    # recovery_min_apply_delay as given and in milliseconds; None: not managed (left as it is).
+    apply_delay: tuple[str, int] | None = None
 
     @property
     def conninfo(self) -> str:
@@ -220,7 +223,40 @@ def build_standby_request(params: dict[str, Any]) -> StandbyRequest:
         if name not in removals:
             removals.append(name)
     return StandbyRequest(os.path.normpath(data_dir), state, tuple(pairs), slot, tuple(removals), owner, reload,
-                          passfile, check_min_settings(params.get("min_settings"), removals))
+                          passfile, check_min_settings(params.get("min_settings"), removals),
+                          check_apply_delay(params.get("apply_delay"), removals))
+
+
+APPLY_DELAY = "recovery_min_apply_delay"
+
+
+def check_apply_delay(value: Any, removals: list[str]) -> tuple[str, int] | None:
+    """apply_delay: a PostgreSQL time (milliseconds without a unit), as text and in milliseconds; None or empty:
+    not managed."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if APPLY_DELAY in removals:
+        raise PgreplError(f"remove_settings: {APPLY_DELAY!r} is managed by apply_delay; leave one of them out")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PgreplError(f"apply_delay: {value!r} is not a time such as '5min', '30s' or 0")
+    text = _check_text("apply_delay", str(value)).strip()
+    try:
+        millis = int(parse_number(text, "ms", integer=True))
+    except InvalidValue as exc:
+        raise PgreplError(f"apply_delay: {value!r} is not a time such as '5min', '30s' or 0 ({exc})") from None
+    if millis < 0:
+        raise PgreplError(f"apply_delay: {value!r} is negative (0 for no delay)")
+    return text, millis
+
+
+def _delay_millis(text: str | None) -> int | None:
+    """A recovery_min_apply_delay value of postgresql.auto.conf in milliseconds (None: absent or unreadable)."""
+    if text is None:
+        return None
+    try:
+        return int(parse_number(text.strip(), "ms", integer=True))
+    except InvalidValue:
+        return None
 
 
 def check_min_settings(value: Any, removals: list[str]) -> tuple[tuple[str, int], ...]:
@@ -388,6 +424,8 @@ def plan_standby(facts: DirFacts, request: StandbyRequest) -> Plan:
                 doc.set(name, str(least))
                 plan.settings_changed.append(name)
                 plan.raised.append(name)
+        if request.apply_delay is not None:
+            _plan_apply_delay(doc, request.apply_delay, plan)
         plan.standby_signal = True
         plan.recovery_signal = facts.recovery_signal
     else:
@@ -403,6 +441,18 @@ def plan_standby(facts: DirFacts, request: StandbyRequest) -> Plan:
         plan.warnings.append(f"the primary_conninfo in {facts.auto_path} held a password: it is replaced by one "
                              "without (the WAL receiver reads the password from the passfile)")
     return plan
+
+
+def _plan_apply_delay(doc: ConfFile, delay: tuple[str, int], plan: Plan) -> None:
+    """recovery_min_apply_delay as asked: written when its value differs (compared in milliseconds, so '5min' and
+    '300s' are the same), removed for no delay (0)."""
+    text, millis = delay
+    present = doc.get(APPLY_DELAY)
+    if millis == 0:
+        if present is not None and doc.remove(APPLY_DELAY):
+            plan.settings_changed.append(APPLY_DELAY)
+    elif _delay_millis(present) != millis and doc.set(APPLY_DELAY, text):
+        plan.settings_changed.append(APPLY_DELAY)
 
 
 def masked_text(text: str | None) -> str:
@@ -564,6 +614,7 @@ STANDBY_CONFIG_SPEC = ModuleSpec(
         "primary_slot_name": {"type": "str"},
         "remove_settings": {"type": "list", "elements": "str", "default": ["synchronous_standby_names"]},
         "min_settings": {"type": "dict"},
+        "apply_delay": {"type": "raw"},
         "owner": {"type": "str"},
         "reload": {"type": "bool", "default": True},
     },

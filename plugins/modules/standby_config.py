@@ -108,6 +108,16 @@ options:
         stops replaying. These are read at server start, so a raised value sets RV(restart_required).
       - Works while the server is stopped (after a clone, before the first start).
     type: dict
+  apply_delay:
+    description:
+      - A delayed standby, C(recovery_min_apply_delay) in C(postgresql.auto.conf) - a PostgreSQL time such as
+        C(5min), C(30s) or C(1h) (a plain number is milliseconds) - the standby applies each commit only that long
+        after the primary made it, which leaves time to stop it before a mistake (a dropped table) reaches it.
+      - The value is compared in milliseconds (C(5min) and C(300s) are the same) and written when it differs; the
+        server reloads it (no restart). V(0) removes the setting (no delay). Omitted or empty leaves whatever is
+        there alone. Used only with O(state=standby).
+      - A promotion ends the delay at once (the server applies the rest of the WAL it has).
+    type: raw
   remove_settings:
     description:
       - Settings that must not be in C(postgresql.auto.conf) of a standby. Used only with O(state=standby).

@@ -437,3 +437,48 @@ def test_bad_input_is_refused_and_changes_nothing(standby: PgCluster, primary: P
     no_secret(result, LEAKY_PW)
     assert state_of(standby) == before and sighups(standby) == hups
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ delayed standby
+
+def test_a_delayed_standby_applies_commits_only_after_the_delay(standby: PgCluster, primary: PgCluster) -> None:
+    table = "sc_apply_delay"
+    primary.sql(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    primary.sql(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(table)))
+    wait_for("the table on the standby", lambda: standby.sql("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0])
+    args = bench_args(standby, primary, apply_delay="4s")
+    before = state_of(standby)
+    predicted = run_module(MODULE, args, check=True, diff=True)
+    assert predicted["changed"] is True and predicted["settings_changed"] == ["recovery_min_apply_delay"]
+    assert state_of(standby) == before  # check mode wrote nothing
+    applied = run_module(MODULE, args)
+    assert applied["changed"] is True and applied["reloaded"] is True and applied["restart_required"] is False
+    assert "recovery_min_apply_delay = '4s'" in auto_conf(standby).read_text()
+    wait_for("the delay in effect", lambda: standby.sql("SHOW recovery_min_apply_delay")[0][0] == "4s")
+    # The same delay written another way is the same: nothing to do.
+    assert run_module(MODULE, dict(args, apply_delay="4000"))["changed"] is False
+
+    committed = time.monotonic()
+    primary.sql(sql.SQL("INSERT INTO {} VALUES (1)").format(sql.Identifier(table)))
+    count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+    # Received at once, applied only after the delay.
+    time.sleep(1.5)
+    assert standby.sql(count)[0][0] == 0
+    wait_for("the row on the delayed standby", lambda: standby.sql(count)[0][0] == 1, timeout=30)
+    assert time.monotonic() - committed >= 3.5
+
+    # 0: no delay any more, the line is gone and the next row arrives at once.
+    removed = run_module(MODULE, dict(args, apply_delay=0))
+    assert removed["changed"] is True and removed["settings_changed"] == ["recovery_min_apply_delay"]
+    assert "recovery_min_apply_delay" not in auto_conf(standby).read_text()
+    wait_for("the delay gone", lambda: standby.sql("SHOW recovery_min_apply_delay")[0][0] == "0")
+    primary.sql(sql.SQL("INSERT INTO {} VALUES (2)").format(sql.Identifier(table)))
+    wait_for("the row without delay", lambda: standby.sql(count)[0][0] == 2, timeout=3)
+    primary.sql(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+
+
+def test_a_bad_apply_delay_changes_nothing(standby: PgCluster, primary: PgCluster) -> None:
+    before = state_of(standby)
+    result = run_module(MODULE, bench_args(standby, primary, apply_delay="5 minutes"))
+    assert result.get("failed") is True and "apply_delay: '5 minutes' is not a time" in result["msg"], result
+    assert state_of(standby) == before

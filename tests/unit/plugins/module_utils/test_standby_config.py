@@ -293,3 +293,48 @@ def test_min_settings_bad_values_are_refused(value: Any, message: str) -> None:
 
 def test_min_settings_accept_digit_strings() -> None:
     assert bench_request(min_settings={"max_connections": "120"}).min_settings == (("max_connections", 120),)
+
+
+# ---------------------------------------------------------------------------------------- delayed standby
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("5min", ("5min", 300_000)), ("300s", ("300s", 300_000)), (1500, ("1500", 1500)), ("0", ("0", 0)),
+    (" 2h ", ("2h", 7_200_000)), (None, None), ("", None),
+])
+def test_apply_delay_is_a_postgresql_time(value: Any, expected: Any) -> None:
+    assert bench_request(apply_delay=value).apply_delay == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("5 minutes", "apply_delay: '5 minutes' is not a time such as '5min', '30s' or 0"),
+    ("soon", "apply_delay: 'soon' is not a time"),
+    ("-1", "apply_delay: '-1' is negative"),
+    (True, "apply_delay: True is not a time"),
+    ([1], "apply_delay: [1] is not a time"),
+])
+def test_apply_delay_bad_values_are_refused(value: Any, message: str) -> None:
+    with pytest.raises(PgreplError, match=re.escape(message)):
+        bench_request(apply_delay=value)
+
+
+def test_apply_delay_and_its_removal_cannot_both_be_asked() -> None:
+    with pytest.raises(PgreplError, match="remove_settings: 'recovery_min_apply_delay' is managed by apply_delay"):
+        bench_request(apply_delay="5min", remove_settings=["recovery_min_apply_delay"])
+
+
+def test_apply_delay_is_written_compared_in_milliseconds_and_removed_for_zero() -> None:
+    plan = plan_standby(facts(CLONED), bench_request(apply_delay="5min"))
+    assert plan.settings_changed == ["recovery_min_apply_delay"]
+    assert "recovery_min_apply_delay = '5min'" in (plan.after_text or "")
+    # A reload is enough (sighup): no restart.
+    assert restart_needed(facts(CLONED, running=True), plan) is False
+    delayed = CLONED + "recovery_min_apply_delay = '300s'\n"
+    assert plan_standby(facts(delayed), bench_request(apply_delay="5min")).after_text == delayed
+    longer = plan_standby(facts(delayed), bench_request(apply_delay="10min"))
+    assert "recovery_min_apply_delay = '10min'" in (longer.after_text or "")
+    removed = plan_standby(facts(delayed), bench_request(apply_delay=0))
+    assert removed.settings_changed == ["recovery_min_apply_delay"]
+    assert "recovery_min_apply_delay" not in (removed.after_text or "")
+    # No delay asked and none there: nothing to do; not managed: an existing delay stays.
+    assert plan_standby(facts(CLONED), bench_request(apply_delay="0")).after_text == CLONED
+    assert plan_standby(facts(delayed), bench_request()).after_text == delayed
