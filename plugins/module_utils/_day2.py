@@ -188,6 +188,17 @@ def received_bytes(server: Mapping[str, Any]) -> int:
     return lsn_or_none(server.get("receive_lsn") or server.get("replay_lsn")) or 0
 
 
+def apply_delay_ms(server: Mapping[str, Any]) -> int:
+    """The standby's recovery_min_apply_delay in milliseconds (0: none, or not known)."""
+    value = (server.get("settings") or {}).get("recovery_min_apply_delay")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def delayed_message(host: str, server: Mapping[str, Any]) -> str:
+    return (f"{host} is a delayed standby (recovery_min_apply_delay = {apply_delay_ms(server)} ms): it has not "
+            "applied the newest commits yet")
+
+
 def primary_problem(facts: ClusterFacts) -> str | None:
     """The message when the host of group primary does not run as a primary; None when it does."""
     p = facts.server(facts.primary)
@@ -218,10 +229,13 @@ def _host_problem(facts: ClusterFacts, host: str, missing: str, is_primary: str)
 
 def failover_choice(facts: ClusterFacts, target: str = "") -> FailoverChoice:
     """The standbys that answer and run in recovery, and the one to promote: ``target`` when given, else the one
-    that received the most WAL; a tie goes to a standby marked pgrepl_sync, then to the first in the inventory."""
+    that received the most WAL; a tie goes to a standby marked pgrepl_sync, then to the first in the inventory.
+    A delayed standby (recovery_min_apply_delay) is a candidate only when ``target`` names it: it exists to keep
+    an older state, and its promotion would first apply everything it held back."""
     candidates = tuple(host for host in facts.standbys
                        if host not in facts.down and facts.in_play(host)
-                       and facts.server(host).get("role") == "standby")
+                       and facts.server(host).get("role") == "standby"
+                       and (host == target or not apply_delay_ms(facts.server(host))))
     if target:
         return FailoverChoice(candidates, target)
     best = ""
@@ -275,6 +289,10 @@ def switchover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
                             f"{shown(p.get('current_lsn'))} (pgrepl_switchover_max_lag_bytes={options.max_lag_text})")
         if t.get("replay_paused"):
             problems.append(f"{target} {PAUSED}")
+        if apply_delay_ms(t):
+            problems.append(f"{delayed_message(target, t)}, so the switchover would wait out the delay with writes "
+                            f"stopped: set pgrepl_apply_delay: 0 for {target} and run site first, or switch over to "
+                            "another standby")
     problems += [f"{host} (group standby) is a primary too: the inventory does not match the cluster"
                  for host in standbys if host != target and facts.server(host).get("role") == "primary"]
     return problems
@@ -334,7 +352,13 @@ def failover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
                         f"that it is dead: -e pgrepl_confirm_dead={primary}")
     choice = failover_choice(facts, target)
     candidates = choice.candidates
-    if not candidates:
+    delayed = [host for host in standbys if host not in down and facts.server(host).get("role") == "standby"
+               and apply_delay_ms(facts.server(host)) and host != target]
+    if not candidates and delayed:
+        problems.append(f"no standby can be promoted without a choice: the only ones running in recovery are delayed "
+                        f"({', '.join(delayed)}: recovery_min_apply_delay), which a failover promotes only when "
+                        f"pgrepl_target names one (-e pgrepl_target={delayed[0]})")
+    elif not candidates:
         not_answering = f"; not answering: {', '.join(down)}" if down else ""
         problems.append(f"no standby can be promoted: none is running in recovery ({', '.join(standbys)}"
                         f"{not_answering})")

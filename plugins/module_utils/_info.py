@@ -37,7 +37,7 @@ SETTINGS_NAMES = (
     "wal_log_hints", "data_checksums", "max_slot_wal_keep_size", "wal_keep_size", "listen_addresses", "port",
     "data_directory", "config_file", "hba_file", "primary_conninfo", "primary_slot_name", "max_connections",
     "max_worker_processes", "max_prepared_transactions", "max_locks_per_transaction", "password_encryption",
-    "archive_mode", "cluster_name",
+    "archive_mode", "cluster_name", "recovery_min_apply_delay",
 )
 CONNINFO_SETTINGS = ("primary_conninfo",)
 # Settings only superusers and pg_read_all_settings members can see (pg_settings hides their rows).

@@ -35,6 +35,30 @@ def test_rows_written_on_the_primary_arrive_on_every_standby(primary, standbys) 
         assert seen == "1", f"{standby.name} never received the row"
 
 
+def test_a_delayed_standby_applies_a_commit_only_after_its_delay(primary, standbys) -> None:
+    """pgrepl_apply_delay (the pg18 scenario gives one standby 3s): the setting is in effect, and a commit reaches
+    that standby's tables only once the delay has passed, while it streams all along."""
+    delayed = [s for s in standbys if s.var("pgrepl_apply_delay", "")]
+    for standby in standbys:
+        expected = str(standby.var("pgrepl_apply_delay", "0"))
+        assert standby.psql("SHOW recovery_min_apply_delay") == expected, standby.name
+    for standby in delayed:
+        marker = str(time.time_ns())
+        primary.psql("CREATE TABLE IF NOT EXISTS verify_delay (marker text)")
+        time.sleep(4)  # the table itself reaches the delayed standby after the delay
+        committed = time.monotonic()
+        primary.psql(f"INSERT INTO verify_delay VALUES ('{marker}')")  # noqa: S608 (marker: digits we made)
+        query = f"SELECT count(*) FROM verify_delay WHERE marker = '{marker}'"  # noqa: S608 (digits)
+        assert standby.psql(query) == "0", f"{standby.name} applied the commit at once"
+        assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
+        seen = ""
+        while time.monotonic() < committed + 30 and seen != "1":
+            time.sleep(0.25)
+            seen = standby.psql(query)
+        assert seen == "1", f"{standby.name} never applied the commit"
+        assert time.monotonic() - committed >= 2.5, f"{standby.name} applied it before its delay"
+
+
 def test_every_standby_streams_through_its_active_slot(primary, standbys) -> None:
     rows = primary.psql("SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1").splitlines()
     assert rows == [f"{s.name}:streaming" for s in standbys]

@@ -561,3 +561,46 @@ def test_options_of_the_wrong_shape_are_refused() -> None:
     with pytest.raises(AnsibleFilterError, match="day2_problems: options: a dict of the operation's variables "
                                                  r"\(target, host, force, ...\) is expected, got 'db2'"):
         day2_problems(healthy(), "switchover", "db2")
+
+
+# --- delayed standbys (recovery_min_apply_delay) -------------------------------------------------------------
+
+def delayed(facts: dict[str, Any], host: str, millis: Any = 300_000) -> dict[str, Any]:
+    facts["servers"][host]["settings"] = {"recovery_min_apply_delay": millis}
+    return facts
+
+
+def test_failover_leaves_a_delayed_standby_out_unless_named() -> None:
+    facts = delayed(healthy(), "db3")
+    facts["servers"]["db1"] = None
+    facts["servers"]["db3"]["receive_lsn"] = "0/3000150"  # received more, but it is delayed
+    assert choice(facts) == {"candidates": ["db2"], "target": "db2"}
+    assert problems("failover", facts) == []
+    assert choice(facts, "db3") == {"candidates": ["db2", "db3"], "target": "db3"}
+    assert problems("failover", facts, target="db3") == []
+
+
+@pytest.mark.parametrize("millis", [0, None, True, "300000"])
+def test_no_delay_or_an_unknown_one_is_no_delay(millis: Any) -> None:
+    facts = delayed(healthy(), "db3", millis)
+    facts["servers"]["db3"]["receive_lsn"] = "0/3000150"
+    assert choice(facts)["target"] == "db3"
+
+
+def test_failover_with_only_delayed_standbys_says_to_name_one() -> None:
+    facts = delayed(delayed(healthy(), "db2"), "db3")
+    facts["servers"]["db1"] = None
+    assert problems("failover", facts) == [
+        "no standby can be promoted without a choice: the only ones running in recovery are delayed (db2, db3: "
+        "recovery_min_apply_delay), which a failover promotes only when pgrepl_target names one "
+        "(-e pgrepl_target=db2)"]
+    assert problems("failover", facts, target="db2") == []
+
+
+def test_switchover_to_a_delayed_standby_is_refused() -> None:
+    facts = delayed(healthy(), "db2")
+    assert problems("switchover", facts, target="db2") == [
+        "db2 is a delayed standby (recovery_min_apply_delay = 300000 ms): it has not applied the newest commits yet, "
+        "so the switchover would wait out the delay with writes stopped: set pgrepl_apply_delay: 0 for db2 and run "
+        "site first, or switch over to another standby"]
+    assert problems("switchover", facts, target="db3") == []  # another standby's delay does not matter
