@@ -1,5 +1,5 @@
 # The two commands that matter: `make demo` (a replicated cluster on this machine) and `make test` (everything).
-.PHONY: demo demo-clean bench bench-day2 test deps lint sanity units integration images install-check molecule day2 clean
+.PHONY: demo demo-clean bench bench-day2 faults test deps lint sanity units integration images install-check molecule day2 clean
 
 demo: ## a primary and two streaming standbys on containers of this machine, then the status table
 	bash scripts/demo.sh
@@ -12,6 +12,9 @@ bench: ## site playbook vs the guides' manual commands on fresh containers (1+2,
 
 bench-day2: ## switchover and failover playbooks vs the raw manual procedure under the write ledger: gaps, lost commits
 	bash scripts/bench-day2.sh
+
+faults: deps ## fault-injection bench: every fault and task boundary of the day-2 operations, re-run; .build/faults/table.md
+	bash scripts/faults.sh full
 
 test: ## set up everything, then run the whole suite (what CI runs)
 	bash scripts/test.sh

@@ -96,6 +96,11 @@ stage_day2() {
   pytest -q tests/day2
 }
 
+# The fault-injection bench's CI subset (tests/faults, docs/faults.md): about a dozen faults at the state changes of
+# switchover, failover and reseed on one cluster, each re-run to a healthy cluster; under CI=true a missing engine
+# or image fails the stage (never a skip).
+stage_faults() { bash scripts/faults.sh ci; }
+
 for stage in "${stages[@]}"; do
   printf '\n===== stage %s =====\n' "$stage"
   start=$(date +%s)

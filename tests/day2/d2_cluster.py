@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import yaml
 from d2_docker import dexec, docker, ip_of, start_client, start_hosts
@@ -44,6 +44,10 @@ LEDGER_TABLE = "ledger"
 RESTRICT_KEY = "pgrepl"
 PLAYBOOK_TIMEOUT = 900
 CATCH_UP_TIMEOUT = 120
+
+
+# Runs ansible-playbook in place of subprocess.run: (argv, environment, cwd) -> (exit code, stdout, stderr).
+Runner = Callable[[list[str], dict[str, str], Path], tuple[int, str, str]]
 
 
 class ClusterError(Exception):
@@ -295,9 +299,11 @@ class DayTwoCluster:
 
     # --- playbooks ---------------------------------------------------------------------------------------------
 
-    def playbook(self, name: str, *extra: str, label: str = "", check: bool = False) -> PlaybookRun:
+    def playbook(self, name: str, *extra: str, label: str = "", check: bool = False,
+                 runner: Optional[Runner] = None) -> PlaybookRun:
         """`ansible-playbook -i base.yml -i groups.yml pgrepl.streaming.<name> -e ...` through the collection path;
-        day-2 operations get pgrepl_inventory_file (groups.yml) and pgrepl_report_file."""
+        day-2 operations get pgrepl_inventory_file (groups.yml) and pgrepl_report_file. `runner(argv, env, cwd)`
+        runs it instead of subprocess.run and returns (exit code, stdout, stderr): tests/faults interrupts it."""
         argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(self.base_file), "-i", str(self.groups_file),
                 f"pgrepl.streaming.{name}"]
         day2 = name not in ("site", "status")
@@ -311,18 +317,22 @@ class DayTwoCluster:
         log = self.logdir / f"{len(self.runs) + 1:02d}-{name}{'-' + label if label else ''}.log"
         started = time.time()
         start = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), cwd=self.workdir,
-                              timeout=PLAYBOOK_TIMEOUT, check=False)
+        if runner is None:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(), cwd=self.workdir,
+                                  timeout=PLAYBOOK_TIMEOUT, check=False)
+            returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        else:
+            returncode, stdout, stderr = runner(argv, ansible_env(), self.workdir)
         seconds = time.monotonic() - start
-        output = proc.stdout + (("\n[stderr]\n" + proc.stderr) if proc.stderr.strip() else "")
-        log.write_text(f"$ {shlex.join(argv)}\n{output}\n[exit {proc.returncode} after {seconds:.1f} s]\n")
+        output = stdout + (("\n[stderr]\n" + stderr) if stderr.strip() else "")
+        log.write_text(f"$ {shlex.join(argv)}\n{output}\n[exit {returncode} after {seconds:.1f} s]\n")
         report = None
         if day2 and self.report_file.exists():
             try:
                 report = json.loads(self.report_file.read_text())
             except json.JSONDecodeError:
                 report = {"unreadable": self.report_file.read_text()[:2000]}
-        run = PlaybookRun(name, argv, proc.returncode, seconds, started, log, output, report)
+        run = PlaybookRun(name, argv, returncode, seconds, started, log, output, report)
         self.runs.append(run)
         return run
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The fault-injection bench (tests/faults, docs/faults.md): day-2 operations interrupted or disturbed at their
+# state changes on one 1+2 cluster of systemd containers, each re-run until the cluster is healthy, with the write
+# ledger and one write sampler per node running; the table of faults tried, converged, split-brain instants and
+# commits lost.
+# Usage: scripts/faults.sh [full|ci|clean]
+#   full   every fault and every task boundary of switchover, failover, reseed and rejoin (`make faults`),
+#          table in .build/faults/table.md
+#   ci     the deterministic subset and the unit tests of the split-brain rule (stage `faults` of scripts/test.sh)
+#   clean  remove every pgrepl-flt-* container and network
+# Options (environment): PGREPL_FAULTS_ONLY (a regex of fault names), PGREPL_FAULTS_LIMIT (the first N faults),
+# PGREPL_FAULTS_IMAGE (default pgrepl-test/pg15:current).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+matrix=${1:-full}
+say() { printf '[faults] %s\n' "$*"; }
+
+# Only what this bench names (pgrepl-flt-*): nothing else on the engine.
+remove_fault_containers() {
+  local names nets
+  names=$(docker ps -a --filter 'name=^pgrepl-flt-' --format '{{.Names}}' 2>/dev/null) || return 0
+  # shellcheck disable=SC2086 # one name per word, as docker listed them
+  if [[ -n $names ]]; then docker rm -f $names >/dev/null 2>&1 || true; fi
+  nets=$(docker network ls --filter 'name=^pgrepl-flt-' --format '{{.Name}}' 2>/dev/null) || return 0
+  # shellcheck disable=SC2086
+  if [[ -n $nets ]]; then docker network rm $nets >/dev/null 2>&1 || true; fi
+}
+
+case $matrix in
+  clean)
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then remove_fault_containers; fi
+    say "removed the pgrepl-flt-* containers and networks"
+    exit 0 ;;
+  full|ci) ;;
+  *) echo "usage: scripts/faults.sh [full|ci|clean]" >&2; exit 2 ;;
+esac
+
+# A missing engine fails here (docker-engine.sh exits non-zero): never a skip, in CI or not.
+bash scripts/docker-engine.sh
+bash tests/images/build.sh "$(basename "${PGREPL_FAULTS_IMAGE:-pgrepl-test/pg15:current}" :current)" client
+export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
+
+remove_fault_containers
+trap remove_fault_containers EXIT
+trap 'exit 130' INT TERM
+if [[ $matrix == ci ]]; then
+  pytest -q -p no:cacheprovider tests/faults
+else
+  python tests/faults/flt_bench.py full
+fi

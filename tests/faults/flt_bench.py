@@ -1,0 +1,813 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fault-injection bench (issue 12 item 4): day-2 operations cut off or disturbed at their state changes, then
+re-run, on ONE 1+2 cluster of systemd containers with the write ledger and one write sampler per node running.
+
+For each fault, in sequence on the same cluster (each fault's re-run leaves it healthy for the next):
+  1. the ledger resumes (the window of the fault starts);
+  2. the operation's playbook runs in its own process group while a trigger watches it: a `TASK [...]` line of its
+     output (a task boundary, by name or by index), or a state of the nodes (the old primary stopped or fenced, the
+     target promoted, pg_basebackup running or done on the copied standby);
+  3. at the trigger the action: SIGKILL or SIGINT to ansible-playbook's process group, SIGKILL of the module (and
+     pg_basebackup) on the node, SIGKILL of the target's postmaster, `docker pause` or `docker network disconnect`
+     of a node for a few seconds; the faulted run's outcome is kept (exit code, its first message);
+  4. the same command again (after what the runbook says to do first), for a failover the rejoin of the old
+     primary, then `status -e pgrepl_status_strict=true`: passing is "converged". A re-run that is refused because
+     the interrupted run had already finished the job (docs/runbooks.md, "What a re-run does after an
+     interruption") is followed by the runbook's step (the real primary put in group primary, a former primary
+     rejoined) and counted as converged by the runbook;
+  5. the figures: split-brain instants from the samplers (flt_split.py: must be 0) and acknowledged commits lost
+     on the primary (must be 0; a failover may lose only commits past the promoted node's received LSN).
+
+Faults: FAULTS below; `ci` marks the deterministic subset of `make test` (stage faults); `make faults` adds every
+task boundary of switchover, failover, reseed and rejoin (counted from a clean run of each), SIGKILL and SIGINT.
+Writes .build/faults/table.md and results.json; playbook logs under .build/faults/<tag>/logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for _path in (HERE, ROOT / "tests" / "day2", ROOT / ".build" / "collections"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from d2_cluster import CLIENT_IMAGE, PLAYBOOK_TIMEOUT, DayTwoCluster, PlaybookRun  # noqa: E402
+from d2_docker import dexec, docker, remove_prefixed  # noqa: E402
+from d2_ledger import OUT_DIR, missing, not_past  # noqa: E402
+from d2_proof import Proof, first_message  # noqa: E402
+from flt_split import Sample, parse_samples, split_instants, within, writers  # noqa: E402
+
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import format_lsn  # noqa: E402
+
+PREFIX = "pgrepl-flt-"
+IMAGE = os.environ.get("PGREPL_FAULTS_IMAGE", "pgrepl-test/pg15:current")
+OUT = ROOT / ".build" / "faults"
+# The bench's network has a subnet of its own, so a node cut off (docker network disconnect) comes back on its
+# address (docker network connect --ip).
+SUBNETS = {"ci": os.environ.get("PGREPL_FAULTS_SUBNET", "10.213.57.0/24"), "full": "10.213.58.0/24"}
+SAMPLE_INTERVAL = 0.02
+DISTURB_SECONDS = 8.0     # how long a node stays paused or cut off
+SIGINT_GRACE = 90.0       # after SIGINT, ansible-playbook's time to stop before SIGKILL
+# ~70 MB, so that a copy lasts long enough to be cut.
+FILLER = "CREATE TABLE flt_filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 300000) g"
+SAMPLER = "/flt_sampler.py"
+
+
+def say(msg: str) -> None:
+    print(f"[faults] {msg}", flush=True)
+
+
+class BenchError(Exception):
+    """A step of the bench itself (not of the code under test) failed: the bench cannot go on."""
+
+
+# --- the catalogue ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """`when`: "task:<text>" (the first TASK line containing text; "task:<text>#2" the second), "task#<n>" (the
+    n-th TASK line), or "state:<stopped|fenced|promoted|copying|copied>". `action`: sigkill, sigint, kill-module
+    (the module and its pg_basebackup on `node`, then SIGKILL of the run: the host and the controller die),
+    kill-basebackup (pg_basebackup alone), kill-postmaster, pause, disconnect. `node`: old (primary), target."""
+    name: str
+    op: str
+    when: str
+    action: str
+    node: str = "old"
+    ci: bool = False
+    recovery: str = ""   # what the runbook says to do before the re-run: "start-target"
+
+
+HANDOVER_SW = "task:Hand over from the old primary - switchover#2"  # the first is the check-mode call
+FAULTS = [
+    Fault("switchover: module killed on the old primary at its stop", "switchover", "state:stopped", "kill-module",
+          ci=True),
+    Fault("switchover: SIGKILL of the run at the fence", "switchover", "state:fenced", "sigkill", ci=True),
+    Fault("switchover: SIGKILL of the run at the promotion", "switchover", "state:promoted", "sigkill", ci=True),
+    Fault("switchover: SIGINT at the repoint of the followers", "switchover",
+          "task:Standby configuration pointing at the new primary", "sigint", ci=True),
+    Fault("switchover: target's postmaster killed at the handover", "switchover", HANDOVER_SW, "kill-postmaster",
+          node="target", ci=True, recovery="start-target"),
+    Fault("switchover: target paused at the handover", "switchover", HANDOVER_SW, "pause", node="target", ci=True),
+    Fault("switchover: target cut off at the handover", "switchover", HANDOVER_SW, "disconnect", node="target"),
+    Fault("switchover: SIGKILL at the new primary's slots", "switchover",
+          "task:Slots for the followers, standby configuration removed", "sigkill"),
+    Fault("failover: SIGKILL of the run at the fence and promotion", "failover",
+          "task:Hand over from the old primary - failover", "sigkill", ci=True),
+    Fault("failover: SIGINT at the promotion", "failover", "state:promoted", "sigint", ci=True),
+    Fault("failover: SIGKILL at the repoint of the followers", "failover",
+          "task:Standby configuration pointing at the new primary", "sigkill", ci=True),
+    Fault("reseed: pg_basebackup killed mid-copy", "reseed", "state:copying", "kill-basebackup", node="target",
+          ci=True),
+    Fault("reseed: module and run killed mid-copy", "reseed", "state:copying", "kill-module", node="target",
+          ci=True),
+    Fault("reseed: module and run killed at the swap", "reseed", "state:copied", "kill-module", node="target",
+          ci=True),
+    Fault("reseed: standby cut off mid-copy", "reseed", "state:copying", "disconnect", node="target"),
+    Fault("reseed: standby paused mid-copy", "reseed", "state:copying", "pause", node="target"),
+    Fault("reseed: primary paused mid-copy", "reseed", "state:copying", "pause", node="old"),
+]
+
+
+def boundary_faults(op: str, tasks: int) -> list[Fault]:
+    """Every task boundary of `op` (its TASK lines in a clean run), with SIGKILL and SIGINT."""
+    return [Fault(f"{op}: {action.upper()} at task {n} of {tasks}", op, f"task#{n}", action)
+            for n in range(1, tasks + 1) for action in ("sigkill", "sigint")]
+
+
+# --- the samplers ----------------------------------------------------------------------------------------------
+
+class Samplers:
+    """flt_sampler_client.py once per node in the ledger client's container, files in the ledger's directory."""
+
+    def __init__(self, cluster: DayTwoCluster) -> None:
+        self.cluster = cluster
+        self.offsets: dict[str, int] = {}
+        self.samples: dict[str, list[Sample]] = {name: [] for name in cluster.names}
+
+    def file(self, node: str) -> Path:
+        return self.cluster.ledger_dir / f"samples-{node}.tsv"
+
+    def start(self) -> None:
+        c = self.cluster
+        docker("cp", str(HERE / "flt_sampler_client.py"), f"{c.client}:{SAMPLER}")
+        for node in c.names:
+            self.file(node).unlink(missing_ok=True)
+            conninfo = (f"host={c.address[node]} port=5432 dbname=postgres user=ledger passfile=/root/.pgpass "
+                        "connect_timeout=1 keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=2 "
+                        "tcp_user_timeout=2000 application_name=flt-sampler client_encoding=UTF8")
+            docker("exec", "-d", c.client, "python3", SAMPLER, "--conninfo", conninfo, "--node", node,
+                   "--out", f"{OUT_DIR}/samples-{node}.tsv", "--interval", str(SAMPLE_INTERVAL))
+        deadline = time.monotonic() + 30
+        while not all(self.read(node) for node in c.names):
+            if time.monotonic() > deadline:
+                raise BenchError("the samplers wrote no sample within 30 s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        pids = dexec(self.cluster.client, "pgrep", "-f", SAMPLER, check=False).split()
+        if pids:
+            dexec(self.cluster.client, "kill", "-TERM", *pids, check=False)
+
+    def read(self, node: str) -> list[Sample]:
+        """Every sample of `node` so far (read on from where the last call stopped)."""
+        try:
+            with self.file(node).open("rb") as handle:
+                handle.seek(self.offsets.get(node, 0))
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            self.samples[node] += parse_samples(node, data[:cut].decode())
+            self.offsets[node] = self.offsets.get(node, 0) + cut
+        return self.samples[node]
+
+    def all(self) -> list[Sample]:
+        return [s for node in self.cluster.names for s in self.read(node)]
+
+    def seen(self, node: str, state: str, since: float) -> bool:
+        return any(s.state == state and s.start >= since for s in reversed(self.read(node)[-200:]))
+
+
+# --- a playbook run that a trigger interrupts ------------------------------------------------------------------
+
+class Interrupter:
+    """cluster.playbook's runner: ansible-playbook in its own process group; `fire` runs once, when a TASK line
+    matches `task` or when `poll()` says so (polled every 20 ms while the run lasts)."""
+
+    def __init__(self, fire: Callable[[Interrupter], str], task: Optional[Callable[[int, str], bool]] = None,
+                 poll: Optional[Callable[[], bool]] = None, log: Optional[Path] = None) -> None:
+        self.fire_action = fire
+        self.task = task
+        self.poll = poll
+        self.live_log = log
+        self.proc: Optional[subprocess.Popen[str]] = None
+        self.fired_at: Optional[float] = None
+        self.fired_task = ""
+        self.what = ""
+        self.tasks_seen = 0
+        self._lock = threading.Lock()
+
+    def fire(self, why: str) -> None:
+        with self._lock:
+            if self.fired_at is not None:
+                return
+            self.fired_at = time.time()
+            self.fired_task = why
+        try:
+            self.what = self.fire_action(self)
+        except Exception as exc:  # noqa: BLE001 - the fault's own failure is a finding of the bench, shown
+            self.what = f"the fault's action failed: {exc}"
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def __call__(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+        env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        lines: list[str] = []
+        poller = None
+        if self.poll is not None:
+            poller = threading.Thread(target=self._poll, daemon=True)
+            poller.start()
+        live = self.live_log.open("w") if self.live_log else None
+        assert self.proc.stdout is not None
+        last_task = ""
+        for line in self.proc.stdout:
+            lines.append(line)
+            if live:
+                live.write(line)
+                live.flush()
+            if line.startswith("TASK ["):
+                self.tasks_seen += 1
+                last_task = line.split("]")[0][6:]
+                if self.task is not None and self.fired_at is None and self.task(self.tasks_seen, line):
+                    self.fire(f"task {self.tasks_seen}: {last_task}")
+        try:
+            code = self.proc.wait(timeout=PLAYBOOK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            code = self.proc.wait()
+        if poller is not None:
+            poller.join(timeout=5)
+        if live:
+            live.close()
+        note = f"\n[fault fired at {self.fired_task or 'never'}: {self.what}]\n"
+        return code, "".join(lines) + note, ""
+
+    def _poll(self) -> None:
+        assert self.proc is not None and self.poll is not None
+        while self.proc.poll() is None and self.fired_at is None:
+            try:
+                if self.poll():
+                    self.fire("state")
+                    return
+            except Exception:  # noqa: BLE001,S110 - a failed look is looked again
+                pass
+            time.sleep(0.02)
+
+
+# What the loop of InContainerWait does on the node the moment its condition holds (no docker exec round trip in
+# between): the module's processes ([A] so that the pattern does not match the loop's own command line) and
+# pg_basebackup get SIGKILL. Prints what it killed.
+IN_CONTAINER_ACTIONS = {
+    "kill-basebackup": 'p=$(pgrep -x pg_basebackup); kill -KILL $p; echo "pg_basebackup $p"',
+    "kill-module": 'p="$(pgrep -f "[A]nsiballZ") $(pgrep -x pg_basebackup)"; kill -KILL $p; echo "module $p"',
+}
+
+
+class InContainerWait:
+    """A condition watched inside a node by one long `docker exec` (a shell loop every 20 ms), not one exec per
+    look; `then` runs there as soon as it holds; `done()` is true once the loop ended on the condition. close()
+    ends the loop by its stop file."""
+
+    def __init__(self, node: str, condition: str, then: str = "", seconds: float = 600) -> None:
+        self.node = node
+        self.stop_file = f"/run/flt-stop-{os.getpid()}-{time.monotonic_ns()}"
+        # $M: a marker file the condition may use to remember something it saw.
+        script = (f"M={self.stop_file}.mark; end=$(( $(date +%s) + {int(seconds)} )); "
+                  f"while [ ! -e {self.stop_file} ] && [ $(date +%s) -lt $end ]; do "
+                  f"if {condition}; then {then or 'true'}; echo hit; exit 0; fi; sleep 0.02; done; exit 1")
+        self.proc = subprocess.Popen(["docker", "exec", node, "sh", "-c", script], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+
+    def done(self) -> bool:
+        return self.proc.poll() == 0
+
+    def said(self) -> str:
+        """What the loop printed once it ended (the action's pids)."""
+        if self.proc.poll() is None or self.proc.stdout is None:
+            return ""
+        return " ".join(self.proc.stdout.read().split()[:-1])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            docker("exec", self.node, "touch", self.stop_file, check=False)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        docker("exec", self.node, "rm", "-f", self.stop_file, f"{self.stop_file}.mark", check=False)
+
+
+# --- one fault -------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Outcome:
+    fault: Fault
+    fired: str = ""              # where the trigger fired, and what the action did
+    faulted: str = ""            # exit of the faulted run and its first message
+    rerun: str = ""              # exit of the re-run (and what followed)
+    converged: bool = False
+    path: str = ""               # how it converged: re-run, or the runbook's step after a refusal
+    splits: int = 0
+    split_detail: str = ""
+    lost: int = 0                # acknowledged and missing, not excused (failover: at or before the received LSN)
+    lost_past: int = 0           # failover: lost past the promoted node's received LSN (allowed, reported)
+    seconds: float = 0.0
+    writers: str = ""
+    expected_failure: str = ""
+    error: str = ""
+    note: str = ""
+    logs: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.converged and not self.splits and not self.lost and not self.error
+
+
+# Faults that find a bug in the collection, recorded with the reason (and what was seen) until it is fixed.
+KNOWN: dict[str, str] = {}
+
+
+class Bench:
+    def __init__(self, tag: str, workdir: Path) -> None:
+        self.tag = tag
+        self.cluster = DayTwoCluster(PREFIX, tag, IMAGE, CLIENT_IMAGE, workdir, standbys=2, sync=())
+        self.samplers = Samplers(self.cluster)
+        self.ledger = None
+        self.proof: Optional[Proof] = None
+        self.excused: set[int] = set()
+        self.outcomes: list[Outcome] = []
+        self.reference: dict[str, int] = {}   # TASK lines of a clean run, by operation
+        self.broken = ""                       # set when the cluster could not be made healthy again
+
+    # --- the cluster -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        c = self.cluster
+        docker("network", "create", "--subnet", SUBNETS.get(self.tag, SUBNETS["ci"]), c.network)
+        c.start()
+        c.prepare_ledger()
+        c.write_inventory()
+        run = c.playbook("site", label="build")
+        if run.returncode != 0:
+            raise BenchError(f"site failed:\n{run.describe()}")
+        c.wait_streaming(c.names[0], c.names[1:])
+        primary = c.names[0]
+        rows = ", ".join(f"('{n}')" for n in c.names)
+        c.psql(primary, "CREATE TABLE flt_probe (node text PRIMARY KEY, n bigint NOT NULL DEFAULT 0, at timestamptz)")
+        c.psql(primary, f"INSERT INTO flt_probe (node) VALUES {rows}")  # noqa: S608 (container names)
+        c.psql(primary, "GRANT SELECT, UPDATE ON flt_probe TO ledger")
+        c.psql(primary, FILLER)
+        c.wait_replayed(c.names[1:], c.wal_position(primary))
+        self.samplers.start()
+        self.ledger = c.ledger()
+        self.ledger.start()
+        self.proof = Proof(c, self.ledger)
+        self.ledger.pause()
+
+    def stop(self) -> None:
+        try:
+            if self.ledger is not None:
+                self.ledger.stop()
+            self.samplers.stop()
+        finally:
+            self.cluster.destroy()
+
+    def unpause_all(self) -> None:
+        for node in self.cluster.names:
+            docker("unpause", node, check=False)
+            self.reconnect(node)
+
+    def reconnect(self, node: str) -> None:
+        c = self.cluster
+        nets = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", node, check=False).stdout
+        if c.network not in nets:
+            docker("network", "connect", "--ip", c.address[node], c.network, node, check=False)
+
+    def primaries(self) -> list[str]:
+        """The nodes that answer and are not in recovery."""
+        return [n for n in self.cluster.names
+                if self.cluster.psql(n, "SELECT pg_is_in_recovery()", check=False, timeout=30) == "f"]
+
+    # --- the fault's trigger and action ----------------------------------------------------------------------
+
+    def interrupter(self, fault: Fault, old: str, target: Optional[str], t0: float, log: Path) -> Interrupter:
+        c = self.cluster
+        node = old if fault.node == "old" else target
+        waits: list[InContainerWait] = []
+
+        def act(it: Interrupter) -> str:
+            if fault.action in IN_CONTAINER_ACTIONS and waits:
+                # Done on the node by the loop that saw the condition.
+                if fault.action == "kill-module":
+                    it.signal(signal.SIGKILL)
+                return f"SIGKILL on {node}: {waits[0].said() or 'nothing'}" + (
+                    " and to ansible-playbook's process group" if fault.action == "kill-module" else "")
+            if fault.action == "sigkill":
+                it.signal(signal.SIGKILL)
+                return "SIGKILL to ansible-playbook's process group"
+            if fault.action == "sigint":
+                it.signal(signal.SIGINT)
+                threading.Thread(target=self._sigkill_later, args=(it,), daemon=True).start()
+                return "SIGINT to ansible-playbook's process group"
+            if node is None:
+                return f"no {fault.node} node known: nothing done"
+            if fault.action in ("kill-module", "kill-basebackup"):
+                pattern = "pg_basebackup" if fault.action == "kill-basebackup" else "AnsiballZ|pg_basebackup"
+                pids = dexec(node, "pgrep", "-f", pattern, check=False).split()
+                if pids:
+                    dexec(node, "kill", "-KILL", *pids, check=False)
+                if fault.action == "kill-module":
+                    it.signal(signal.SIGKILL)
+                return f"SIGKILL to {pattern} on {node} (pids {' '.join(pids) or 'none'})" + (
+                    " and to ansible-playbook's process group" if fault.action == "kill-module" else "")
+            if fault.action == "kill-postmaster":
+                c.kill_server(node)
+                return f"SIGKILL to {node}'s postmaster and backends"
+            if fault.action == "pause":
+                docker("pause", node)
+                threading.Timer(DISTURB_SECONDS, lambda: docker("unpause", node, check=False)).start()
+                return f"docker pause {node} for {DISTURB_SECONDS:g} s"
+            if fault.action == "disconnect":
+                docker("network", "disconnect", c.network, node)
+                threading.Timer(DISTURB_SECONDS, self.reconnect, args=(node,)).start()
+                return f"docker network disconnect {node} for {DISTURB_SECONDS:g} s"
+            raise BenchError(f"unknown action {fault.action}")
+
+        kind, _, what = fault.when.partition(":")
+        if kind.startswith("task#"):
+            nth = int(kind[5:])
+            return Interrupter(act, task=lambda n, line: n == nth, log=log)
+        if kind == "task":
+            text, _, count = what.partition("#")
+            want = int(count or 1)
+            seen = [0]
+
+            def match(n: int, line: str) -> bool:
+                if text in line:
+                    seen[0] += 1
+                return seen[0] == want and text in line
+            return Interrupter(act, task=match, log=log)
+        data_dir = c.data_dir
+        then = IN_CONTAINER_ACTIONS.get(fault.action, "")
+        if what == "stopped":
+            # The old primary's postmaster no longer accepts connections: its shutdown has begun.
+            waits.append(InContainerWait(old, "! pg_isready -q", then if node == old else ""))
+            poll = waits[-1].done
+        elif what == "promoted":
+            others = [n for n in c.names if n != old]
+            poll = lambda: any(self.samplers.seen(n, "W", t0) for n in others)  # noqa: E731
+        elif what == "fenced":
+            waits.append(InContainerWait(old, f"[ -e {data_dir}/standby.signal ]", then if node == old else ""))
+            poll = waits[-1].done
+        elif what == "copying":
+            waits.append(InContainerWait(node, "pgrep -x pg_basebackup >/dev/null", then))
+            poll = waits[-1].done
+        elif what == "copied":
+            # pg_basebackup ran and has ended: the module is at the swap.
+            waits.append(InContainerWait(node, '{ pgrep -x pg_basebackup >/dev/null && touch "$M"; } '
+                                               '|| [ -e "$M" ] && ! pgrep -x pg_basebackup >/dev/null', then))
+            poll = waits[-1].done
+        else:
+            raise BenchError(f"unknown trigger {fault.when}")
+        it = Interrupter(act, poll=poll, log=log)
+        it.waits = waits  # type: ignore[attr-defined]
+        return it
+
+    @staticmethod
+    def _sigkill_later(it: Interrupter) -> None:
+        deadline = time.monotonic() + SIGINT_GRACE
+        while it.proc is not None and it.proc.poll() is None:
+            if time.monotonic() > deadline:
+                it.signal(signal.SIGKILL)
+                return
+            time.sleep(0.2)
+
+    # --- one fault, start to end -----------------------------------------------------------------------------
+
+    def run_fault(self, fault: Fault) -> Outcome:
+        out = Outcome(fault, expected_failure=KNOWN.get(fault.name, ""))
+        if self.broken:
+            out.error = f"not run: {self.broken}"
+            return out
+        c = self.cluster
+        assert self.proof is not None and self.ledger is not None
+        primary, standbys = c.groups()
+        target = standbys[0] if fault.op in ("switchover", "reseed") else None
+        extra = {"switchover": [f"pgrepl_target={target}"], "reseed": [f"pgrepl_host={target}"],
+                 "failover": [], "rejoin": [f"pgrepl_host={primary}"]}[fault.op]
+        began = time.monotonic()
+        win = self.proof.begin(fault.name)
+        t0 = time.time()
+        received: dict[str, int] = {}
+        slug = re.sub(r"[^a-z0-9]+", "-", fault.name.lower()).strip("-")[:60]
+        try:
+            if fault.op in ("failover", "rejoin"):
+                c.kill_server(primary)
+                for s in standbys:
+                    lsn = c.receive_position(s)
+                    if lsn is not None:
+                        received[s] = lsn
+            if fault.op == "rejoin":
+                # The rejoin is what is faulted: a clean failover first, then the rejoin of its old primary.
+                run = c.playbook("failover", label=f"{slug}-failover")
+                if run.returncode != 0:
+                    raise BenchError(f"failover before the rejoin failed:\n{run.describe()}")
+                extra = [f"pgrepl_host={primary}"]
+                primary, standbys = c.groups()
+            old = primary
+            it = self.interrupter(fault, old, target, t0, c.logdir / f"live-{slug}.log")
+            try:
+                faulted = c.playbook(fault.op, *extra, label=slug, runner=it)
+            finally:
+                for w in getattr(it, "waits", []):
+                    w.close()
+            out.logs.append(str(faulted.log))
+            out.fired = f"{it.fired_task or 'never fired'}: {it.what or '-'}"
+            out.faulted = f"exit {faulted.returncode}" + (f": {failure_message(faulted)}" if faulted.returncode else "")
+            time.sleep(0.5)
+            self.unpause_all()
+            if fault.recovery == "start-target" and target is not None:
+                dexec(target, "systemctl", "start", c.unit, check=False)
+            self.converge(fault, out, extra, old, slug)
+        except BenchError as exc:
+            out.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown in the table; the cluster is checked below
+            out.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.unpause_all()
+            try:
+                now_primary, _ = c.groups()
+                self.proof.end(win, now_primary, timeout=60)
+            except Exception as exc:  # noqa: BLE001
+                out.error = out.error or f"no commit on the primary after the fault: {exc}"
+                try:
+                    self.ledger.pause()
+                except Exception:  # noqa: BLE001,S110
+                    pass
+        out.seconds = time.monotonic() - began
+        self.figures(out, win.resumed, time.time(), received)
+        if not out.converged and not self.healthy():
+            self.broken = f"the cluster was left unhealthy by '{fault.name}'"
+        return out
+
+    def converge(self, fault: Fault, out: Outcome, extra: list[str], old: str, slug: str) -> None:
+        """The same command again; a failover's old primary rejoined; the runbook's steps where a re-run refuses
+        because the interrupted run had finished the job; then status strict."""
+        c = self.cluster
+        rerun = c.playbook(fault.op, *extra, label=f"{slug}-rerun")
+        out.logs.append(str(rerun.log))
+        out.rerun = f"exit {rerun.returncode}" + (f": {failure_message(rerun)}" if rerun.returncode else "")
+        out.path = "re-run"
+        if rerun.returncode != 0:
+            steps = self.runbook_steps(slug)
+            if not steps:
+                out.path = "re-run failed"
+                return
+            out.path = "re-run refused; runbook: " + steps
+        if fault.op == "failover":
+            primary, standbys = c.groups()
+            if old not in standbys:
+                c.set_groups(primary, [*standbys, old])
+            rejoin = c.playbook("rejoin", f"pgrepl_host={old}", label=f"{slug}-rejoin")
+            out.logs.append(str(rejoin.log))
+            if rejoin.returncode != 0:
+                out.path += f"; rejoin of {old} failed: {first_message(rejoin)}"
+                return
+            out.path += f"; rejoin of {old}"
+        status = c.playbook("status", "pgrepl_status_strict=true", label=f"{slug}-status")
+        out.logs.append(str(status.log))
+        if status.returncode != 0:
+            out.path += f"; status strict failed: {first_message(status)}"
+            return
+        out.converged = True
+
+    def runbook_steps(self, slug: str) -> str:
+        """docs/runbooks.md: a re-run refused because the job was done (a standby is a primary already, or the
+        inventory is out of date): put the real primary in group primary; a node that does not stream from it
+        is rejoined. Returns what was done, or "" when the cluster does not have exactly one primary."""
+        c = self.cluster
+        found = self.primaries()
+        if len(found) != 1:
+            return ""
+        primary = found[0]
+        steps = []
+        listed, standbys = c.groups()
+        if listed != primary:
+            c.set_groups(primary, [n for n in c.names if n != primary])
+            steps.append(f"{primary} put in group primary")
+        for node in [n for n in c.names if n != primary]:
+            if c.streaming_problems(primary, [node]):
+                run = c.playbook("rejoin", f"pgrepl_host={node}", label=f"{slug}-runbook-rejoin")
+                steps.append(f"rejoin of {node} (exit {run.returncode})")
+        return ", ".join(steps) or "nothing to do"
+
+    def healthy(self) -> bool:
+        c = self.cluster
+        try:
+            primary, standbys = c.groups()
+            return self.primaries() == [primary] and not c.streaming_problems(primary, standbys)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def figures(self, out: Outcome, start: float, end: float, received: dict[str, int]) -> None:
+        c = self.cluster
+        samples = within(self.samplers.all(), start, end)
+        splits = split_instants(samples)
+        out.splits = len(splits)
+        out.split_detail = "; ".join(s.describe(start) for s in splits[:3])
+        out.writers = ", ".join(f"{n.rsplit('-', 1)[-1]}: {k}" for n, k in sorted(writers(samples).items()))
+        try:
+            primary, _ = c.groups()
+            commits = self.ledger.records()
+            lost = missing([x for x in commits if x.at <= end], c.present_ids(primary), frozenset(self.excused))
+        except Exception as exc:  # noqa: BLE001
+            out.error = out.error or f"lost commits not counted: {exc}"
+            return
+        if out.fault.op in ("failover", "rejoin") and lost:
+            promoted = primary
+            limit = received.get(promoted)
+            early = not_past(lost, limit) if limit is not None else lost
+            out.lost = len(early)
+            out.lost_past = len(lost) - len(early)
+            out.note = f"{promoted} had received {format_lsn(limit) if limit is not None else 'unknown'}"
+        else:
+            out.lost = len(lost)
+        self.excused.update(x.id for x in lost)
+
+    def control(self) -> str:
+        """The instrument proven: a standby promoted by hand while the primary runs (the cluster is thrown away
+        after it) must show as at least one split-brain instant. Returns what was seen."""
+        c = self.cluster
+        primary, standbys = c.groups()
+        start = time.time()
+        time.sleep(1.0)
+        c.psql(standbys[0], "SELECT pg_promote()")
+        time.sleep(2.0)
+        splits = split_instants(within(self.samplers.all(), start, time.time()))
+        if not splits:
+            raise BenchError(f"the samplers saw no split-brain instant while {primary} and {standbys[0]} both "
+                             "took writes (a standby promoted by hand): the instrument is blind")
+        return f"seen: {len(splits)} split-brain instant(s), {splits[0].describe(start)}"
+
+    # --- the matrix ------------------------------------------------------------------------------------------
+
+    def count_tasks(self, op: str) -> int:
+        """TASK lines of a clean run of `op` (which also leaves the cluster healthy)."""
+        fault = Fault(f"{op}: clean run (reference)", op, "task#100000", "sigkill")
+        out = self.run_fault(fault)
+        log = Path(out.logs[0]) if out.logs else None
+        tasks = log.read_text().count("\nTASK [") if log and log.exists() else 0
+        self.outcomes.append(out)
+        self.reference[op] = tasks
+        return tasks
+
+
+def failure_message(run: PlaybookRun) -> str:
+    """The first failed task's message (not a message printed before it), or the last error line."""
+    at = run.output.find("fatal: [")
+    if at >= 0:
+        return first_message(dataclasses.replace(run, output=run.output[at:]))
+    errors = [line for line in run.output.splitlines() if line.startswith(("[ERROR]", "ERROR!"))]
+    return " ".join(errors[-1].split())[:160] if errors else first_message(run)
+
+
+# --- the table -------------------------------------------------------------------------------------------------
+
+HEADERS = ["fault", "trigger: action", "faulted run", "re-run and after", "converged", "split-brain instants",
+           "commits lost", "s"]
+
+
+def cell(text: str, width: int = 90) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def table_rows(outcomes: list[Outcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        conv = "yes" if o.converged else ("EXPECTED FAILURE: " + o.expected_failure if o.expected_failure else "NO")
+        lost = str(o.lost) + (f" (+{o.lost_past} past the received LSN)" if o.lost_past else "")
+        rerun = o.error or f"{o.rerun} ({o.path})"
+        rows.append([cell(o.fault.name, 70), cell(o.fired, 80), cell(o.faulted, 80), cell(rerun, 110), conv,
+                     str(o.splits) + (f": {o.split_detail}" if o.splits else ""), lost, f"{o.seconds:.0f}"])
+    return rows
+
+
+def totals(outcomes: list[Outcome]) -> dict[str, int]:
+    return {"faults tried": len(outcomes), "converged": sum(o.converged for o in outcomes),
+            "split-brain instants": sum(o.splits for o in outcomes),
+            "commits lost": sum(o.lost for o in outcomes),
+            "commits lost past a failover's received LSN": sum(o.lost_past for o in outcomes),
+            "expected failures": sum(bool(o.expected_failure) for o in outcomes)}
+
+
+def markdown(outcomes: list[Outcome], context: str) -> str:
+    t = totals(outcomes)
+    lines = [context, "", "| " + " | ".join(t) + " |", "|" + "---|" * len(t), "| " + " | ".join(map(str, t.values()))
+             + " |", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(outcomes)]
+    return "\n".join(lines) + "\n"
+
+
+def run(matrix: str) -> tuple[list[Outcome], str]:
+    """The bench: `ci` (the FAULTS marked ci) or `full` (every FAULT, then every task boundary)."""
+    tag = matrix
+    OUT.mkdir(parents=True, exist_ok=True)
+    remove_prefixed(f"{PREFIX}{tag}")
+    bench = Bench(tag, OUT / tag)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    began = time.monotonic()
+    limit = int(os.environ.get("PGREPL_FAULTS_LIMIT", "0"))
+    only = os.environ.get("PGREPL_FAULTS_ONLY", "")
+    control = "not run"
+    try:
+        say(f"{matrix}: 1+2 cluster ({IMAGE}) built by site, samplers and ledger started")
+        bench.start()
+        faults = [f for f in FAULTS if (f.ci or matrix == "full") and (not only or re.search(only, f.name))]
+        if matrix == "full":
+            for op in ("switchover", "failover", "reseed", "rejoin"):
+                if only and not re.search(only, op):
+                    continue
+                say(f"{op}: counting its task boundaries with a clean run")
+                faults += boundary_faults(op, bench.count_tasks(op))
+        if limit:
+            faults = faults[:limit]
+        for n, fault in enumerate(faults, 1):
+            say(f"{n}/{len(faults)} {fault.name}")
+            out = bench.run_fault(fault)
+            bench.outcomes.append(out)
+            say(f"  fired {out.fired}; faulted {out.faulted}; re-run {out.rerun} ({out.path}); converged "
+                f"{out.converged}; splits {out.splits}; lost {out.lost}; {out.seconds:.0f} s"
+                + (f"; ERROR {out.error}" if out.error else ""))
+        say("control: a standby promoted by hand while the primary runs must be seen as a split")
+        try:
+            control = bench.control()
+        except BenchError as exc:
+            control = f"FAILED: {exc}"
+        say(f"  {control}")
+    finally:
+        bench.stop()
+        remove_prefixed(f"{PREFIX}{tag}")
+    seconds = time.monotonic() - began
+    context = (f"`{'make faults' if matrix == 'full' else 'scripts/test.sh faults'}` ({matrix}), "
+               f"{started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs), image {IMAGE}, "
+               f"1 primary + 2 asynchronous standbys, ledger every 10 ms, samplers every "
+               f"{SAMPLE_INTERVAL * 1000:.0f} ms per node; {seconds:.0f} s in all. Control (a standby promoted "
+               f"by hand while the primary runs, at the end): {control}")
+    text = markdown(bench.outcomes, context)
+    table = OUT / ("table.md" if matrix == "full" else f"table-{matrix}.md")
+    table.write_text(text)
+    (OUT / f"results-{matrix}.json").write_text(json.dumps(
+        {"context": context, "control": control, "totals": totals(bench.outcomes), "reference_tasks": bench.reference,
+         "outcomes": [{**dataclasses.asdict(o), "fault": dataclasses.asdict(o.fault)} for o in bench.outcomes]},
+        indent=2))
+    print(text)
+    say(f"written {table.relative_to(ROOT)}; logs in {(OUT / tag / 'logs').relative_to(ROOT)}/")
+    return bench.outcomes, control
+
+
+def failures(outcomes: list[Outcome], control: str) -> list[str]:
+    """What fails the bench: a fault that did not converge, a split, a lost commit, unless recorded in KNOWN; a
+    control that saw no split (the instrument is blind)."""
+    bad = [] if control.startswith("seen: ") else [f"control: {control}"]
+    for o in outcomes:
+        if not o.passed and not o.expected_failure:
+            bad.append(f"{o.fault.name}: converged={o.converged} splits={o.splits} lost={o.lost} {o.error} "
+                       f"(logs: {', '.join(o.logs[-2:])})")
+    return bad
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("matrix", choices=("ci", "full"), nargs="?", default="full")
+    args = parser.parse_args()
+    outcomes, control = run(args.matrix)
+    bad = failures(outcomes, control)
+    for line in bad:
+        say(f"FAILED {line}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted")
+        sys.exit(130)
