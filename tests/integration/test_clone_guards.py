@@ -140,7 +140,7 @@ def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouc
     bench.primary.sql("CREATE TABLE guards_after_refusal (n int)")
     standby.wait_streaming()
     lsn = bench.primary.scalar("SELECT pg_current_wal_lsn()::text")
-    for _ in range(100):
+    for _attempt in range(100):
         if standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)):
             break
         time.sleep(0.1)
