@@ -9,8 +9,9 @@ For each fault, in sequence on the same cluster (each fault's re-run leaves it h
      output (a task boundary, by name or by index), or a state of the nodes (the old primary stopped or fenced, the
      target promoted, pg_basebackup running or done on the copied standby);
   3. at the trigger the action: SIGKILL or SIGINT to ansible-playbook's process group, SIGKILL of the module (and
-     pg_basebackup) on the node, SIGKILL of the target's postmaster, `docker pause` or `docker network disconnect`
-     of a node for a few seconds; the faulted run's outcome is kept (exit code, its first message);
+     pg_basebackup) on the node, SIGKILL of the target's postmaster, its server frozen (SIGSTOP) or the node cut
+     off (`docker network disconnect`) for a few seconds, its filesystem filled, a lock held that site needs;
+     the faulted run's outcome is kept (exit code, its first message);
   4. the same command again (after what the runbook says to do first), for a failover the rejoin of the old
      primary, then `status -e pgrepl_status_strict=true`: passing is "converged". A re-run that is refused because
      the interrupted run had already finished the job (docs/runbooks.md, "What a re-run does after an
@@ -85,7 +86,9 @@ class Fault:
     """`when`: "task:<text>" (the first TASK line containing text; "task:<text>#2" the second), "task#<n>" (the
     n-th TASK line), or "state:<stopped|fenced|promoted|copying|copied>". `action`: sigkill, sigint, kill-module
     (the module and its pg_basebackup on `node`, then SIGKILL of the run: the host and the controller die),
-    kill-basebackup (pg_basebackup alone), kill-postmaster, pause, disconnect. `node`: old (primary), target."""
+    kill-basebackup (pg_basebackup alone), kill-postmaster, pause, disconnect, fill (the filesystem of the data
+    directory's parent, a small tmpfs on one standby, filled up), none (with when "never": a clean run).
+    `node`: old (primary), target."""
     name: str
     op: str
     when: str
@@ -93,6 +96,7 @@ class Fault:
     node: str = "old"
     ci: bool = False
     recovery: str = ""   # what the runbook says to do before the re-run: "start-target"
+    setup: str = ""      # "role-lock": a transaction holds the replication role's row while the run goes
 
 
 HANDOVER_SW = "task:Hand over from the old primary - switchover#2"  # the first is the check-mode call
@@ -105,25 +109,28 @@ FAULTS = [
           "task:Standby configuration pointing at the new primary", "sigint", ci=True),
     Fault("switchover: target's postmaster killed at the handover", "switchover", HANDOVER_SW, "kill-postmaster",
           node="target", ci=True, recovery="start-target"),
-    Fault("switchover: target paused at the handover", "switchover", HANDOVER_SW, "pause", node="target", ci=True),
+    Fault("switchover: target's server frozen at the handover", "switchover", HANDOVER_SW, "pause", node="target"),
     Fault("switchover: target cut off at the handover", "switchover", HANDOVER_SW, "disconnect", node="target"),
     Fault("switchover: SIGKILL at the new primary's slots", "switchover",
           "task:Slots for the followers, standby configuration removed", "sigkill"),
     Fault("failover: SIGKILL of the run at the fence and promotion", "failover",
           "task:Hand over from the old primary - failover", "sigkill", ci=True),
-    Fault("failover: SIGINT at the promotion", "failover", "state:promoted", "sigint", ci=True),
+    Fault("failover: SIGINT at the promotion", "failover", "state:promoted", "sigint"),
     Fault("failover: SIGKILL at the repoint of the followers", "failover",
           "task:Standby configuration pointing at the new primary", "sigkill", ci=True),
     Fault("reseed: pg_basebackup killed mid-copy", "reseed", "state:copying", "kill-basebackup", node="target",
           ci=True),
-    Fault("reseed: module and run killed mid-copy", "reseed", "state:copying", "kill-module", node="target",
-          ci=True),
+    Fault("reseed: module and run killed mid-copy", "reseed", "state:copying", "kill-module", node="target"),
     Fault("reseed: module and run killed at the swap", "reseed", "state:copied", "kill-module", node="target",
           ci=True),
     Fault("reseed: standby cut off mid-copy", "reseed", "state:copying", "disconnect", node="target"),
-    Fault("reseed: standby paused mid-copy", "reseed", "state:copying", "pause", node="target"),
-    Fault("reseed: primary paused mid-copy", "reseed", "state:copying", "pause", node="old"),
+    Fault("reseed: primary's server frozen mid-copy", "reseed", "state:copying", "pause", node="old"),
+    Fault("reseed: the standby's filesystem filled mid-copy", "reseed", "state:copying", "fill", node="target"),
+    Fault("site: a transaction holds the replication role (ALTER ROLE waits)", "site", "never", "none",
+          setup="role-lock"),
 ]
+TMPFS_SIZE = "400m"       # the filesystem of one standby's data directory parent in the full matrix
+LOCK_APP = "flt-role-lock"
 
 
 def boundary_faults(op: str, tasks: int) -> list[Fault]:
@@ -272,10 +279,14 @@ class Interrupter:
 
 # What the loop of InContainerWait does on the node the moment its condition holds (no docker exec round trip in
 # between): the module's processes ([A] so that the pattern does not match the loop's own command line) and
-# pg_basebackup get SIGKILL. Prints what it killed.
+# pg_basebackup get SIGKILL. Prints what it killed. $COPY: the pattern of the copy's own pg_basebackup (not the
+# module's `pg_basebackup --version`).
 IN_CONTAINER_ACTIONS = {
-    "kill-basebackup": 'p=$(pgrep -x pg_basebackup); kill -KILL $p; echo "pg_basebackup $p"',
-    "kill-module": 'p="$(pgrep -f "[A]nsiballZ") $(pgrep -x pg_basebackup)"; kill -KILL $p; echo "module $p"',
+    "kill-basebackup": 'p=$(pgrep -f "$COPY"); kill -KILL $p; echo "pg_basebackup $p"',
+    "kill-module": 'p="$(pgrep -f "[A]nsiballZ") $(pgrep -f "$COPY")"; kill -KILL $p; echo "module $p"',
+    # All but 64 kB of the filesystem of the data directory's parent taken by one file ({parent}: that path).
+    "fill": 'f={parent}/flt-fill; a=$(df --output=avail -B1 {parent} | tail -1); '
+            'fallocate -l $((a - 65536)) $f && echo "filled $((a - 65536)) bytes: $f"',
 }
 
 
@@ -288,7 +299,7 @@ class InContainerWait:
         self.node = node
         self.stop_file = f"/run/flt-stop-{os.getpid()}-{time.monotonic_ns()}"
         # $M: a marker file the condition may use to remember something it saw.
-        script = (f"M={self.stop_file}.mark; end=$(( $(date +%s) + {int(seconds)} )); "
+        script = (f"M={self.stop_file}.mark; COPY='[p]g_basebackup -D'; end=$(( $(date +%s) + {int(seconds)} )); "
                   f"while [ ! -e {self.stop_file} ] && [ $(date +%s) -lt $end ]; do "
                   f"if {condition}; then {then or 'true'}; echo hit; exit 0; fi; sleep 0.02; done; exit 1")
         self.proc = subprocess.Popen(["docker", "exec", node, "sh", "-c", script], stdout=subprocess.PIPE,
@@ -355,6 +366,7 @@ class Bench:
         self.outcomes: list[Outcome] = []
         self.reference: dict[str, int] = {}   # TASK lines of a clean run, by operation
         self.broken = ""                       # set when the cluster could not be made healthy again
+        self.tmpfs_node = ""                   # the standby whose data directory's parent is a small tmpfs
 
     # --- the cluster -----------------------------------------------------------------------------------------
 
@@ -362,6 +374,8 @@ class Bench:
         c = self.cluster
         docker("network", "create", "--subnet", SUBNETS.get(self.tag, SUBNETS["ci"]), c.network)
         c.start()
+        if self.tag == "full":
+            self.small_filesystem(c.names[-1])
         c.prepare_ledger()
         c.write_inventory()
         run = c.playbook("site", label="build")
@@ -381,6 +395,38 @@ class Bench:
         self.proof = Proof(c, self.ledger)
         self.ledger.pause()
 
+    def small_filesystem(self, node: str) -> None:
+        """The node's data directory moves onto a tmpfs of TMPFS_SIZE mounted as its parent (before site: the
+        fresh cluster of the image), so that the fault 'fill' can fill it."""
+        c = self.cluster
+        parent = str(Path(c.data_dir).parent)
+        script = (f"set -e; systemctl stop {c.unit}; mv {parent} {parent}.disk; mkdir {parent}; "
+                  f"mount -t tmpfs -o size={TMPFS_SIZE},mode=0755 flt-small {parent}; "
+                  f"cp -a {parent}.disk/. {parent}/; chown postgres:postgres {parent}; rm -rf {parent}.disk; "
+                  f"systemctl start {c.unit}")
+        dexec(node, "sh", "-c", script, timeout=300)
+        self.tmpfs_node = node
+
+    def hold_role_lock(self, primary: str) -> None:
+        """The replication role loses REPLICATION (committed: site must put it back with ALTER ROLE), then a
+        session holds the role's row (an uncommitted ALTER ROLE) for as long as the fault lasts."""
+        c = self.cluster
+        c.psql(primary, "ALTER ROLE replicator NOREPLICATION")
+        docker("exec", "-d", "-u", "postgres", "-e", f"PGAPPNAME={LOCK_APP}", primary, "psql", "-X", "-c",
+               "BEGIN; ALTER ROLE replicator CONNECTION LIMIT -1; SELECT pg_sleep(900); COMMIT;")
+        deadline = time.monotonic() + 30
+        query = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + LOCK_APP  # noqa: S608
+                 + "' AND wait_event = 'PgSleep'")
+        while c.psql(primary, query) != "1":
+            if time.monotonic() > deadline:
+                raise BenchError("the session holding the replication role's row did not start")
+            time.sleep(0.2)
+
+    def release_role_lock(self, primary: str) -> None:
+        query = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"  # noqa: S608
+                 + LOCK_APP + "'")
+        self.cluster.psql(primary, query, check=False)
+
     def stop(self) -> None:
         try:
             if self.ledger is not None:
@@ -391,8 +437,11 @@ class Bench:
 
     def unpause_all(self) -> None:
         for node in self.cluster.names:
-            docker("unpause", node, check=False)
+            self.thaw(node)
             self.reconnect(node)
+
+    def thaw(self, node: str) -> None:
+        dexec(node, "systemctl", "kill", "--signal=SIGCONT", self.cluster.unit, check=False)
 
     def reconnect(self, node: str) -> None:
         c = self.cluster
@@ -413,6 +462,8 @@ class Bench:
         waits: list[InContainerWait] = []
 
         def act(it: Interrupter) -> str:
+            if fault.action == "none":
+                return "nothing"
             if fault.action in IN_CONTAINER_ACTIONS and waits:
                 # Done on the node by the loop that saw the condition.
                 if fault.action == "kill-module":
@@ -441,9 +492,11 @@ class Bench:
                 c.kill_server(node)
                 return f"SIGKILL to {node}'s postmaster and backends"
             if fault.action == "pause":
-                docker("pause", node)
-                threading.Timer(DISTURB_SECONDS, lambda: docker("unpause", node, check=False)).start()
-                return f"docker pause {node} for {DISTURB_SECONDS:g} s"
+                # `docker pause` cannot freeze these systemd containers here (the engine's freezer fails:
+                # "unable to freeze"): every process of the server's unit gets SIGSTOP instead, then SIGCONT.
+                dexec(node, "systemctl", "kill", "--signal=SIGSTOP", c.unit)
+                threading.Timer(DISTURB_SECONDS, self.thaw, args=(node,)).start()
+                return f"{node}'s server frozen (SIGSTOP of its unit) for {DISTURB_SECONDS:g} s"
             if fault.action == "disconnect":
                 docker("network", "disconnect", c.network, node)
                 threading.Timer(DISTURB_SECONDS, self.reconnect, args=(node,)).start()
@@ -451,6 +504,8 @@ class Bench:
             raise BenchError(f"unknown action {fault.action}")
 
         kind, _, what = fault.when.partition(":")
+        if kind == "never":
+            return Interrupter(act, task=lambda n, line: False, log=log)
         if kind.startswith("task#"):
             nth = int(kind[5:])
             return Interrupter(act, task=lambda n, line: n == nth, log=log)
@@ -465,7 +520,7 @@ class Bench:
                 return seen[0] == want and text in line
             return Interrupter(act, task=match, log=log)
         data_dir = c.data_dir
-        then = IN_CONTAINER_ACTIONS.get(fault.action, "")
+        then = IN_CONTAINER_ACTIONS.get(fault.action, "").replace("{parent}", str(Path(data_dir).parent))
         if what == "stopped":
             # The old primary's postmaster no longer accepts connections: its shutdown has begun.
             waits.append(InContainerWait(old, "! pg_isready -q", then if node == old else ""))
@@ -477,12 +532,12 @@ class Bench:
             waits.append(InContainerWait(old, f"[ -e {data_dir}/standby.signal ]", then if node == old else ""))
             poll = waits[-1].done
         elif what == "copying":
-            waits.append(InContainerWait(node, "pgrep -x pg_basebackup >/dev/null", then))
+            waits.append(InContainerWait(node, 'pgrep -f "$COPY" >/dev/null', then))
             poll = waits[-1].done
         elif what == "copied":
             # pg_basebackup ran and has ended: the module is at the swap.
-            waits.append(InContainerWait(node, '{ pgrep -x pg_basebackup >/dev/null && touch "$M"; } '
-                                               '|| [ -e "$M" ] && ! pgrep -x pg_basebackup >/dev/null', then))
+            waits.append(InContainerWait(node, '{ pgrep -f "$COPY" >/dev/null && touch "$M"; } '
+                                               '|| [ -e "$M" ] && ! pgrep -f "$COPY" >/dev/null', then))
             poll = waits[-1].done
         else:
             raise BenchError(f"unknown trigger {fault.when}")
@@ -510,8 +565,13 @@ class Bench:
         assert self.proof is not None and self.ledger is not None
         primary, standbys = c.groups()
         target = standbys[0] if fault.op in ("switchover", "reseed") else None
+        if fault.action == "fill":
+            if self.tmpfs_node not in standbys:
+                out.error = f"not run: the node with the small filesystem ({self.tmpfs_node or 'none'}) is no standby"
+                return out
+            target = self.tmpfs_node
         extra = {"switchover": [f"pgrepl_target={target}"], "reseed": [f"pgrepl_host={target}"],
-                 "failover": [], "rejoin": [f"pgrepl_host={primary}"]}[fault.op]
+                 "failover": [], "rejoin": [f"pgrepl_host={primary}"], "site": []}[fault.op]
         began = time.monotonic()
         win = self.proof.begin(fault.name)
         t0 = time.time()
@@ -532,12 +592,25 @@ class Bench:
                 extra = [f"pgrepl_host={primary}"]
                 primary, standbys = c.groups()
             old = primary
+            if fault.setup == "role-lock":
+                self.hold_role_lock(primary)
             it = self.interrupter(fault, old, target, t0, c.logdir / f"live-{slug}.log")
             try:
                 faulted = c.playbook(fault.op, *extra, label=slug, runner=it)
             finally:
                 for w in getattr(it, "waits", []):
                     w.close()
+                if fault.setup == "role-lock":
+                    self.release_role_lock(primary)
+                if fault.action == "fill" and target is not None:
+                    dexec(target, "rm", "-f", f"{Path(c.data_dir).parent}/flt-fill", check=False)
+            if fault.setup == "role-lock":
+                # It must fail by lock_timeout with a message that says so, not hang.
+                if faulted.returncode == 0 or "lock_timeout" not in faulted.output or faulted.seconds > 180:
+                    named = "named" if "lock_timeout" in faulted.output else "not named"
+                    out.error = (f"site with the role's row locked: exit {faulted.returncode} after "
+                                 f"{faulted.seconds:.0f} s, lock_timeout {named} (want a failure by lock_timeout "
+                                 "that says so)")
             out.logs.append(str(faulted.log))
             out.fired = f"{it.fired_task or 'never fired'}: {it.what or '-'}"
             out.faulted = f"exit {faulted.returncode}" + (f": {failure_message(faulted)}" if faulted.returncode else "")
@@ -571,10 +644,14 @@ class Bench:
         """The same command again; a failover's old primary rejoined; the runbook's steps where a re-run refuses
         because the interrupted run had finished the job; then status strict."""
         c = self.cluster
-        rerun = c.playbook(fault.op, *extra, label=f"{slug}-rerun")
-        out.logs.append(str(rerun.log))
+        if c.runs[-1].returncode == 0:
+            rerun = c.runs[-1]  # the faulted run completed (a disturbance it rode out): nothing to re-run
+            out.path = "completed"
+        else:
+            rerun = c.playbook(fault.op, *extra, label=f"{slug}-rerun")
+            out.logs.append(str(rerun.log))
         out.rerun = f"exit {rerun.returncode}" + (f": {failure_message(rerun)}" if rerun.returncode else "")
-        out.path = "re-run"
+        out.path = out.path or "re-run"
         if rerun.returncode != 0:
             steps = self.runbook_steps(slug)
             if not steps:
@@ -670,7 +747,7 @@ class Bench:
 
     def count_tasks(self, op: str) -> int:
         """TASK lines of a clean run of `op` (which also leaves the cluster healthy)."""
-        fault = Fault(f"{op}: clean run (reference)", op, "task#100000", "sigkill")
+        fault = Fault(f"{op}: clean run (reference)", op, "never", "none")
         out = self.run_fault(fault)
         log = Path(out.logs[0]) if out.logs else None
         tasks = log.read_text().count("\nTASK [") if log and log.exists() else 0
@@ -680,7 +757,10 @@ class Bench:
 
 
 def failure_message(run: PlaybookRun) -> str:
-    """The first failed task's message (not a message printed before it), or the last error line."""
+    """The first failed task's message (not a message printed before it), or the last error line; nothing for a
+    run killed by a signal (it printed no error of its own)."""
+    if run.returncode < 0:
+        return f"killed by signal {-run.returncode}"
     at = run.output.find("fatal: [")
     if at >= 0:
         return first_message(dataclasses.replace(run, output=run.output[at:]))
