@@ -8,12 +8,16 @@
 #          table in .build/faults/table.md
 #   ci     the deterministic subset and the unit tests of the split-brain rule (stage `faults` of scripts/test.sh)
 #   clean  remove every pgrepl-flt-* container and network
-# Options (environment): PGREPL_FAULTS_ONLY (a regex of fault names), PGREPL_FAULTS_LIMIT (the first N faults),
-# PGREPL_FAULTS_IMAGE (default pgrepl-test/pg15:current).
+# Options (environment):
+#   PGREPL_FAULTS_ONLY        a regex: only the named faults (FAULTS in tests/faults/flt_bench.py) it matches
+#   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "switchover failover
+#                             reseed rejoin"; "" for none)
+#   PGREPL_FAULTS_STEP        every n-th of those boundary faults only (default 1: all)
+#   PGREPL_FAULTS_LIMIT       the first N faults only
+#   PGREPL_FAULTS_IMAGE       host image (default pgrepl-test/pg15:current)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-matrix=${1:-full}
 say() { printf '[faults] %s\n' "$*"; }
 
 # Only what this bench names (pgrepl-flt-*): nothing else on the engine.
@@ -27,25 +31,32 @@ remove_fault_containers() {
   if [[ -n $nets ]]; then docker network rm $nets >/dev/null 2>&1 || true; fi
 }
 
-case $matrix in
-  clean)
-    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then remove_fault_containers; fi
-    say "removed the pgrepl-flt-* containers and networks"
-    exit 0 ;;
-  full|ci) ;;
-  *) echo "usage: scripts/faults.sh [full|ci|clean]" >&2; exit 2 ;;
-esac
+# All in one function, read whole before it runs: an edit of this file during a long run does not break it.
+main() {
+  local matrix=${1:-full}
+  case $matrix in
+    clean)
+      if command -v docker >/dev/null && docker info >/dev/null 2>&1; then remove_fault_containers; fi
+      say "removed the pgrepl-flt-* containers and networks"
+      exit 0 ;;
+    full|ci) ;;
+    *) echo "usage: scripts/faults.sh [full|ci|clean]" >&2; exit 2 ;;
+  esac
 
-# A missing engine fails here (docker-engine.sh exits non-zero): never a skip, in CI or not.
-bash scripts/docker-engine.sh
-bash tests/images/build.sh "$(basename "${PGREPL_FAULTS_IMAGE:-pgrepl-test/pg15:current}" :current)" client
-export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
+  # A missing engine fails here (docker-engine.sh exits non-zero): never a skip, in CI or not.
+  bash scripts/docker-engine.sh
+  bash tests/images/build.sh "$(basename "${PGREPL_FAULTS_IMAGE:-pgrepl-test/pg15:current}" :current)" client
+  export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections ANSIBLE_HOME=$ROOT/.build/ansible-home
 
-remove_fault_containers
-trap remove_fault_containers EXIT
-trap 'exit 130' INT TERM
-if [[ $matrix == ci ]]; then
-  pytest -q -p no:cacheprovider tests/faults
-else
-  python tests/faults/flt_bench.py full
-fi
+  remove_fault_containers
+  trap remove_fault_containers EXIT
+  trap 'exit 130' INT TERM
+  if [[ $matrix == ci ]]; then
+    pytest -q -p no:cacheprovider tests/faults
+  else
+    python tests/faults/flt_bench.py full
+  fi
+}
+
+main "$@"
+exit

@@ -1,0 +1,51 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bench's own pure parts (flt_bench): the boundary faults, the faulted run's message, what fails the bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from d2_cluster import PlaybookRun
+from flt_bench import FAULTS, Fault, Outcome, boundary_faults, failure_message, failures, markdown, totals
+
+
+def playbook_run(code: int, output: str) -> PlaybookRun:
+    return PlaybookRun("switchover", ["ansible-playbook"], code, 1.0, 0.0, Path("x.log"), output, None)
+
+
+def test_every_task_boundary_gets_sigkill_and_sigint() -> None:
+    faults = boundary_faults("reseed", 3)
+    assert [(f.when, f.action) for f in faults] == [
+        ("task#1", "sigkill"), ("task#1", "sigint"), ("task#2", "sigkill"), ("task#2", "sigint"),
+        ("task#3", "sigkill"), ("task#3", "sigint")]
+    assert {f.op for f in faults} == {"reseed"}
+
+
+def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
+    ci = [f for f in FAULTS if f.ci]
+    assert {f.op for f in ci} == {"switchover", "failover", "reseed"}
+    assert len({f.name for f in FAULTS}) == len(FAULTS)
+
+
+def test_the_failed_tasks_message_not_one_printed_before() -> None:
+    output = ('ok: [a] => {"msg": "switchover: b promoted"}\n'
+              'fatal: [a]: FAILED! => {"changed": false, "msg": "cannot reach b: \\"refused\\""}\n')
+    assert failure_message(playbook_run(2, output)) == 'cannot reach b: "refused"'
+    assert failure_message(playbook_run(-9, output)) == "killed by signal 9"
+    assert failure_message(playbook_run(99, "[ERROR]: User interrupted execution\n")) == (
+        "[ERROR]: User interrupted execution")
+
+
+def test_what_fails_the_bench() -> None:
+    fault = Fault("switchover: x", "switchover", "task#1", "sigkill")
+    good = Outcome(fault, converged=True)
+    split = Outcome(fault, converged=True, splits=1)
+    lost = Outcome(fault, converged=True, lost=2)
+    stuck = Outcome(fault, converged=False)
+    known = Outcome(fault, converged=False, expected_failure="a bug, reported")
+    assert failures([good], "seen: 1 split-brain instant(s)") == []
+    assert len(failures([good, split, lost, stuck, known], "seen: 1")) == 3
+    assert failures([good], "FAILED: blind") == ["control: FAILED: blind"]
+    assert totals([good, split, lost])["split-brain instants"] == 1
+    assert "| 3 | 3 | 1 | 2 |" in markdown([good, split, lost], "context")
