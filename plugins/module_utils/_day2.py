@@ -21,10 +21,9 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import SHUT_DOWN
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance, lsn_or_none
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import application_name_of
 
 PAUSED = "has its WAL replay paused (resume it with SELECT pg_wal_replay_resume() first)"
-# PostgreSQL keeps application_name to NAMEDATALEN - 1 bytes; the roles set it to the inventory name cut there.
-APPLICATION_NAME_MAX_LENGTH = 63
 
 
 class Day2Error(ValueError):
@@ -273,7 +272,7 @@ def switchover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     else:
         # "A standby of this primary": its WAL receiver streams, and the primary has a streaming walsender for it.
         row = next((r for r in p.get("replication") or []
-                    if r.get("application_name") == target[:APPLICATION_NAME_MAX_LENGTH]), {})
+                    if r.get("application_name") == application_name_of(target)), {})
         receiver = t.get("wal_receiver") or {}
         if receiver.get("status") != "streaming" or row.get("state") != "streaming":
             receiving, sending = shown(receiver.get("status", "none")), shown(row.get("state", "no walsender"))

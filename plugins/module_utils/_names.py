@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
@@ -115,3 +116,26 @@ def slot_name_from_host(inventory_name: str) -> str:
     digest = hashlib.sha256(inventory_name.encode("utf-8")).hexdigest()[:HASH_SUFFIX_LENGTH]
     keep = SLOT_NAME_MAX_LENGTH - HASH_SUFFIX_LENGTH - 1
     return f"{name[:keep]}_{digest}"
+
+
+# PostgreSQL keeps application_name to NAMEDATALEN - 1 bytes; the roles set it to the inventory name cut there.
+APPLICATION_NAME_MAX_LENGTH = 63
+SYNC_METHODS = ("ANY", "FIRST")
+
+
+def application_name_of(inventory_name: str) -> str:
+    """The application_name a node's WAL receiver uses: its inventory name, cut to what the server keeps."""
+    return inventory_name[:APPLICATION_NAME_MAX_LENGTH]
+
+
+def synchronous_standby_names(standbys: Iterable[str], method: str = "ANY", count: int = 1) -> str:
+    """The value of synchronous_standby_names naming these standbys (inventory names, in order) by their
+    application_name, each double-quoted (a name with a dash or dot is no plain identifier): 'ANY 1 ("db2",
+    "db3")'; '' for no standby (no commit waits)."""
+    method_text = str(method).upper()
+    if method_text not in SYNC_METHODS:
+        raise PgreplError(f"pgrepl_sync_method: {method!r} is not one of {', '.join(SYNC_METHODS)}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise PgreplError(f"pgrepl_sync_count: {count!r} is not a whole number >= 1")
+    quoted = ['"' + application_name_of(str(name)).replace('"', '""') + '"' for name in standbys]
+    return f"{method_text} {count} ({', '.join(quoted)})" if quoted else ""

@@ -284,3 +284,15 @@ def test_the_inventory_check_as_the_node_role_renders_it() -> None:
     assert render(groups_only, variables) == [
         "the inventory needs exactly one host in group primary (it has 2: db1, db2) and no host in both primary and "
         "standby (both: none)"]
+
+
+def test_synchronous_standby_names_as_the_node_role_renders_them() -> None:
+    """roles/node/vars/main.yml's __pgrepl_want_sync_names over hostvars as a play has them (role defaults are not
+    in hostvars: a standby without pgrepl_sync is not synchronous)."""
+    hostvars = {"db2": {"pgrepl_sync": "yes"}, "db3": {}, "db-4.example": {"pgrepl_sync": True}}
+    variables: dict[str, Any] = {"hostvars": hostvars, "__pgrepl_standby_names": ["db2", "db3", "db-4.example"],
+                                 "pgrepl_sync_method": "FIRST", "pgrepl_sync_count": "1"}
+    expression = role_vars("node")["__pgrepl_want_sync_names"]
+    assert render(expression, variables) == 'FIRST 1 ("db2", "db-4.example")'
+    variables["__pgrepl_standby_names"] = ["db3"]
+    assert render(expression, variables) == ""
