@@ -130,7 +130,7 @@ FAULTS = [
     Fault("site: a transaction holds the replication role (ALTER ROLE waits)", "site", "never", "none",
           setup="role-lock"),
 ]
-TMPFS_SIZE = "400m"       # the filesystem of one standby's data directory parent in the full matrix
+TMPFS_SIZE = "800m"       # the filesystem of one standby's data directory parent in the full matrix
 LOCK_APP = "flt-role-lock"
 
 
@@ -642,7 +642,13 @@ class Bench:
             # filesystem it is removed, so that later copies there have room.
             dexec(self.tmpfs_node, "sh", "-c", f"rm -rf {c.data_dir}{MOVED_INFIX}*", check=False)
         if not out.converged and not self.healthy():
-            self.broken = f"the cluster was left unhealthy by '{fault.name}'"
+            # What an operator does next so that the following faults have a healthy cluster (not counted).
+            try:
+                self.runbook_steps(f"{slug}-repair")
+            except Exception as exc:  # noqa: BLE001
+                out.note = (out.note + "; " if out.note else "") + f"repair failed: {exc}"
+            if not self.healthy():
+                self.broken = f"the cluster was left unhealthy by '{fault.name}'"
         return out
 
     def converge(self, fault: Fault, out: Outcome, extra: list[str], old: str, slug: str) -> None:
@@ -659,20 +665,19 @@ class Bench:
         out.path = out.path or "re-run"
         if rerun.returncode != 0:
             steps = self.runbook_steps(slug)
-            if not steps:
-                out.path = "re-run failed"
+            if not steps or (steps == "nothing to do" and not self.done(fault, old, extra)):
+                # Refused or failed, and the job is not done: not converged, whatever the cluster looks like.
+                out.path = "re-run failed" + (" (the cluster as before, the operation not done)" if steps else "")
                 return
             out.path = "re-run refused; runbook: " + steps
         if fault.op == "failover":
             primary, standbys = c.groups()
             if old not in standbys:
                 c.set_groups(primary, [*standbys, old])
-            rejoin = c.playbook("rejoin", f"pgrepl_host={old}", label=f"{slug}-rejoin")
-            out.logs.append(str(rejoin.log))
-            if rejoin.returncode != 0:
-                out.path += f"; rejoin of {old} failed: {first_message(rejoin)}"
+            ok, what = self.rejoin(old, slug, out)
+            out.path += f"; {what}"
+            if not ok:
                 return
-            out.path += f"; rejoin of {old}"
         status = c.playbook("status", "pgrepl_status_strict=true", label=f"{slug}-status")
         out.logs.append(str(status.log))
         if status.returncode != 0:
@@ -696,9 +701,36 @@ class Bench:
             steps.append(f"{primary} put in group primary")
         for node in [n for n in c.names if n != primary]:
             if c.streaming_problems(primary, [node]):
-                run = c.playbook("rejoin", f"pgrepl_host={node}", label=f"{slug}-runbook-rejoin")
-                steps.append(f"rejoin of {node} (exit {run.returncode})")
+                steps.append(self.rejoin(node, slug)[1])
         return ", ".join(steps) or "nothing to do"
+
+    def rejoin(self, node: str, slug: str, out: Optional[Outcome] = None) -> tuple[bool, str]:
+        """rejoin of `node`; when it fails, what its message says to do next: the same with
+        pgrepl_rejoin_reseed=true (a new copy of the primary instead of pg_rewind)."""
+        c = self.cluster
+        run = c.playbook("rejoin", f"pgrepl_host={node}", label=f"{slug}-rejoin")
+        if out is not None:
+            out.logs.append(str(run.log))
+        if run.returncode == 0:
+            return True, f"rejoin of {node}"
+        why = failure_message(run)
+        again = c.playbook("rejoin", f"pgrepl_host={node}", "pgrepl_rejoin_reseed=true", label=f"{slug}-rejoin-reseed")
+        if out is not None:
+            out.logs.append(str(again.log))
+            out.note = (out.note + "; " if out.note else "") + f"rejoin of {node} failed: {why}"
+        if again.returncode == 0:
+            return True, f"rejoin of {node} FAILED ({why[:120]}), then rejoin with pgrepl_rejoin_reseed=true"
+        return False, f"rejoin of {node} failed, also with pgrepl_rejoin_reseed=true: {failure_message(again)}"
+
+    def done(self, fault: Fault, old: str, extra: list[str]) -> bool:
+        """Whether the operation's own goal is reached (after a re-run refused with nothing left to do): the
+        target is the primary (switchover), the old primary is not (failover). Unknown for the others: no."""
+        primary = self.cluster.groups()[0]
+        if fault.op == "switchover":
+            return f"pgrepl_target={primary}" in extra and self.primaries() == [primary]
+        if fault.op == "failover":
+            return primary != old and self.primaries() == [primary]
+        return False
 
     def healthy(self) -> bool:
         c = self.cluster
@@ -731,7 +763,8 @@ class Bench:
             early = not_past(lost, limit) if limit is not None else lost
             out.lost = len(early)
             out.lost_past = len(lost) - len(early)
-            out.note = f"{promoted} had received {format_lsn(limit) if limit is not None else 'unknown'}"
+            had = format_lsn(limit) if limit is not None else "unknown"
+            out.note = (out.note + "; " if out.note else "") + f"{promoted} had received {had}"
         else:
             out.lost = len(lost)
         self.excused.update(x.id for x in lost)
@@ -741,13 +774,16 @@ class Bench:
         after it) must show as at least one split-brain instant. Returns what was seen."""
         c = self.cluster
         primary, standbys = c.groups()
+        live = [s for s in standbys if c.psql(s, "SELECT pg_is_in_recovery()", check=False) == "t"]
+        if not live:
+            raise BenchError("no standby runs: the control cannot be made")
         start = time.time()
         time.sleep(1.0)
-        c.psql(standbys[0], "SELECT pg_promote()")
+        c.psql(live[0], "SELECT pg_promote()")
         time.sleep(2.0)
         splits = split_instants(within(self.samplers.all(), start, time.time()))
         if not splits:
-            raise BenchError(f"the samplers saw no split-brain instant while {primary} and {standbys[0]} both "
+            raise BenchError(f"the samplers saw no split-brain instant while {primary} and {live[0]} both "
                              "took writes (a standby promoted by hand): the instrument is blind")
         return f"seen: {len(splits)} split-brain instant(s), {splits[0].describe(start)}"
 
@@ -779,7 +815,7 @@ def failure_message(run: PlaybookRun) -> str:
 # --- the table -------------------------------------------------------------------------------------------------
 
 HEADERS = ["fault", "trigger: action", "faulted run", "re-run and after", "converged", "split-brain instants",
-           "commits lost", "s"]
+           "commits lost", "s", "note"]
 
 
 def cell(text: str, width: int = 90) -> str:
@@ -794,7 +830,8 @@ def table_rows(outcomes: list[Outcome]) -> list[list[str]]:
         lost = str(o.lost) + (f" (+{o.lost_past} past the received LSN)" if o.lost_past else "")
         rerun = o.error or f"{o.rerun} ({o.path})"
         rows.append([cell(o.fault.name, 70), cell(o.fired, 80), cell(o.faulted, 80), cell(rerun, 110), conv,
-                     str(o.splits) + (f": {o.split_detail}" if o.splits else ""), lost, f"{o.seconds:.0f}"])
+                     str(o.splits) + (f": {o.split_detail}" if o.splits else ""), lost, f"{o.seconds:.0f}",
+                     cell(o.note, 200)])
     return rows
 
 
@@ -838,6 +875,8 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
             if not faults:
                 # The next operation's task boundaries, counted from a clean run of it (a reference row).
                 op = boundaries.pop(0)
+                if bench.broken:
+                    continue
                 say(f"{op}: counting its task boundaries with a clean run")
                 faults = boundary_faults(op, bench.count_tasks(op))[::step]
                 continue
@@ -853,7 +892,7 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
         say("control: a standby promoted by hand while the primary runs must be seen as a split")
         try:
             control = bench.control()
-        except BenchError as exc:
+        except Exception as exc:  # noqa: BLE001 - shown, and it fails the bench
             control = f"FAILED: {exc}"
         say(f"  {control}")
     finally:
