@@ -23,6 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import LEASE_PATH
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import unit_enabled
@@ -43,6 +44,12 @@ NODE_PREPARE_SPEC = ModuleSpec({
     "resolve": {"type": "list", "elements": "str", "default": []},
     "install": {"type": "bool", "default": True},
     "package": {"type": "str"},
+    # The run's lease on this node (module_utils/_lease.py): taken before anything else, psycopg's install included.
+    "lease": {"type": "str", "choices": ["none", "take", "release"], "default": "none"},
+    "lease_path": {"type": "path", "default": LEASE_PATH},
+    "lease_seconds": {"type": "int", "default": 10800},
+    "lease_run": {"type": "dict"},
+    "lease_break": {"type": "str"},
 }, with_connection=False)
 
 
