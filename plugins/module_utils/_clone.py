@@ -69,6 +69,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     validate_os_user_name,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import check_client_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import (
+    ProgressFile,
+    progress_path,
+    remove_files,
+    validate_max_rate,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._space import gather_space_facts, space_problem
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import systemctl, validate_unit_name
 
@@ -136,6 +142,8 @@ class CloneRequest:
     # Bytes of data on the primary (node_prepare's data_size); None: unknown, the free space is not checked.
     data_size: int | None = None
     space_check: bool = True
+    # pg_basebackup --max-rate as it takes it (kB/s, or with the suffix k or M); None: unlimited.
+    max_rate: str | None = None
 
 
 def validate_application_name(value: Any) -> str | None:
@@ -186,6 +194,7 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         data_size=data_size,
         space_check=require_bool(params, "space_check", True),
         replace_existing_data=require_bool(params, "replace_existing_data", False),
+        max_rate=validate_max_rate(params.get("max_rate")),
     )
 
 
@@ -667,6 +676,8 @@ def basebackup_command(binary: str, target: str, request: CloneRequest) -> list[
            "-d", clone_conninfo(request)]
     if request.slot_name:
         cmd += ["-S", request.slot_name]
+    if request.max_rate:
+        cmd.append(f"--max-rate={request.max_rate}")
     return cmd
 
 
@@ -786,11 +797,16 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
             _remove_tree(target)
 
     where = "data_dir is untouched" if not decision.in_place else "data_dir was emptied again"
+    # Beside data_dir while pg_basebackup runs (the standby role prints it), gone when it ends.
+    progress = ProgressFile(request.data_dir, request.max_rate)
     try:
-        outcome = run_as(ctx.user, basebackup_command(binary, target, request), request.timeout, ctx.euid)
+        outcome = run_as(ctx.user, basebackup_command(binary, target, request), request.timeout, ctx.euid,
+                         on_line=progress.feed)
     except PgreplError:
         undo()
         raise
+    finally:
+        progress.close()
     if outcome.timed_out:
         undo()
         raise PgreplError(f"pg_basebackup from the primary ({describe_primary(request)}) did not finish within "
@@ -974,6 +990,8 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
     resumed = None
     if applying and (stale or decision.action != "kept"):
         held.enter_context(data_dir_lock(request.data_dir, "pgrepl.streaming.standby_clone"))
+        # A progress file a killed run left (no live run writes it: this one holds the lock).
+        remove_files([progress_path(request.data_dir)])
         # Decided again from what data_dir holds now that no other run works on it.
         resumed = settle_stale_dirs(request, primary, os.path.lexists(request.data_dir), True, ctx.warnings)
         facts = inspect_data_dir(request.data_dir)
@@ -1070,6 +1088,7 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "data_size": {"type": "int"},
         "space_check": {"type": "bool", "default": True},
         "replace_existing_data": {"type": "bool", "default": False},
+        "max_rate": {"type": "str"},
     },
     with_connection=False,
 )

@@ -16,11 +16,13 @@ import grp
 import os
 import pwd
 import re
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -229,10 +231,11 @@ def die_with_parent(parent: int) -> Callable[[], None] | None:
 
 
 def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str],
-                     credentials: OsUser | None = None) -> CommandOutcome:
+                     credentials: OsUser | None = None,
+                     on_line: Callable[[str], None] | None = None) -> CommandOutcome:
     """Run cmd in its own process group, stdout and stderr merged; kill the whole group at the deadline. The child
     dies with this process (die_with_parent); with credentials (as root), it runs as that user without a wrapper
-    process between the two."""
+    process between the two. on_line gets each output line (ended by a newline or a carriage return) as it comes."""
     ids: dict[str, Any] = {}
     if credentials is not None:
         ids = {"user": credentials.uid, "group": credentials.gid,
@@ -244,25 +247,66 @@ def run_with_timeout(cmd: list[str], timeout: int, env: dict[str, str],
     except OSError as exc:
         raise PgreplError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
     timed_out = False
-    try:
-        output, _err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        output, _err = proc.communicate()
+    if on_line is None:
+        try:
+            output, _err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            output, _err = proc.communicate()
+    else:
+        output, timed_out = _read_lines(proc, timeout, on_line)
     text = (output or b"").decode("utf-8", "replace").replace("\r", "\n")
     lines = [line.rstrip() for line in text.split("\n") if line.strip()]
     return CommandOutcome(proc.returncode if proc.returncode is not None else -1, lines, timed_out)
 
 
-def run_as(user: OsUser, cmd: list[str], timeout: int, euid: int | None = None) -> CommandOutcome:
+def _read_lines(proc: subprocess.Popen, timeout: int, on_line: Callable[[str], None]) -> tuple[bytes, bool]:
+    """All of proc's output, each line handed to on_line as it arrives; (output, timed out)."""
+    deadline = time.monotonic() + timeout
+    stream = proc.stdout
+    assert stream is not None
+    chunks: list[bytes] = []
+    pending = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _kill_group(proc)
+            chunks.append(stream.read() or b"")
+            proc.wait()
+            return b"".join(chunks), True
+        ready, _w, _x = select.select([stream], [], [], min(left, 1.0))
+        if not ready:
+            continue
+        chunk = os.read(stream.fileno(), 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pending += chunk
+        *complete, pending = re.split(rb"[\r\n]", pending)
+        for raw in complete:
+            if raw.strip():
+                on_line(raw.decode("utf-8", "replace").rstrip())
+    if pending.strip():
+        on_line(pending.decode("utf-8", "replace").rstrip())
+    stream.close()
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return b"".join(chunks), True
+    return b"".join(chunks), False
+
+
+def run_as(user: OsUser, cmd: list[str], timeout: int, euid: int | None = None,
+           on_line: Callable[[str], None] | None = None) -> CommandOutcome:
     """cmd as the user, with clean_env and the deadline of run_with_timeout. As root on Python 3.9+ the child takes
     the user's identity itself (so it is this process's own child and dies with it); elsewhere through
     as_user_command's wrapper (runuser forks, and its child would outlive a killed module)."""
     euid = os.geteuid() if euid is None else euid
     if euid == 0 and user.uid != 0 and sys.version_info >= (3, 9):
-        return run_with_timeout(list(cmd), timeout, clean_env(user), credentials=user)
-    return run_with_timeout(as_user_command(cmd, user, euid), timeout, clean_env(user))
+        return run_with_timeout(list(cmd), timeout, clean_env(user), credentials=user, on_line=on_line)
+    return run_with_timeout(as_user_command(cmd, user, euid), timeout, clean_env(user), on_line=on_line)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -40,6 +40,9 @@ description:
   - Under the lock, what an interrupted run left beside O(data_dir) is settled first. A partial copy is removed
     (never accumulated; refused while a process still uses it). A finished copy whose swap was cut off, with
     O(data_dir) missing, is put in place (RV(outcome=swapped_in)) instead of copying again.
+  - While pg_basebackup copies, its C(--progress) is kept in C(.<name>.pgrepl-progress) beside O(data_dir) (JSON -
+    bytes done and in all, percent, rate, time left; rewritten every 2 seconds) and removed when the copy ends,
+    however it ends. The standby role prints it during long copies (M(pgrepl.streaming.clone_wait)).
   - Runs as root (C(become=true)) and runs pg_basebackup as O(os_user) (its own identity on Python 3.9 and later,
     else through C(runuser), C(setpriv) or C(su)), so the copy belongs to that user. It never starts or stops a
     server (except O(stop_service)), and refuses to change a data directory on which a server runs.
@@ -177,6 +180,14 @@ options:
         without it.
     type: bool
     default: false
+  max_rate:
+    description:
+      - Bandwidth limit of the copy, C(pg_basebackup --max-rate) (the primary sends the data directory no faster;
+        the WAL streamed beside it is not limited). kB/s as a number, or a number with the suffix C(k) (kB/s) or
+        C(M) (MB/s), such as V(20M); from V(32k) to V(1024M), what pg_basebackup accepts. Anything else is refused
+        before anything stops.
+      - Empty or not given - no limit.
+    type: str
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.

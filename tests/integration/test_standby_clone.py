@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -721,3 +722,94 @@ def test_preflight_proves_the_connection_past_a_running_server_and_changes_nothi
     after = snapshot(cluster.data_dir)
     assert {"PG_VERSION", "global/pg_control", "base"} <= after.keys()
     assert after["PG_VERSION"] == before["PG_VERSION"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a large copy: max_rate, the progress file, and clone_wait printing it
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """What a thread saw while the copy ran: pg_basebackup command lines and the progress file's contents."""
+
+    commands: list[str] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, data_dir: Path) -> None:
+        progress = data_dir.parent / f".{data_dir.name}.pgrepl-progress"
+        while not self.stop.is_set():
+            for line in processes_mentioning(f"{data_dir}.pgrepl-clone-"):
+                if "pg_basebackup" in line and line not in self.commands:
+                    self.commands.append(line)
+            try:
+                self.reports.append(json.loads(progress.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.3)
+
+
+RATE = "8M"
+RATE_BYTES = 8 * 1024 * 1024
+
+
+def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Bench, tmp_path: Path) -> None:
+    """A primary of this test's own with about 60 MB: the copy in the background (async, poll 0) with max_rate 8M,
+    clone_wait printing its progress every second. The rate is proven on pg_basebackup's own command line and by
+    the time the copy took; the progress file existed during the copy with a plausible percent, and is gone."""
+    source = PgCluster(bench.work, "rateprimary")
+    source.init()
+    bench.clusters.append(source)
+    source.start()
+    source.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    source.sql("CREATE TABLE standby_clone_ballast AS SELECT g, md5(g::text) || md5((g + 1)::text) AS pad "
+               "FROM generate_series(1, 350000) AS g")
+    source.sql("CHECKPOINT")
+    size = int(source.scalar("SELECT sum(pg_database_size(oid)) FROM pg_database"))
+    assert size > 40 * 1024 * 1024
+    passfile = write_passfile(bench.auth / "rate.pgpass", [f"127.0.0.1:{source.port}:replication:{ROLE}:{PASSWORD}"])
+    cluster = bench.target("rate")
+    args = bench.args(cluster.data_dir, primary_port=source.port, passfile=str(passfile), slot_name=None,
+                      max_rate=RATE, timeout=600)
+    saved = tmp_path / "waited.json"
+    watch = Watch()
+    watcher = threading.Thread(target=watch.run, args=(cluster.data_dir,), daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    try:
+        run = run_tasks([
+            {"name": "copy in the background", MODULE: args, "async": 600, "poll": 0, "register": "job"},
+            {"name": "wait", "pgrepl.streaming.clone_wait": {"jid": "{{ job.ansible_job_id }}",
+                                                             "data_dir": str(cluster.data_dir), "interval": 1},
+             "register": "waited"},
+            {"name": "keep", "ansible.builtin.copy": {"content": "{{ waited | to_json }}", "dest": str(saved)}},
+        ], json_output=False)
+    finally:
+        watch.stop.set()
+        watcher.join()
+    took = time.monotonic() - started
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    waited = json.loads(saved.read_text(encoding="utf-8"))
+    # The task's own result, through clone_wait: a real copy of the source.
+    assert (bool(waited.get("failed")), waited["outcome"], waited["changed"]) == (False, "cloned", True), waited
+    assert sysid_of(cluster.data_dir) == waited["system_identifier"] == sysid_of(source.data_dir)
+    # The limit reached pg_basebackup, and the copy took at least the size at that rate (80 %: the estimate).
+    assert watch.commands and all(f"--max-rate={RATE}" in line for line in watch.commands), watch.commands
+    assert took >= 0.8 * size / RATE_BYTES, (took, size)
+    # The progress file during the copy: growing percent below 100, the rate near the limit.
+    copying = [report for report in watch.reports if report.get("phase") == "copying"]
+    assert copying, watch.reports
+    percents = [report["percent"] for report in copying]
+    assert percents == sorted(percents) and 0 <= percents[0] < 100 and percents[-1] > 10
+    assert all(report["max_rate"] == RATE for report in watch.reports)
+    rates = [report["rate_bytes_per_second"] for report in copying if report["rate_bytes_per_second"]]
+    assert rates and max(rates) <= RATE_BYTES * 1.3, rates
+    assert abs(copying[-1]["bytes_total"] - size) < size * 0.3
+    # clone_wait printed lines such as "localhost - 42% of 60.1 MB, 8.0 MB/s, about 4 s left" as it went.
+    printed = [line for line in run.stdout.splitlines() if line.startswith("localhost - ") and "% of " in line]
+    assert len(printed) >= 2 and printed == [line for line in waited["progress"] if "% of " in line], run.stdout
+    # Nothing left beside the data directory: no progress file, no lock, no temporary copy.
+    assert pgrepl_siblings(cluster.data_dir) == []
+    assert sorted(name for name in os.listdir(cluster.data_dir.parent) if name.startswith(".")) == []
