@@ -192,7 +192,8 @@ def write_inventory(cluster: Cluster) -> Path:
     return path
 
 
-def run_site(cluster: Cluster, inventory: Path, label: str, diff: bool = False) -> SiteRun:
+def run_site(cluster: Cluster, inventory: Path, label: str, diff: bool = False, playbook: str = "pgrepl.streaming.site",
+             extra: tuple[str, ...] = ()) -> SiteRun:
     """One timed ansible-playbook run; `diff` (the re-run) puts what a non-idempotent task changed in its log.
 
     profile_tasks is always on (its cost is a timestamp per task): the log then shows where the time went, and
@@ -204,7 +205,7 @@ def run_site(cluster: Cluster, inventory: Path, label: str, diff: bool = False) 
     log = LOGS / f"{label}.log"
     start = time.monotonic()
     with log.open("w") as out:
-        argv = ["ansible-playbook", "-v", "-i", str(inventory), *(["--diff"] if diff else []), "pgrepl.streaming.site"]
+        argv = ["ansible-playbook", "-v", "-i", str(inventory), *(["--diff"] if diff else []), *extra, playbook]
         proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False, cwd=ROOT)
     seconds = time.monotonic() - start
     text = log.read_text()
@@ -291,6 +292,8 @@ class Results:
     raw_commands: dict[int, int] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)
     profiles: dict[str, list[tuple[str, float]]] = dataclasses.field(default_factory=dict)
+    clone_size: int = 0
+    clone_progress: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, key: str, seconds: float) -> None:
         self.seconds.setdefault(key, []).append(seconds)
@@ -359,6 +362,135 @@ def bench_raw(standbys: int, results: Results, round_: int) -> None:
         say(f"{label} procedure: {seconds:.1f} s ({commands} docker exec commands, standbys one after another)")
 
     with_cluster("raw", standbys, body, results)
+
+
+# --- a copy of a large primary: the standby role's reseed against the same raw pg_basebackup -----------------
+
+# Target (issue 13 item 7): the copy of a primary of at least 1 GB takes at most 1.1x the raw pg_basebackup.
+CLONE_MAX = 1.1
+# The copy as the role runs it: the two tasks of roles/standby/tasks/copy.yml (the copy in the background and the
+# wait that prints its progress), as ansible.posix.profile_tasks timed them.
+CLONE_TASKS = ("Passfile and copy of the primary, in the background", "Wait for the copy, printing its progress")
+RAW_CLONE_DIR = "/var/lib/postgresql/15/bench-raw"
+PROGRESS_LINE = re.compile(r"^\S+ - (pg_basebackup |[0-9]+% of )")
+# From the reseed's log (-v): how long pg_basebackup ran inside standby_clone, and node_apply's time of the whole
+# clone item (checks, stop of the standby, copy, verification, swap).
+BASEBACKUP_SECONDS = re.compile(r'"basebackup_seconds": ([0-9.]+)')
+CLONE_ITEM_SECONDS = re.compile(r'"outcome": "cloned", "seconds": ([0-9.]+)')
+
+
+def clone_rounds() -> int:
+    return int(os.environ.get("PGREPL_BENCH_CLONE_ROUNDS", "3"))
+
+
+def clone_megabytes() -> int:
+    return int(os.environ.get("PGREPL_BENCH_CLONE_MB", "1200"))
+
+
+def fill_primary(primary: str, megabytes: int) -> int:
+    """A table of about `megabytes` MB (rows of about 170 bytes on disk); returns the primary's data size."""
+    rows = megabytes * 1024 * 1024 // 170
+    # rows is an int this function computed: nothing from outside reaches the statement.
+    fill = ("CREATE TABLE bench_ballast AS SELECT g, repeat(md5(g::text), 4) AS pad "  # noqa: S608
+            f"FROM generate_series(1, {int(rows)}) AS g")
+    # Frozen and analyzed now, so no autovacuum of the new table writes (and streams WAL) during a timed copy.
+    for statement in (fill, "VACUUM (FREEZE, ANALYZE) bench_ballast", "CHECKPOINT"):
+        dexec(primary, "psql", "-X", "-q", "-c", statement, user="postgres", timeout=1800)
+    return int(psql(primary, "SELECT sum(pg_database_size(oid)) FROM pg_database"))
+
+
+def raw_clone(cluster: Cluster, address: str) -> float:
+    """The module's own pg_basebackup command, typed on the standby (a temporary slot: the standby's own streams),
+    into a new directory; timed; the copy is removed afterwards (untimed)."""
+    standby = cluster.standbys[0]
+    conninfo = (f"host={address} port=5432 user={REPL_USER} passfile=/var/lib/postgresql/.pgpass sslmode=prefer "
+                "connect_timeout=10 application_name=bench_raw")
+    start = time.monotonic()
+    dexec(standby, "pg_basebackup", "-D", RAW_CLONE_DIR, "-R", "-X", "stream", "--checkpoint=fast", "-P", "-v", "-w",
+          "-d", conninfo, user="postgres", timeout=3600)
+    seconds = time.monotonic() - start
+    dexec(standby, "rm", "-rf", RAW_CLONE_DIR)
+    return seconds
+
+
+@dataclasses.dataclass
+class RoleClone:
+    basebackup: float  # pg_basebackup inside standby_clone
+    item: float  # node_apply's clone item: standby_clone's whole work
+    tasks: float  # the two copy tasks of the role (background + clone_wait)
+    playbook: float  # the whole reseed playbook
+    lines: list[str]
+
+
+def role_clone(cluster: Cluster, inventory: Path, label: str) -> RoleClone:
+    """pgrepl.streaming.reseed of the standby, timed four ways (see RoleClone), with the progress lines it printed;
+    the old data directory it moved aside is removed afterwards (untimed)."""
+    standby = cluster.standbys[0]
+    run = run_site(cluster, inventory, label, playbook="pgrepl.streaming.reseed",
+                   extra=("-e", f"pgrepl_host={standby}"))
+    copy = [secs for task, secs in run.profile if any(name in task for name in CLONE_TASKS)]
+    if len(copy) != len(CLONE_TASKS):
+        raise BenchError(f"{label}: the copy did not run in the background (tasks {CLONE_TASKS} not both in the "
+                         f"profile; log: {run.log.relative_to(ROOT)})")
+    text = run.log.read_text()
+    lines = [line.strip() for line in text.splitlines() if PROGRESS_LINE.match(line.strip())]
+    basebackup, item = BASEBACKUP_SECONDS.search(text), CLONE_ITEM_SECONDS.search(text)
+    if basebackup is None or item is None:
+        raise BenchError(f"{label}: no basebackup_seconds or clone item seconds in {run.log.relative_to(ROOT)}")
+    dexec(standby, "sh", "-c", "rm -rf /var/lib/postgresql/15/main.pgrepl-moved-*")
+    return RoleClone(float(basebackup.group(1)), float(item.group(1)), sum(copy), run.seconds, lines)
+
+
+def bench_clone(results: Results) -> None:
+    def body(cluster: Cluster) -> None:
+        megabytes = clone_megabytes()
+        say(f"clone: filling the primary with about {megabytes} MB")
+        size = fill_primary(cluster.primary, megabytes)
+        results.clone_size = size
+        inventory = write_inventory(cluster)
+        run_site(cluster, inventory, "clone-site")
+        verify(cluster, "clone site")
+        # The primary's host as the role wrote it into primary_conninfo (and into the passfile's line).
+        conf = dexec(cluster.standbys[0], "cat", f"{DATA_DIR}/postgresql.auto.conf")
+        found = re.search(r"host='?([^' ]+)", conf)
+        address = found.group(1) if found else cluster.address[cluster.primary]
+        for round_ in range(1, clone_rounds() + 1):
+            # Alternating order, so that neither side always runs after the other (warm page cache).
+            for side in (("raw", "role") if round_ % 2 else ("role", "raw")):
+                if side == "raw":
+                    seconds = raw_clone(cluster, address)
+                    results.add("clone-raw", seconds)
+                    say(f"clone round {round_}: raw pg_basebackup {seconds:.1f} s")
+                    continue
+                role = role_clone(cluster, inventory, f"clone-reseed-{round_}")
+                verify(cluster, f"clone reseed {round_}")
+                results.add("clone-basebackup", role.basebackup)
+                results.add("clone-item", role.item)
+                results.add("clone-role", role.tasks)
+                results.add("clone-reseed", role.playbook)
+                results.clone_progress = role.lines
+                say(f"clone round {round_}: reseed - pg_basebackup {role.basebackup:.1f} s, standby_clone "
+                    f"{role.item:.1f} s, copy tasks {role.tasks:.1f} s, whole playbook {role.playbook:.1f} s; "
+                    f"{len(role.lines)} progress line(s)")
+
+    with_cluster("clone", 1, body, results)
+
+
+def clone_rows(results: Results) -> list[tuple[str, str, str, str, str]]:
+    med = results.median
+    raw = med("clone-raw")
+    size = f"{results.clone_size / 1024 ** 3:.2f} GiB" if results.clone_size else "?"
+    copy = ratio(med("clone-basebackup"), raw)
+    rows = [
+        (f"clone {size}: raw pg_basebackup", fmt(raw), "1.00", "reference", ""),
+        ("reseed: its pg_basebackup (in standby_clone)", fmt(med("clone-basebackup")), fmt(copy, "x raw"),
+         f"<= {CLONE_MAX}x raw", verdict(None if copy is None else copy <= CLONE_MAX)),
+    ]
+    for label, key in (("  standby_clone: checks, stop, copy, swap", "clone-item"),
+                       ("  the role's copy tasks (background, progress)", "clone-role"),
+                       ("  the whole reseed playbook", "clone-reseed")):
+        rows.append((label, fmt(med(key)), fmt(ratio(med(key), raw), "x raw"), "(info)", ""))
+    return rows
 
 
 def verdict(ok: Optional[bool]) -> str:
@@ -442,14 +574,18 @@ def load() -> str:
 
 
 def main() -> int:
+    words = os.environ.get("PGREPL_BENCH_SETS", "2 1 4 clone").replace(",", " ").split()
+    clone = "clone" in words
     try:
-        sets = [int(s) for s in os.environ.get("PGREPL_BENCH_SETS", "2 1 4").replace(",", " ").split()]
+        sets = [int(s) for s in words if s != "clone"]
         repeat = int(os.environ.get("PGREPL_BENCH_REPEAT", "1"))
+        if clone and (clone_rounds() < 1 or clone_megabytes() < 1):
+            raise ValueError
     except ValueError:
-        print("PGREPL_BENCH_SETS: give standby counts such as '2 1 4'; PGREPL_BENCH_REPEAT: a whole number",
-              file=sys.stderr)
+        print("PGREPL_BENCH_SETS: give standby counts such as '2 1 4' and/or clone; PGREPL_BENCH_REPEAT, "
+              "PGREPL_BENCH_CLONE_ROUNDS, PGREPL_BENCH_CLONE_MB: whole numbers >= 1", file=sys.stderr)
         return 2
-    if not sets or any(n < 1 or n > 9 for n in sets) or len(set(sets)) != len(sets) or repeat < 1:
+    if not (sets or clone) or any(n < 1 or n > 9 for n in sets) or len(set(sets)) != len(sets) or repeat < 1:
         print(f"PGREPL_BENCH_SETS={sets!r}: standby counts 1-9, each once; PGREPL_BENCH_REPEAT >= 1", file=sys.stderr)
         return 2
     sides = os.environ.get("PGREPL_BENCH_SIDES", "site raw").replace(",", " ").split()
@@ -466,7 +602,8 @@ def main() -> int:
                                      check=False).stdout.splitlines()[0]
     load_before = load()
     started = datetime.datetime.now(datetime.timezone.utc)
-    say(f"sets {' '.join(f'1+{n}' for n in sets)}, {repeat} round(s), image {IMAGE} ({image_id(IMAGE)}), "
+    names = ' '.join([*(f'1+{n}' for n in sets), *(['clone'] if clone else [])])
+    say(f"sets {names}, {repeat} round(s), image {IMAGE} ({image_id(IMAGE)}), "
         f"{ansible_version}; one set at a time")
     results = Results()
     try:
@@ -476,12 +613,14 @@ def main() -> int:
                     bench_site(n, rerun=(n == 2), profile=profile, results=results, round_=round_)
                 if "raw" in sides:
                     bench_raw(n, results, round_)
+        if clone:
+            bench_clone(results)
     finally:
         if not (results.errors and env_flag("PGREPL_BENCH_KEEP")):
             remove_containers(bench_containers())
             docker("network", "rm", NET, check=False)
-    rows = table_rows(results, sets)
-    details = (f"{ansible_version}, image {IMAGE} ({image_id(IMAGE)}), sets {' '.join(f'1+{n}' for n in sets)}, "
+    rows = table_rows(results, sets) + (clone_rows(results) if clone else [])
+    details = (f"{ansible_version}, image {IMAGE} ({image_id(IMAGE)}), sets {names}, "
                f"{repeat} round(s){' (medians)' if repeat > 1 else ''}, raw standbys one after another, psycopg "
                f"{psycopg_mode()}, "
                f"load average {load_before} before and {load()} after")
@@ -499,7 +638,12 @@ def main() -> int:
         "context": context, "seconds": results.seconds, "rerun_changed": results.rerun_changed,
         "raw_commands": results.raw_commands, "errors": results.errors,
         "profiles": {k: v[:15] for k, v in results.profiles.items()},
+        "clone_size": results.clone_size, "clone_progress": results.clone_progress,
     }, indent=2))
+    if results.clone_progress:
+        print("\nprogress lines of the last reseed:")
+        for line in results.clone_progress:
+            print(f"  {line}")
     for name, tasks in results.profiles.items():
         print(f"\nslowest tasks, {name} (ansible.posix.profile_tasks):")
         for task, secs in tasks[:15]:

@@ -4,8 +4,12 @@
 # .build/bench/results.md. What is measured and why: docs/performance.md.
 #
 # Options (environment):
-#   PGREPL_BENCH_SETS     standby counts to build, in order (default "2 1 4"). 2 = converge, re-run and raw;
-#                         every set = site converge + raw. "2" alone is the quick run (no scaling ratio).
+#   PGREPL_BENCH_SETS     standby counts to build, in order, and/or clone (default "2 1 4 clone"). 2 = converge,
+#                         re-run and raw; every set = site converge + raw. "2" alone is the quick run (no scaling
+#                         ratio, no clone). clone = a primary of about 1.2 GB copied by the reseed playbook and by
+#                         the same raw pg_basebackup, alternating (docs/performance.md, "Copying a large primary").
+#   PGREPL_BENCH_CLONE_ROUNDS  rounds of the clone set, each one raw copy and one reseed (default 3; medians)
+#   PGREPL_BENCH_CLONE_MB      size of the clone set's table in MB (default 1200; at least 1 GiB of data in all)
 #   PGREPL_BENCH_SIDES    "site raw" (default), or one of them alone (a partial table, for debugging)
 #   PGREPL_BENCH_REPEAT   run the whole sequence N times and report medians (default 1)
 #   PGREPL_BENCH_PROFILE  1 = print each site run's 15 slowest tasks (the playbook always runs with

@@ -3,8 +3,8 @@
 """Action pgrepl.streaming.clone_wait: wait for a copy running in the background (async, poll 0), printing its
 progress on the controller as it goes, then return that task's result as its own.
 
-Each round is one look on the host (the clone_wait module: it waits up to `interval` seconds, less when the copy
-ends) and one async_status; the sentence comes from module_utils/_progress.py.
+Each round is one look on the host (the clone_wait module: it waits up to `interval` seconds and returns at once
+when the task ended, with its result read from the job file); the sentence comes from module_utils/_progress.py.
 """
 
 from __future__ import annotations
@@ -24,23 +24,15 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import 
 
 display = Display()
 
-# Keys async_status adds that are not the task's own result.
-STATUS_KEYS = ("ansible_job_id", "started", "finished", "results_file", "stdout", "stderr", "stdout_lines",
-               "stderr_lines", "erased")
 # Failed looks in a row (a lost connection) before the wait gives up; the copy itself goes on.
 MAX_LOOK_FAILURES = 3
 
 
 class ActionModule(ActionBase):
-    """Loop: async_status, a look at the progress file, a line on the display; the task's result at the end."""
+    """Loop: a look at the progress file and the job file, a line on the display; the task's result at the end."""
 
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(CLONE_WAIT_SPEC)
-
-    def _status(self, jid: str, mode: str, task_vars: dict[str, Any]) -> dict[str, Any]:
-        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
-        return self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
-                                    module_args={"jid": jid, "mode": mode, "_async_dir": async_dir})
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -55,32 +47,36 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result.update(skipped=True, msg="check mode: no task runs in the background")
             return result
+        # Where async_wrapper keeps the job's result (what async_status reads), for the become user.
+        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        results_file = self._connection._shell.join_path(async_dir, args["jid"])
         host = task_vars.get("inventory_hostname", "")
         quiet = machine_readable_callback()
         shown: list[str] = []
         failures = 0
+        # The first look returns at once (a line as soon as the copy runs), the others wait up to interval.
+        wait = WAIT_MIN_INTERVAL
         while True:
-            status = self._status(args["jid"], "status", task_vars)
-            if status.get("finished"):
-                self._status(args["jid"], "cleanup", task_vars)
-                own = {key: value for key, value in status.items() if key not in STATUS_KEYS}
-                result.update(own)
-                result["progress"] = shown
-                return result
-            if status.get("failed"):
+            look = self._execute_module(module_name="pgrepl.streaming.clone_wait", task_vars=task_vars,
+                                        module_args={"jid": args["jid"], "data_dir": args["data_dir"],
+                                                     "interval": wait, "results_file": results_file})
+            if look.get("failed"):
                 failures += 1
                 if failures >= MAX_LOOK_FAILURES:
                     result.update(failed=True, progress=shown, msg=f"cannot follow the copy's job {args['jid']}: "
-                                  f"{status.get('msg', 'async_status failed')}")
+                                  f"{look.get('msg', 'the look on the host failed')}")
                     return result
                 continue
             failures = 0
-            look = self._execute_module(module_name="pgrepl.streaming.clone_wait", task_vars=task_vars,
-                                        module_args={"jid": args["jid"], "data_dir": args["data_dir"],
-                                                     "interval": interval})
             report = look.get("report")
-            if isinstance(report, dict) and not look.get("ended"):
-                line = f"{host} - {describe_progress(report)}"
+            if isinstance(report, dict):
+                line = f"{host} - {describe_progress(report, ended=bool(look.get('ended')))}"
                 shown.append(line)
                 if not quiet:
                     display.display(line)
+                wait = interval
+            job = look.get("job")
+            if isinstance(job, dict):
+                result.update(job)
+                result["progress"] = shown
+                return result

@@ -700,6 +700,8 @@ class CloneContext:
     user: OsUser
     euid: int
     warnings: list[str] = field(default_factory=list)
+    # How long pg_basebackup itself ran (the copy, without the checks, stop, verification and swap around it).
+    basebackup_seconds: float | None = None
 
 
 def _data_dir_sysid(facts: DirFacts, request: CloneRequest, primary_major: str,
@@ -799,6 +801,7 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
     where = "data_dir is untouched" if not decision.in_place else "data_dir was emptied again"
     # Beside data_dir while pg_basebackup runs (the standby role prints it), gone when it ends.
     progress = ProgressFile(request.data_dir, request.max_rate)
+    copy_started = time.monotonic()
     try:
         outcome = run_as(ctx.user, basebackup_command(binary, target, request), request.timeout, ctx.euid,
                          on_line=progress.feed)
@@ -807,6 +810,7 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise
     finally:
         progress.close()
+        ctx.basebackup_seconds = round(time.monotonic() - copy_started, 2)
     if outcome.timed_out:
         undo()
         raise PgreplError(f"pg_basebackup from the primary ({describe_primary(request)}) did not finish within "
@@ -1014,6 +1018,7 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
         "slot_name": request.slot_name,
         "application_name": request.application_name,
         "pg_basebackup": None,
+        "basebackup_seconds": None,
         "server_running": facts.postmaster_running,
     }
     if resumed:
@@ -1062,6 +1067,7 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
     result["outcome"] = "cloned"
     result["changed"] = True
     result["log"] = lines[-LOG_TAIL_LINES:]
+    result["basebackup_seconds"] = ctx.basebackup_seconds
     return finish(module, result, tracker, ctx.warnings, started)
 
 

@@ -78,7 +78,8 @@ NODE_APPLY_SPEC = ModuleSpec({
 
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
 # its progress and messages, the password comes only from the passfile).
-KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log", "last_seen", "waited_seconds")
+KEPT_KEYS = ("changed", "restart_required", "outcome", "moved_aside_to", "log", "last_seen", "waited_seconds",
+             "basebackup_seconds")
 
 # The outcome of an item check mode reports as a change without asking the server (no psycopg on the host yet).
 OUTCOME_PREDICTED = "predicted"

@@ -184,9 +184,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def describe_progress(report: dict[str, Any]) -> str:
-    """42% of 1.2 GB, 38 MB/s, about 20 s left (limited to 40M)."""
+def describe_progress(report: dict[str, Any], ended: bool = False) -> str:
+    """42% of 1.2 GB, 38.0 MB/s, about 20 s left (max_rate 40M); ended: the copy's last report, once it is done."""
     limit = f" (max_rate {report['max_rate']})" if report.get("max_rate") else ""
+    if ended:
+        total = report.get("bytes_total")
+        return (f"pg_basebackup ended after {human_seconds(report.get('elapsed_seconds') or 0)}"
+                + (f", {human_bytes(total)} copied" if total else "") + limit)
     if report.get("bytes_total") is None:
         return f"pg_basebackup started {human_seconds(report.get('elapsed_seconds') or 0)} ago, waiting for the " \
                f"primary's checkpoint{limit}"
@@ -200,27 +204,43 @@ def describe_progress(report: dict[str, Any]) -> str:
     return ", ".join(parts) + limit
 
 
-# How long a look for a copy that has not started (or has ended) waits for its progress file to appear.
-APPEAR_WAIT = 2.0
 # How often the file is looked at while waiting.
 WATCH_STEP = 0.5
 
 
-def watch_progress(data_dir: str, wait: float, sleep: Any = time.sleep,
-                   clock: Any = time.monotonic) -> tuple[dict[str, Any] | None, bool]:
-    """Wait up to `wait` seconds, then return (the latest progress, whether the copy ended while watched): at
-    once when the progress file goes away (the copy ended), after APPEAR_WAIT when there is none."""
+def read_job(results_file: str) -> dict[str, Any] | None:
+    """The result of a finished background task from its job file (async_wrapper writes {"started": ...} while the
+    task runs and the task's own result once it ends, whole, by a rename), or None while it runs."""
+    try:
+        with open(results_file, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError:
+        return {"failed": True, "msg": f"the background task's job file {results_file} is missing"}
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "started" in data:
+        return None
+    return data
+
+
+def watch_copy(data_dir: str, results_file: str, wait: float, sleep: Any = time.sleep,
+               clock: Any = time.monotonic) -> tuple[dict[str, Any] | None, bool, dict[str, Any] | None]:
+    """Up to `wait` seconds of the copy: (its latest progress, whether its progress file went away meanwhile, the
+    task's result once it ended - returned at once, the job file removed)."""
     deadline = clock() + wait
     latest = read_progress(data_dir)
-    if latest is None:
-        deadline = min(deadline, clock() + APPEAR_WAIT)
-    while clock() < deadline:
+    ended = False
+    while True:
+        job = read_job(results_file)
+        if job is not None:
+            remove_files([results_file])
+            return latest, True, job
+        if clock() >= deadline:
+            return latest, ended, None
         sleep(min(WATCH_STEP, max(deadline - clock(), 0)))
         current = read_progress(data_dir)
-        if current is None and latest is not None:
-            return latest, True
+        ended = ended or (current is None and latest is not None)
         latest = current or latest
-    return latest, False
 
 
 # The options of clone_wait (the module looks, the action on the controller loops and prints).
@@ -231,3 +251,6 @@ CLONE_WAIT_SPEC: dict[str, Any] = {
     "data_dir": {"type": "path", "required": True},
     "interval": {"type": "int", "default": 15},
 }
+# What the action adds for its look on the host: the job file async_wrapper writes (in the async_dir of the
+# become user).
+CLONE_LOOK_SPEC: dict[str, Any] = {**CLONE_WAIT_SPEC, "results_file": {"type": "path"}}

@@ -18,6 +18,8 @@ description:
     C(db2 - 42% of 1.2 GB, 38.0 MB/s, about 20 s left) from the progress file the copy keeps beside O(data_dir)
     (C(.<name>.pgrepl-progress)). When the task ends it returns that task's result as its own (failed when it
     failed, with its message) and removes the task's job file.
+  - Each round is one short module run on the host, which returns as soon as the task ends, so the wait adds
+    well under a second to the copy.
   - The standby role uses it for copies of primaries of at least C(pgrepl_clone_progress_min_size) bytes.
   - The lines go to Ansible's display, so the default callback shows them as they come; they are left out when
     the stdout callback writes one JSON document. They are also in RV(progress).
@@ -88,17 +90,26 @@ ended:
   description: Whether the progress file went away during the look (the copy ended).
   returned: by the module's look on the host
   type: bool
+job:
+  description: The background task's own result once it ended (its job file is then removed), else null.
+  returned: by the module's look on the host
+  type: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import CLONE_WAIT_SPEC, watch_progress
+from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import CLONE_LOOK_SPEC, watch_copy
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=CLONE_WAIT_SPEC, supports_check_mode=True)
-    report, ended = watch_progress(module.params["data_dir"], float(module.params["interval"]))
-    module.exit_json(changed=False, report=report, ended=ended)
+    # The look on the host that the action runs every interval (the action validates the user's options).
+    module = AnsibleModule(argument_spec=CLONE_LOOK_SPEC, supports_check_mode=True)
+    if not module.params["results_file"]:
+        module.fail_json(msg="results_file: not given; run this module through its action (the task "
+                             "pgrepl.streaming.clone_wait), which finds the job file of jid")
+    report, ended, job = watch_copy(module.params["data_dir"], module.params["results_file"],
+                                    float(module.params["interval"]))
+    module.exit_json(changed=False, report=report, ended=ended, job=job)
 
 
 if __name__ == '__main__':

@@ -291,6 +291,12 @@ primary_major:
   returned: success
   type: int
   sample: 15
+basebackup_seconds:
+  description: How long pg_basebackup itself ran (the copy, without the checks, the stop, the verification and the
+    swap around it); null when nothing was copied.
+  returned: success
+  type: float
+  sample: 10.4
 duration_seconds:
   description: How long the module ran.
   returned: success

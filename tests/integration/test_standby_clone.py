@@ -798,6 +798,7 @@ def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Benc
     # The limit reached pg_basebackup, and the copy took at least the size at that rate (80 %: the estimate).
     assert watch.commands and all(f"--max-rate={RATE}" in line for line in watch.commands), watch.commands
     assert took >= 0.8 * size / RATE_BYTES, (took, size)
+    assert 0.8 * size / RATE_BYTES <= waited["basebackup_seconds"] <= waited["duration_seconds"] <= took
     # The progress file during the copy: growing percent below 100, the rate near the limit.
     copying = [report for report in watch.reports if report.get("phase") == "copying"]
     assert copying, watch.reports

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,10 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import 
     human_bytes,
     parse_progress_line,
     progress_path,
+    read_job,
     read_progress,
     validate_max_rate,
+    watch_copy,
 )
 
 # What pg_basebackup 15 -P -v wrote to a pipe (each report ends with \n there, with \r on a terminal).
@@ -201,3 +204,79 @@ def test_run_with_timeout_with_lines_still_stops_at_the_deadline() -> None:
 
 def test_module_constant_names() -> None:
     assert _progress.PROGRESS_SUFFIX == ".pgrepl-progress"
+
+
+# ---------------------------------------------------------------- the look of clone_wait
+
+def test_read_job_running_finished_missing(tmp_path: Path) -> None:
+    job = tmp_path / "j1"
+    job.write_text(json.dumps({"started": True, "finished": False, "ansible_job_id": "j1"}), encoding="utf-8")
+    assert read_job(str(job)) is None
+    job.write_text("{half", encoding="utf-8")
+    assert read_job(str(job)) is None
+    job.write_text(json.dumps({"changed": True, "outcome": "cloned"}), encoding="utf-8")
+    assert read_job(str(job)) == {"changed": True, "outcome": "cloned"}
+    missing = read_job(str(tmp_path / "nope"))
+    assert missing is not None and missing["failed"] is True and "is missing" in missing["msg"]
+
+
+class FakeTime:
+    """A clock that sleep() advances, and a hook run at each sleep (what the copy does meanwhile)."""
+
+    def __init__(self, on_sleep: Any) -> None:
+        self.now = 0.0
+        self.on_sleep = on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.on_sleep(self.now)
+
+
+def _copy_files(tmp_path: Path) -> tuple[str, Path, Path]:
+    data_dir = str(tmp_path / "main")
+    job = tmp_path / "job"
+    job.write_text(json.dumps({"started": True, "finished": False}), encoding="utf-8")
+    return data_dir, Path(progress_path(data_dir)), job
+
+
+def test_watch_copy_waits_the_interval_while_the_copy_runs(tmp_path: Path) -> None:
+    data_dir, progress, job = _copy_files(tmp_path)
+    progress.write_text(json.dumps({"pid": os.getpid(), "percent": 10}), encoding="utf-8")
+
+    def copy(now: float) -> None:
+        progress.write_text(json.dumps({"pid": os.getpid(), "percent": int(10 + now)}), encoding="utf-8")
+
+    fake = FakeTime(copy)
+    report, ended, result = watch_copy(data_dir, str(job), 5, sleep=fake.sleep, clock=fake.clock)
+    assert (report, ended, result) == ({"pid": os.getpid(), "percent": 15}, False, None)
+    assert fake.now == pytest.approx(5) and job.exists()
+
+
+def test_watch_copy_returns_the_result_as_soon_as_the_task_ends(tmp_path: Path) -> None:
+    data_dir, progress, job = _copy_files(tmp_path)
+    progress.write_text(json.dumps({"pid": os.getpid(), "percent": 99}), encoding="utf-8")
+
+    def copy(now: float) -> None:
+        if now >= 1:
+            progress.unlink(missing_ok=True)
+        if now >= 2:
+            job.write_text(json.dumps({"changed": True, "outcome": "cloned"}), encoding="utf-8")
+
+    fake = FakeTime(copy)
+    report, ended, result = watch_copy(data_dir, str(job), 15, sleep=fake.sleep, clock=fake.clock)
+    assert report == {"pid": os.getpid(), "percent": 99} and ended is True
+    assert result == {"changed": True, "outcome": "cloned"}
+    assert fake.now == pytest.approx(2) and not job.exists()
+
+
+def test_watch_copy_of_a_task_that_ended_before_any_copy(tmp_path: Path) -> None:
+    """A refusal (connection, space) ends the task before pg_basebackup runs: no progress, the failure."""
+    data_dir, _progress_file, job = _copy_files(tmp_path)
+    job.write_text(json.dumps({"failed": True, "msg": "not enough free space"}), encoding="utf-8")
+    fake = FakeTime(lambda now: None)
+    assert watch_copy(data_dir, str(job), 15, sleep=fake.sleep, clock=fake.clock) == (
+        None, True, {"failed": True, "msg": "not enough free space"})
+    assert fake.now == 0
