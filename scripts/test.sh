@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, stage by stage, each stage timed. `make test` runs it; so does .ci/run.
 # Usage: scripts/test.sh [stage ...]
-#   stages: deps lint sanity units integration images install package molecule day2 (default: all, in that order)
+#   stages: deps lint sanity units integration images install package molecule day2 faults (default: all, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +10,7 @@ export PATH=$VENV/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
 export ANSIBLE_HOME=$ROOT/.build/ansible-home
 stages=("$@")
-((${#stages[@]})) || stages=(deps lint sanity units integration images install package molecule day2)
+((${#stages[@]})) || stages=(deps lint sanity units integration images install package molecule day2 faults)
 declare -A took
 failed=()
 
