@@ -400,16 +400,20 @@ def fill_primary(primary: str, megabytes: int) -> int:
 
 
 def raw_clone(cluster: Cluster, address: str) -> float:
-    """The module's own pg_basebackup command, typed on the standby (a temporary slot: the standby's own streams),
-    into a new directory; timed; the copy is removed afterwards (untimed)."""
+    """The module's own pg_basebackup command, typed on the standby into a new directory (a temporary slot), with
+    the standby's server stopped as the reseed stops it; only the command is timed. The copy is removed and the
+    server started again afterwards (untimed)."""
     standby = cluster.standbys[0]
     conninfo = (f"host={address} port=5432 user={REPL_USER} passfile=/var/lib/postgresql/.pgpass sslmode=prefer "
                 "connect_timeout=10 application_name=bench_raw")
+    dexec(standby, "systemctl", "stop", SERVICE)
     start = time.monotonic()
     dexec(standby, "pg_basebackup", "-D", RAW_CLONE_DIR, "-R", "-X", "stream", "--checkpoint=fast", "-P", "-v", "-w",
           "-d", conninfo, user="postgres", timeout=3600)
     seconds = time.monotonic() - start
     dexec(standby, "rm", "-rf", RAW_CLONE_DIR)
+    dexec(standby, "systemctl", "start", SERVICE)
+    verify(cluster, "clone raw")
     return seconds
 
 
