@@ -265,7 +265,8 @@ def _read_lines(proc: subprocess.Popen, timeout: int, on_line: Callable[[str], N
     """All of proc's output, each line handed to on_line as it arrives; (output, timed out)."""
     deadline = time.monotonic() + timeout
     stream = proc.stdout
-    assert stream is not None
+    if stream is None:  # Popen was given stdout=PIPE: not reached
+        raise PgreplError(f"cannot read the output of {proc.args!r}")
     chunks: list[bytes] = []
     pending = b""
     while True:
