@@ -12,7 +12,7 @@
 #   PGREPL_FAULTS_ONLY        a regex: only the named faults (FAULTS in tests/faults/flt_bench.py) it matches
 #   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "switchover failover
 #                             reseed rejoin"; "" for none)
-#   PGREPL_FAULTS_STEP        every n-th of those boundary faults only (default 1: all)
+#   PGREPL_FAULTS_STEP        every n-th task boundary only, each with SIGKILL and SIGINT (default 1: all)
 #   PGREPL_FAULTS_LIMIT       the first N faults only
 #   PGREPL_FAULTS_IMAGE       host image (default pgrepl-test/pg15:current)
 set -euo pipefail

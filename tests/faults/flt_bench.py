@@ -134,10 +134,10 @@ TMPFS_SIZE = "800m"       # the filesystem of one standby's data directory paren
 LOCK_APP = "flt-role-lock"
 
 
-def boundary_faults(op: str, tasks: int) -> list[Fault]:
-    """Every task boundary of `op` (its TASK lines in a clean run), with SIGKILL and SIGINT."""
+def boundary_faults(op: str, tasks: int, step: int = 1) -> list[Fault]:
+    """Every task boundary of `op` (its TASK lines in a clean run; every `step`-th one), with SIGKILL and SIGINT."""
     return [Fault(f"{op}: {action.upper()} at task {n} of {tasks}", op, f"task#{n}", action)
-            for n in range(1, tasks + 1) for action in ("sigkill", "sigint")]
+            for n in range(1, tasks + 1, step) for action in ("sigkill", "sigint")]
 
 
 # --- the samplers ----------------------------------------------------------------------------------------------
@@ -298,6 +298,7 @@ class InContainerWait:
 
     def __init__(self, node: str, condition: str, then: str = "", seconds: float = 600) -> None:
         self.node = node
+        self.then = then
         self.stop_file = f"/run/flt-stop-{os.getpid()}-{time.monotonic_ns()}"
         # $M: a marker file the condition may use to remember something it saw.
         script = (f"M={self.stop_file}.mark; COPY='[p]g_basebackup -D'; end=$(( $(date +%s) + {int(seconds)} )); "
@@ -465,11 +466,13 @@ class Bench:
         def act(it: Interrupter) -> str:
             if fault.action == "none":
                 return "nothing"
-            if fault.action in IN_CONTAINER_ACTIONS and waits:
+            acted = [w for w in waits if w.then]
+            if fault.action in IN_CONTAINER_ACTIONS and acted:
                 # Done on the node by the loop that saw the condition.
                 if fault.action == "kill-module":
                     it.signal(signal.SIGKILL)
-                return f"SIGKILL on {node}: {waits[0].said() or 'nothing'}" + (
+                verb = "filesystem filled" if fault.action == "fill" else "SIGKILL"
+                return f"{verb} on {node}: {acted[0].said() or 'nothing'}" + (
                     " and to ansible-playbook's process group" if fault.action == "kill-module" else "")
             if fault.action == "sigkill":
                 it.signal(signal.SIGKILL)
@@ -533,12 +536,14 @@ class Bench:
             waits.append(InContainerWait(old, f"[ -e {data_dir}/standby.signal ]", then if node == old else ""))
             poll = waits[-1].done
         elif what == "copying":
-            waits.append(InContainerWait(node, 'pgrep -f "$COPY" >/dev/null', then))
+            # Watched where pg_basebackup runs (the copied standby); the action may be for another node.
+            waits.append(InContainerWait(target or node, 'pgrep -f "$COPY" >/dev/null', then if node == target else ""))
             poll = waits[-1].done
         elif what == "copied":
             # pg_basebackup ran and has ended: the module is at the swap.
-            waits.append(InContainerWait(node, '{ pgrep -f "$COPY" >/dev/null && touch "$M"; } '
-                                               '|| [ -e "$M" ] && ! pgrep -f "$COPY" >/dev/null', then))
+            waits.append(InContainerWait(target or node, '{ pgrep -f "$COPY" >/dev/null && touch "$M"; } '
+                                         '|| [ -e "$M" ] && ! pgrep -f "$COPY" >/dev/null',
+                                         then if node == target else ""))
             poll = waits[-1].done
         else:
             raise BenchError(f"unknown trigger {fault.when}")
@@ -829,7 +834,7 @@ def table_rows(outcomes: list[Outcome]) -> list[list[str]]:
         conv = "yes" if o.converged else ("EXPECTED FAILURE: " + o.expected_failure if o.expected_failure else "NO")
         lost = str(o.lost) + (f" (+{o.lost_past} past the received LSN)" if o.lost_past else "")
         rerun = o.error or f"{o.rerun} ({o.path})"
-        rows.append([cell(o.fault.name, 70), cell(o.fired, 80), cell(o.faulted, 80), cell(rerun, 110), conv,
+        rows.append([cell(o.fault.name, 70), cell(o.fired, 80), cell(o.faulted, 80), cell(rerun, 240), conv,
                      str(o.splits) + (f": {o.split_detail}" if o.splits else ""), lost, f"{o.seconds:.0f}",
                      cell(o.note, 200)])
     return rows
@@ -878,7 +883,7 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
                 if bench.broken:
                     continue
                 say(f"{op}: counting its task boundaries with a clean run")
-                faults = boundary_faults(op, bench.count_tasks(op))[::step]
+                faults = boundary_faults(op, bench.count_tasks(op), step)
                 continue
             if limit and len(bench.outcomes) >= limit:
                 break

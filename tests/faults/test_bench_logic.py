@@ -20,6 +20,8 @@ def test_every_task_boundary_gets_sigkill_and_sigint() -> None:
         ("task#1", "sigkill"), ("task#1", "sigint"), ("task#2", "sigkill"), ("task#2", "sigint"),
         ("task#3", "sigkill"), ("task#3", "sigint")]
     assert {f.op for f in faults} == {"reseed"}
+    assert [f.when for f in boundary_faults("reseed", 5, step=2)] == ["task#1", "task#1", "task#3", "task#3",
+                                                                     "task#5", "task#5"]
 
 
 def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
