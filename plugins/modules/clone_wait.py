@@ -36,10 +36,15 @@ options:
     description: Seconds between two progress lines, 1 to 25 (each look costs a module run on the host).
     type: int
     default: 15
+  results_file:
+    description:
+      - Leave it out - the action sets it for its look on the host, to the job file of O(jid) in the become
+        user's C(async_dir) (what C(async_status) reads).
+    type: path
 attributes:
   check_mode:
-    description: A task in the background does not run in check mode; nothing to wait for (skipped).
-    support: none
+    description: Nothing is changed; in check mode no task runs in the background, so the action skips.
+    support: full
   diff_mode:
     description: Nothing is changed by this module itself.
     support: none
