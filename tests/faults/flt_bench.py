@@ -134,6 +134,19 @@ TMPFS_SIZE = "800m"       # the filesystem of one standby's data directory paren
 LOCK_APP = "flt-role-lock"
 
 
+def parse_when(when: str) -> tuple[str, str, int]:
+    """A fault's `when` as (kind, text, number): "task#7" -> ("task#", "", 7); "task:Stop it#2" -> ("task",
+    "Stop it", 2) (the 2nd TASK line naming it; 1 when no #); "state:fenced" -> ("state", "fenced", 0);
+    "never" -> ("never", "", 0)."""
+    kind, what = (when.split(":", 1) + [""])[:2]
+    if kind.startswith("task#"):
+        return "task#", "", int(kind[5:])
+    if kind == "task":
+        text, count = (what.split("#", 1) + [""])[:2]
+        return "task", text, int(count or 1)
+    return kind, what, 0
+
+
 def boundary_faults(op: str, tasks: int, step: int = 1) -> list[Fault]:
     """Every task boundary of `op` (its TASK lines in a clean run; every `step`-th one), with SIGKILL and SIGINT."""
     return [Fault(f"{op}: {action.upper()} at task {n} of {tasks}", op, f"task#{n}", action)
@@ -507,15 +520,13 @@ class Bench:
                 return f"docker network disconnect {node} for {DISTURB_SECONDS:g} s"
             raise BenchError(f"unknown action {fault.action}")
 
-        kind, _, what = fault.when.partition(":")
+        kind, what, number = parse_when(fault.when)
         if kind == "never":
             return Interrupter(act, task=lambda n, line: False, log=log)
-        if kind.startswith("task#"):
-            nth = int(kind[5:])
-            return Interrupter(act, task=lambda n, line: n == nth, log=log)
+        if kind == "task#":
+            return Interrupter(act, task=lambda n, line: n == number, log=log)
         if kind == "task":
-            text, _, count = what.partition("#")
-            want = int(count or 1)
+            text, want = what, number
             seen = [0]
 
             def match(n: int, line: str) -> bool:
@@ -531,7 +542,9 @@ class Bench:
             poll = waits[-1].done
         elif what == "promoted":
             others = [n for n in c.names if n != old]
-            poll = lambda: any(self.samplers.seen(n, "W", t0) for n in others)  # noqa: E731
+
+            def poll() -> bool:
+                return any(self.samplers.seen(n, "W", t0) for n in others)
         elif what == "fenced":
             waits.append(InContainerWait(old, f"[ -e {data_dir}/standby.signal ]", then if node == old else ""))
             poll = waits[-1].done
@@ -632,7 +645,7 @@ class Bench:
         finally:
             self.unpause_all()
             try:
-                now_primary, _ = c.groups()
+                now_primary = c.groups()[0]
                 self.proof.end(win, now_primary, timeout=60)
             except Exception as exc:  # noqa: BLE001
                 out.error = out.error or f"no commit on the primary after the fault: {exc}"
@@ -756,7 +769,7 @@ class Bench:
         out.split_detail = "; ".join(s.describe(start) for s in splits[:3])
         out.writers = ", ".join(f"{n.rsplit('-', 1)[-1]}: {k}" for n, k in sorted(writers(samples).items()))
         try:
-            primary, _ = c.groups()
+            primary = c.groups()[0]
             commits = self.ledger.records()
             lost = missing([x for x in commits if x.at <= end], c.present_ids(primary), frozenset(self.excused))
         except Exception as exc:  # noqa: BLE001

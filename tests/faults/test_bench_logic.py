@@ -7,7 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from d2_cluster import PlaybookRun
-from flt_bench import FAULTS, Fault, Outcome, boundary_faults, failure_message, failures, markdown, totals
+from flt_bench import (
+    FAULTS,
+    HANDOVER_SW,
+    Fault,
+    Outcome,
+    boundary_faults,
+    failure_message,
+    failures,
+    markdown,
+    parse_when,
+    totals,
+)
 
 
 def playbook_run(code: int, output: str) -> PlaybookRun:
@@ -20,8 +31,8 @@ def test_every_task_boundary_gets_sigkill_and_sigint() -> None:
         ("task#1", "sigkill"), ("task#1", "sigint"), ("task#2", "sigkill"), ("task#2", "sigint"),
         ("task#3", "sigkill"), ("task#3", "sigint")]
     assert {f.op for f in faults} == {"reseed"}
-    assert [f.when for f in boundary_faults("reseed", 5, step=2)] == ["task#1", "task#1", "task#3", "task#3",
-                                                                     "task#5", "task#5"]
+    stepped = [f.when for f in boundary_faults("reseed", 5, step=2)]
+    assert stepped == ["task#1", "task#1", "task#3", "task#3", "task#5", "task#5"]
 
 
 def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
@@ -51,3 +62,14 @@ def test_what_fails_the_bench() -> None:
     assert failures([good], "FAILED: blind") == ["control: FAILED: blind"]
     assert totals([good, split, lost])["split-brain instants"] == 1
     assert "| 3 | 3 | 1 | 2 |" in markdown([good, split, lost], "context")
+
+
+def test_when_a_fault_fires() -> None:
+    assert parse_when("task#7") == ("task#", "", 7)
+    assert parse_when(HANDOVER_SW) == ("task", "Hand over from the old primary - switchover", 2)
+    assert parse_when("task:Standby configuration pointing at the new primary") == (
+        "task", "Standby configuration pointing at the new primary", 1)
+    assert parse_when("state:copying") == ("state", "copying", 0)
+    assert parse_when("never") == ("never", "", 0)
+    kinds = {parse_when(f.when)[0] for f in FAULTS}
+    assert kinds <= {"task", "task#", "state", "never"}

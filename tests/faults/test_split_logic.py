@@ -21,10 +21,10 @@ def test_a_run_of_writes_on_one_connection_is_a_span_from_the_first_end_to_the_l
 
 def test_a_reconnect_or_a_refused_sample_ends_the_span() -> None:
     samples = run("a", 0.0, 3) + run("a", 0.06, 3, epoch=2)
-    spans, _ = writable_spans(samples)
+    spans = writable_spans(samples)[0]
     assert spans["a"] == [Span("a", 0.005, 0.04), Span("a", 0.065, 0.1)]
     samples = run("a", 0.0, 3) + run("a", 0.06, 1, state="R") + run("a", 0.08, 3)
-    spans, _ = writable_spans(samples)
+    spans = writable_spans(samples)[0]
     assert spans["a"] == [Span("a", 0.005, 0.04), Span("a", 0.085, 0.12)]
 
 
