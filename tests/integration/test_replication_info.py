@@ -250,11 +250,11 @@ def test_replay_delay_is_zero_on_an_idle_caught_up_standby(primary: PgCluster, s
     insert_probe(primary)
     wait_replayed(primary, standby)
     time.sleep(2)
+    # The naive metric (now() - pg_last_xact_replay_timestamp()) says seconds here, unless a commit of the
+    # shared primary (autovacuum of another test's table) was replayed meanwhile: it is not asserted, the module's is.
     result = run_module(MODULE, standby.login())
     assert result["replay_delay_seconds"] == 0
     assert result["replay_lag_bytes"] == 0
-    # The naive metric would have said the standby is seconds late.
-    assert standby.scalar("SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())") >= 2
 
 
 def test_replay_delay_is_positive_while_replay_is_behind(
