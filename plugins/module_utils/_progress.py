@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._files import pid_alive as files_pid_alive
 
 PROGRESS_SUFFIX = ".pgrepl-progress"
 # Seconds between two writes of the progress file (pg_basebackup reports about once a second).
@@ -168,20 +169,10 @@ def read_progress(data_dir: str, pid_alive: Any = None) -> dict[str, Any] | None
         return None
     if not isinstance(report, dict):
         return None
-    alive = pid_alive or _pid_alive
+    alive = pid_alive or files_pid_alive
     if isinstance(report.get("pid"), int) and not alive(report["pid"]):
         return None
     return report
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_progress(report: dict[str, Any], ended: bool = False) -> str:
