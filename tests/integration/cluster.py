@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 SUPERUSER_PASSWORD = "bench-superuser-pw-7Qx"  # only for the throwaway test clusters
 
@@ -288,3 +289,45 @@ class Clusters:
             with contextlib.suppress(subprocess.CalledProcessError):
                 cluster.destroy()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@dataclass
+class CloneBench:
+    """A primary with a replication role and a passfile the postgres OS user reads, for standby_clone tests that
+    copy into fresh data directories of their own (test_clone_faults, test_clone_guards)."""
+
+    primary: PgCluster
+    clusters: Clusters
+    passfile: Path
+    role: str
+    counter: int = 0
+
+    def target(self, prefix: str) -> PgCluster:
+        """A fresh, not yet existing data directory whose parent exists (destroyed with the module's clusters)."""
+        self.counter += 1
+        cluster = PgCluster(self.clusters.base, f"{prefix}{self.counter}")
+        cluster._prepare_dirs()
+        self.clusters.made.append(cluster)
+        return cluster
+
+    def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+        return {"data_dir": str(data_dir), "primary_host": "127.0.0.1", "primary_port": self.primary.port,
+                "replication_user": self.role, "passfile": str(self.passfile), "sslmode": "disable", **overrides}
+
+
+def clone_bench(clusters: Clusters, role: str, password: str, conf: str = "") -> CloneBench:
+    """clusters' primary (with conf), the replication role and its passfile line."""
+    primary = clusters.server("primary", conf=conf) if conf else clusters.server("primary")
+    primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal(password)))
+    passfile = clusters.base / "auth.pgpass"
+    passfile.write_text(f"127.0.0.1:{primary.port}:replication:{role}:{password}\n", encoding="utf-8")
+    os.chmod(passfile, 0o600)
+    entry = pwd.getpwnam("postgres")
+    os.chown(passfile, entry.pw_uid, entry.pw_gid)
+    return CloneBench(primary=primary, clusters=clusters, passfile=passfile, role=role)
+
+
+def moved_siblings(data_dir: Path) -> list[str]:
+    """What standby_clone left beside a data directory (<name>.pgrepl-*)."""
+    return sorted(name for name in os.listdir(data_dir.parent) if name.startswith(data_dir.name + ".pgrepl-"))

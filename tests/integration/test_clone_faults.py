@@ -11,61 +11,30 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import pwd
 import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from psycopg import sql
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lock import lock_path
 
 from ansible_runner import ansible_env, run_tasks
-from cluster import Clusters, PgCluster, find_bin_dir
+from cluster import CloneBench, Clusters, clone_bench, find_bin_dir, moved_siblings
 
 MODULE = "pgrepl.streaming.standby_clone"
 ROLE = "clone_faults_rep"
 PASSWORD = "clone-faults-rep-pw-7Kq"
 
 
-@dataclass
-class Bench:
-    primary: PgCluster
-    clusters: Clusters
-    passfile: Path
-    counter: int = 0
-
-    def target(self, prefix: str) -> PgCluster:
-        """A fresh, not yet existing data directory whose parent exists (destroyed with the module's clusters)."""
-        self.counter += 1
-        cluster = PgCluster(self.clusters.base, f"{prefix}{self.counter}")
-        cluster._prepare_dirs()
-        self.clusters.made.append(cluster)
-        return cluster
-
-    def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
-        return {"data_dir": str(data_dir), "primary_host": "127.0.0.1", "primary_port": self.primary.port,
-                "replication_user": ROLE, "passfile": str(self.passfile), "sslmode": "disable", **overrides}
-
-
 @pytest.fixture(scope="module")
-def bench(throwaway: Clusters) -> Bench:
+def bench(throwaway: Clusters) -> CloneBench:
     """A primary of this file's own: a spread checkpoint on it keeps pg_basebackup busy long enough to be cut off."""
-    primary = throwaway.server("primary", conf="checkpoint_timeout = 30min\ncheckpoint_completion_target = 0.9\n"
-                                               "bgwriter_lru_maxpages = 0\n")
-    primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
-        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
-    passfile = throwaway.base / "auth.pgpass"
-    passfile.write_text(f"127.0.0.1:{primary.port}:replication:{ROLE}:{PASSWORD}\n", encoding="utf-8")
-    os.chmod(passfile, 0o600)
-    entry = pwd.getpwnam("postgres")
-    os.chown(passfile, entry.pw_uid, entry.pw_gid)
-    return Bench(primary=primary, clusters=throwaway, passfile=passfile)
+    return clone_bench(throwaway, ROLE, PASSWORD, conf="checkpoint_timeout = 30min\n"
+                       "checkpoint_completion_target = 0.9\nbgwriter_lru_maxpages = 0\n")
 
 
 def clone(args: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +42,6 @@ def clone(args: dict[str, Any]) -> dict[str, Any]:
                      {"name": "show", "ansible.builtin.debug": {"var": "clone_result"}}])
     assert len(run.results) == 2, f"{run.stdout}\n{run.stderr}"
     return run.results[1]["clone_result"]
-
-
-def siblings(data_dir: Path) -> list[str]:
-    return sorted(name for name in os.listdir(data_dir.parent) if name.startswith(data_dir.name + ".pgrepl-"))
 
 
 def processes_naming(text: str) -> list[int]:
@@ -109,7 +74,7 @@ def sysid(data_dir: Path) -> str:
                 if line.startswith("Database system identifier:"))
 
 
-def test_a_play_killed_mid_copy_leaves_no_pg_basebackup_and_the_rerun_clones(bench: Bench) -> None:
+def test_a_play_killed_mid_copy_leaves_no_pg_basebackup_and_the_rerun_clones(bench: CloneBench) -> None:
     bench.primary.sql("CREATE TABLE IF NOT EXISTS clone_faults_ballast AS SELECT g, repeat('x', 200) AS pad "
                       "FROM generate_series(1, 40000) AS g")
     cluster = bench.target("killed")
@@ -135,7 +100,7 @@ def test_a_play_killed_mid_copy_leaves_no_pg_basebackup_and_the_rerun_clones(ben
                 os.killpg(play.pid, signal.SIGKILL)
     # No pg_basebackup (running as postgres, in its own session) outlived the module.
     assert wait_until(lambda: not processes_naming(partial), 10), processes_naming(partial)
-    left = siblings(cluster.data_dir)
+    left = moved_siblings(cluster.data_dir)
     assert len(left) == 1 and left[0].startswith(cluster.data_dir.name + ".pgrepl-clone-"), left
     assert not cluster.data_dir.exists()
 
@@ -143,12 +108,12 @@ def test_a_play_killed_mid_copy_leaves_no_pg_basebackup_and_the_rerun_clones(ben
     assert result.get("failed") is not True, result
     assert (result["changed"], result["outcome"]) == (True, "cloned")
     assert any("an interrupted run left" in warning for warning in result.get("warnings", [])), result
-    assert siblings(cluster.data_dir) == [], "the partial copy was not removed"
+    assert moved_siblings(cluster.data_dir) == [], "the partial copy was not removed"
     assert sysid(cluster.data_dir) == bench.primary.scalar("SELECT system_identifier::text FROM pg_control_system()")
     assert (cluster.data_dir / "standby.signal").is_file()
 
 
-def test_a_swap_cut_off_between_its_renames_is_finished_without_copying_again(bench: Bench) -> None:
+def test_a_swap_cut_off_between_its_renames_is_finished_without_copying_again(bench: CloneBench) -> None:
     cluster = bench.target("swap")
     first = clone(bench.args(cluster.data_dir))
     assert first["outcome"] == "cloned", first
@@ -161,12 +126,12 @@ def test_a_swap_cut_off_between_its_renames_is_finished_without_copying_again(be
     assert result.get("failed") is not True, result
     assert (result["changed"], result["outcome"], result["pg_basebackup"]) == (True, "swapped_in", None)
     assert cluster.data_dir.stat().st_ino == inode, "the finished copy was not the one put in place"
-    assert siblings(cluster.data_dir) == []
+    assert moved_siblings(cluster.data_dir) == []
     again = clone(bench.args(cluster.data_dir))
     assert (again["changed"], again["outcome"]) == (False, "kept")
 
 
-def test_a_second_run_on_the_same_data_directory_is_refused_naming_the_holder(bench: Bench) -> None:
+def test_a_second_run_on_the_same_data_directory_is_refused_naming_the_holder(bench: CloneBench) -> None:
     cluster = bench.target("locked")
     path = lock_path(str(cluster.data_dir))
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -179,7 +144,7 @@ def test_a_second_run_on_the_same_data_directory_is_refused_naming_the_holder(be
     assert result.get("failed") is True, result
     assert f"pid {os.getpid()}, a test holding the lock" in result["msg"], result["msg"]
     assert "nothing was changed" in result["msg"]
-    assert not cluster.data_dir.exists() and siblings(cluster.data_dir) == []
+    assert not cluster.data_dir.exists() and moved_siblings(cluster.data_dir) == []
     # The lock is the kernel's: the holder gone, the next run goes on, and removes the file when it ends.
     assert clone(bench.args(cluster.data_dir))["outcome"] == "cloned"
     assert not os.path.exists(path)

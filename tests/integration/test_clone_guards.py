@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pwd
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from psycopg import sql
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._space import space_needed
 
 from ansible_runner import run_module
-from cluster import Clusters, PgCluster, find_bin_dir
+from cluster import CloneBench, Clusters, PgCluster, clone_bench, find_bin_dir, moved_siblings
 
 MODULE = "pgrepl.streaming.standby_clone"
 ROLE = "clone_guards_rep"
@@ -35,47 +32,15 @@ NO_UNIT = "pgrepl-test-never-stopped.service"
 PEBIBYTE = 1024 ** 5
 
 
-@dataclass
-class Bench:
-    primary: PgCluster
-    clusters: Clusters
-    passfile: Path
-    counter: int = 0
-
-    def target(self, prefix: str) -> PgCluster:
-        """A fresh, not yet existing data directory whose parent exists (destroyed with the module's clusters)."""
-        self.counter += 1
-        cluster = PgCluster(self.clusters.base, f"{prefix}{self.counter}")
-        cluster._prepare_dirs()
-        self.clusters.made.append(cluster)
-        return cluster
-
-    def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
-        return {"data_dir": str(data_dir), "primary_host": "127.0.0.1", "primary_port": self.primary.port,
-                "replication_user": ROLE, "passfile": str(self.passfile), "sslmode": "disable", **overrides}
-
-
 @pytest.fixture(scope="module")
-def bench(throwaway: Clusters) -> Bench:
-    primary = throwaway.server("primary")
-    primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
-        sql.Identifier(ROLE), sql.Literal(PASSWORD)))
-    passfile = throwaway.base / "auth.pgpass"
-    passfile.write_text(f"127.0.0.1:{primary.port}:replication:{ROLE}:{PASSWORD}\n", encoding="utf-8")
-    os.chmod(passfile, 0o600)
-    entry = pwd.getpwnam("postgres")
-    os.chown(passfile, entry.pw_uid, entry.pw_gid)
-    return Bench(primary=primary, clusters=throwaway, passfile=passfile)
+def bench(throwaway: Clusters) -> CloneBench:
+    return clone_bench(throwaway, ROLE, PASSWORD)
 
 
 def layout_args(cluster: PgCluster) -> dict[str, Any]:
     return {"data_dir": str(cluster.data_dir), "config_dir": str(cluster.data_dir), "bin_dir": str(cluster.bin_dir),
             "socket_dir": str(cluster.socket_dir), "port": cluster.port, "service": "pgrepl-test-none",
             "install": False}
-
-
-def siblings(data_dir: Path) -> list[str]:
-    return sorted(name for name in os.listdir(data_dir.parent) if name.startswith(data_dir.name + ".pgrepl-"))
 
 
 def postmaster_identity(cluster: PgCluster) -> tuple[str, str]:
@@ -99,7 +64,7 @@ def allocated(path: Path) -> int:
     return total
 
 
-def test_node_prepare_reports_the_primarys_data_size_and_none_on_a_standby(bench: Bench) -> None:
+def test_node_prepare_reports_the_primarys_data_size_and_none_on_a_standby(bench: CloneBench) -> None:
     bench.primary.sql("CREATE TABLE IF NOT EXISTS guards_ballast AS SELECT g, repeat('x', 200) AS pad "
                       "FROM generate_series(1, 20000) AS g")
     bench.primary.sql("CHECKPOINT")
@@ -116,7 +81,7 @@ def test_node_prepare_reports_the_primarys_data_size_and_none_on_a_standby(bench
         standby.stop()
 
 
-def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouched(bench: Bench) -> None:
+def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouched(bench: CloneBench) -> None:
     standby = bench.clusters.standby(bench.primary, "running_standby")
     identity = postmaster_identity(standby)
     inode = standby.data_dir.stat().st_ino
@@ -136,7 +101,7 @@ def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouc
     assert standby.data_dir.stat().st_ino == inode and sorted(os.listdir(standby.data_dir)) == names
     assert (standby.data_dir / "standby.signal").is_file()
     assert sysid(standby.data_dir) == str(bench.primary.scalar("SELECT system_identifier FROM pg_control_system()"))
-    assert siblings(standby.data_dir) == []
+    assert moved_siblings(standby.data_dir) == []
     bench.primary.sql("CREATE TABLE guards_after_refusal (n int)")
     standby.wait_streaming()
     lsn = bench.primary.scalar("SELECT pg_current_wal_lsn()::text")
@@ -148,7 +113,7 @@ def test_a_copy_that_does_not_fit_is_refused_with_the_standby_running_and_untouc
     standby.stop()
 
 
-def test_a_copy_that_fits_is_made_and_space_check_false_skips_the_check(bench: Bench) -> None:
+def test_a_copy_that_fits_is_made_and_space_check_false_skips_the_check(bench: CloneBench) -> None:
     size = run_module("pgrepl.streaming.node_prepare", layout_args(bench.primary))["data_size"]
     parent = bench.target("fits").data_dir.parent
     stats = os.statvfs(parent)
@@ -163,11 +128,11 @@ def test_a_copy_that_fits_is_made_and_space_check_false_skips_the_check(bench: B
     assert (forced.data_dir / "standby.signal").is_file()
 
 
-def test_bad_data_size_is_refused_naming_the_option(bench: Bench) -> None:
+def test_bad_data_size_is_refused_naming_the_option(bench: CloneBench) -> None:
     target = bench.target("bad")
     result = run_module(MODULE, bench.args(target.data_dir, data_size=-5))
     assert result.get("failed") is True and "data_size: -5 is not a number of bytes" in result["msg"], result
-    assert not target.data_dir.exists() and siblings(target.data_dir) == []
+    assert not target.data_dir.exists() and moved_siblings(target.data_dir) == []
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -183,7 +148,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return found
 
 
-def refused_alike(bench: Bench, cluster: PgCluster, expected: str) -> None:
+def refused_alike(bench: CloneBench, cluster: PgCluster, expected: str) -> None:
     """Check mode, preflight and a real run with stop_service all refuse, naming data_dir, what it holds and the
     option; the cluster's server runs on, not restarted."""
     identity = postmaster_identity(cluster)
@@ -197,10 +162,10 @@ def refused_alike(bench: Bench, cluster: PgCluster, expected: str) -> None:
         assert "pgrepl_replace_existing_data" in message and "Nothing was stopped or changed" in message
         assert "its server is running" in message and NO_UNIT not in message
     assert postmaster_identity(cluster) == identity
-    assert siblings(cluster.data_dir) == []
+    assert moved_siblings(cluster.data_dir) == []
 
 
-def test_a_running_fresh_cluster_needs_no_consent(bench: Bench) -> None:
+def test_a_running_fresh_cluster_needs_no_consent(bench: CloneBench) -> None:
     fresh = bench.clusters.server("fresh_pkg")
     fresh.sql("CHECKPOINT")
     result = run_module(MODULE, bench.args(fresh.data_dir, stop_service=NO_UNIT), check=True)
@@ -209,7 +174,7 @@ def test_a_running_fresh_cluster_needs_no_consent(bench: Bench) -> None:
     fresh.stop()
 
 
-def test_a_running_cluster_with_a_user_table_is_refused_and_keeps_running(bench: Bench) -> None:
+def test_a_running_cluster_with_a_user_table_is_refused_and_keeps_running(bench: CloneBench) -> None:
     other = bench.clusters.server("with_table")
     other.sql("CREATE TABLE precious (note text)")
     other.sql("INSERT INTO precious VALUES ('keep me')")
@@ -227,14 +192,14 @@ def test_a_running_cluster_with_a_user_table_is_refused_and_keeps_running(bench:
     assert sysid(other.data_dir) == result["system_identifier"] != sysid(moved)
 
 
-def test_a_user_database_is_refused(bench: Bench) -> None:
+def test_a_user_database_is_refused(bench: CloneBench) -> None:
     other = bench.clusters.server("with_db")
     other.sql("CREATE DATABASE appdb")
     refused_alike(bench, other, "1 database(s) besides template0, template1 and postgres")
     other.stop()
 
 
-def test_a_standby_of_another_primary_is_refused(bench: Bench) -> None:
+def test_a_standby_of_another_primary_is_refused(bench: CloneBench) -> None:
     their_primary, their_standby = bench.clusters.pair("theirs", slot=False)
     refused_alike(bench, their_standby, "standby.signal: it is a standby (or in recovery) of another primary")
     their_standby.wait_streaming()
