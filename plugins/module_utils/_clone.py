@@ -75,8 +75,29 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._progress import 
     remove_files,
     validate_max_rate,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._space import gather_space_facts, space_problem
+from ansible_collections.pgrepl.streaming.plugins.module_utils._space import (
+    SpaceNeed,
+    gather_space_facts,
+    group_by_filesystem,
+    space_problem,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import systemctl, validate_unit_name
+from ansible_collections.pgrepl.streaming.plugins.module_utils._tablespaces import (
+    IN_PLACE,
+    SWAP,
+    Tablespace,
+    Target,
+    decide_target,
+    mapped,
+    mapping_argument,
+    path_problems,
+    read_target_facts,
+    relink,
+    tablespace_links,
+    unused_keys,
+    validate_tablespace_map,
+    validate_tablespaces,
+)
 
 BASEBACKUP = "pg_basebackup"
 CHECKPOINTS = ("fast", "spread")
@@ -144,6 +165,10 @@ class CloneRequest:
     space_check: bool = True
     # pg_basebackup --max-rate as it takes it (kB/s, or with the suffix k or M); None: unlimited.
     max_rate: str | None = None
+    # The primary's tablespaces (node_prepare's tablespaces); None: unknown, the keys of tablespace_map are used.
+    tablespaces: tuple[Tablespace, ...] | None = None
+    # {primary's path: this host's path}; a tablespace not named keeps the primary's path.
+    tablespace_map: dict[str, str] = field(default_factory=dict)
 
 
 def validate_application_name(value: Any) -> str | None:
@@ -195,6 +220,8 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         space_check=require_bool(params, "space_check", True),
         replace_existing_data=require_bool(params, "replace_existing_data", False),
         max_rate=validate_max_rate(params.get("max_rate")),
+        tablespaces=validate_tablespaces(params.get("tablespaces")),
+        tablespace_map=validate_tablespace_map(params.get("tablespace_map")),
     )
 
 
@@ -670,10 +697,13 @@ def slot_problem(request: CloneRequest, primary: PrimaryFacts) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def basebackup_command(binary: str, target: str, request: CloneRequest) -> list[str]:
-    """pg_basebackup that writes standby.signal and primary_conninfo, streams WAL, never prompts."""
+def basebackup_command(binary: str, target: str, request: CloneRequest,
+                       mappings: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """pg_basebackup that writes standby.signal and primary_conninfo, streams WAL, never prompts; mappings: the
+    tablespaces written elsewhere than the primary's path (primary's path, where this copy writes it)."""
     cmd = [binary, "-D", target, "-R", "-X", "stream", f"--checkpoint={request.checkpoint}", "-P", "-v", "-w",
            "-d", clone_conninfo(request)]
+    cmd += [mapping_argument(source, written) for source, written in mappings if source != written]
     if request.slot_name:
         cmd += ["-S", request.slot_name]
     if request.max_rate:
@@ -774,7 +804,7 @@ def _empty_dir(path: str) -> None:
                 pass
 
 
-def _prepare_target(path: str, ctx: CloneContext, create: bool) -> None:
+def _prepare_target(path: str, ctx: CloneContext, create: bool, option: str = "data_dir") -> None:
     try:
         if create:
             os.mkdir(path, 0o700)
@@ -782,28 +812,152 @@ def _prepare_target(path: str, ctx: CloneContext, create: bool) -> None:
             os.chown(path, ctx.user.uid, ctx.user.gid)
         os.chmod(path, 0o700)
     except OSError as exc:
-        raise PgreplError(f"data_dir: cannot prepare {path!r} for the copy: {exc.strerror or exc}") from None
+        raise PgreplError(f"{option}: cannot prepare {path!r} for the copy: {exc.strerror or exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tablespaces (the decisions are in _tablespaces)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def plan_tablespaces(ctx: CloneContext, decision: Decision) -> list[Target]:
+    """Where each tablespace of the primary goes and how, or a PgreplError before anything stops or changes."""
+    request = ctx.request
+    spaces = request.tablespaces
+    if spaces is None:
+        spaces = tuple(Tablespace(key) for key in request.tablespace_map)
+    else:
+        for key in unused_keys(spaces, request.tablespace_map):
+            ctx.warnings.append(f"tablespace_map: {key!r} is no tablespace of the primary: not used")
+    pairs = mapped(spaces, request.tablespace_map)
+    problems = path_problems(pairs, request.data_dir)
+    if problems:
+        raise PgreplError("tablespace_map: " + "; ".join(problems) + ". Nothing was stopped or changed")
+    # The tablespaces of the data directory being replaced: copied beside and swapped in like it.
+    ours = {os.path.normpath(link) for link in tablespace_links(request.data_dir).values()
+            if os.path.isabs(link)} if decision.move_old_aside else set()
+    targets = []
+    for space, path in pairs:
+        facts = read_target_facts(path, ctx.user.uid)
+        target = decide_target(space, facts, path in ours, decision.move_old_aside)
+        reach = facts.anchor if target.how == IN_PLACE else os.path.dirname(path)
+        if not user_can(ctx.user, "-x", reach, ctx.euid):
+            raise PgreplError(f"tablespace {space.location!r}: os_user {ctx.user.name!r} cannot reach {reach!r} (a "
+                              f"directory on the way is not searchable by that user), so it could not use {path!r}. "
+                              "Nothing was stopped or changed")
+        targets.append(target)
+    return targets
+
+
+@dataclass
+class TablespaceRun:
+    """What one copy did to the tablespace targets: where pg_basebackup writes each, what to undo, what moved."""
+
+    targets: list[Target]
+    write: dict[str, str] = field(default_factory=dict)
+    made: list[str] = field(default_factory=list)
+    emptied: list[str] = field(default_factory=list)
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def mappings(self) -> tuple[tuple[str, str], ...]:
+        return tuple((target.source, self.write[target.path]) for target in self.targets)
+
+    def undo(self) -> None:
+        """Put every target back as it was (swaps reversed, new directories removed, emptied ones emptied)."""
+        for path, moved in reversed(list(self.moved.items())):
+            with contextlib.suppress(OSError):
+                if os.path.lexists(path):
+                    os.rename(path, self.write[path])
+                os.rename(moved, path)
+        self.moved.clear()
+        for path in self.made:
+            _remove_tree(path)
+        for path in self.emptied:
+            _empty_dir(path)
+
+
+def prepare_tablespaces(ctx: CloneContext, targets: list[Target], stamp: str) -> TablespaceRun:
+    """Each target made ready for pg_basebackup: created (parents 0755, the target 0700 of the OS user) or set to
+    0700 of the OS user when empty; a sibling for a swapped one. Temporary copies interrupted runs left are
+    removed first (this run holds the data directory's lock)."""
+    run = TablespaceRun(targets)
+    try:
+        for target in targets:
+            for stale in stale_clone_dirs(target.path):
+                _remove_tree(stale)
+                ctx.warnings.append(f"removed {stale!r}, a temporary tablespace copy an interrupted run left")
+            option = f"tablespace {target.source!r}"
+            if target.how == SWAP:
+                written = sibling_name(target.path, CLONE_INFIX, stamp)
+                _prepare_target(written, ctx, create=True, option=option)
+                run.made.append(written)
+            else:
+                written = target.path
+                if os.path.lexists(written):
+                    _prepare_target(written, ctx, create=False, option=option)
+                    run.emptied.append(written)
+                else:
+                    try:
+                        os.makedirs(os.path.dirname(written), 0o755, exist_ok=True)
+                    except OSError as exc:
+                        raise PgreplError(f"{option}: cannot create the parents of {written!r}: "
+                                          f"{exc.strerror or exc}") from None
+                    _prepare_target(written, ctx, create=True, option=option)
+                    run.made.append(written)
+            run.write[target.path] = written
+    except PgreplError:
+        run.undo()
+        raise
+    return run
+
+
+def swap_tablespaces(run: TablespaceRun, stamp: str) -> None:
+    """The copies written beside their targets renamed in, the old directories moved aside (never deleted)."""
+    for target in run.targets:
+        if target.how != SWAP:
+            continue
+        moved = sibling_name(target.path, MOVED_INFIX, stamp)
+        try:
+            os.rename(target.path, moved)
+        except OSError as exc:
+            raise PgreplError(f"tablespace {target.source!r}: cannot move {target.path!r} aside to {moved!r}: "
+                              f"{exc.strerror or exc}") from None
+        run.moved[target.path] = moved
+        try:
+            os.rename(run.write[target.path], target.path)
+        except OSError as exc:
+            raise PgreplError(f"tablespace {target.source!r}: cannot rename the copy into {target.path!r}: "
+                              f"{exc.strerror or exc}") from None
+        fsync_dir(os.path.dirname(target.path), quiet=True)
 
 
 def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decision: Decision,
-                  moved_to: str | None, tmp: str) -> list[str]:
-    """Clone into tmp (or in place), verify, swap; returns pg_basebackup's output lines."""
+                  moved_to: str | None, tmp: str, spaces: TablespaceRun | None = None, stamp: str = "") -> list[str]:
+    """Clone into tmp (or in place) and the tablespaces into their prepared places, verify, swap; returns
+    pg_basebackup's output lines."""
     request = ctx.request
     target = request.data_dir if decision.in_place else tmp
-    _prepare_target(target, ctx, create=not decision.in_place)
+    spaces = spaces or TablespaceRun([])
+    try:
+        _prepare_target(target, ctx, create=not decision.in_place)
+    except PgreplError:
+        spaces.undo()
+        raise
 
     def undo() -> None:
         if decision.in_place:
             _empty_dir(target)
         else:
             _remove_tree(target)
+        spaces.undo()
 
     where = "data_dir is untouched" if not decision.in_place else "data_dir was emptied again"
     # Beside data_dir while pg_basebackup runs (the standby role prints it), gone when it ends.
     progress = ProgressFile(request.data_dir, request.max_rate)
     copy_started = time.monotonic()
     try:
-        outcome = run_as(ctx.user, basebackup_command(binary, target, request), request.timeout, ctx.euid,
+        outcome = run_as(ctx.user, basebackup_command(binary, target, request, spaces.mappings()), request.timeout,
+                         ctx.euid,
                          on_line=progress.feed)
     except PgreplError:
         undo()
@@ -826,6 +980,8 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
     except PgreplError:
         undo()
         raise
+    # The copy's links name the places pg_basebackup wrote to: the swapped ones are named by their final paths.
+    relink(target, {spaces.write[path]: path for path in spaces.write if spaces.write[path] != path})
     if decision.in_place:
         return outcome.lines
     # Finished and verified: named so before the swap (see READY_INFIX); undo() removes it under its new name.
@@ -843,6 +999,12 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise PgreplError(f"data_dir: a server was started on {request.data_dir!r} during the clone: stop it first; "
                           "the new copy was removed and data_dir is untouched")
     parent = os.path.dirname(request.data_dir)
+    try:
+        swap_tablespaces(spaces, stamp or utc_stamp(time.time()))
+    except PgreplError as exc:
+        undo()
+        raise PgreplError(f"{exc}; the new copy was removed, the tablespaces put back and data_dir is "
+                          "untouched") from None
     if moved_to:
         try:
             os.rename(request.data_dir, moved_to)
@@ -865,6 +1027,9 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise PgreplError(f"data_dir: cannot rename the copy into {request.data_dir!r} ({detail}): the copy was "
                           f"removed{restored}") from None
     fsync_dir(parent, quiet=True)
+    if moved_to and spaces.moved:
+        # The old data directory keeps pointing at its own tablespaces, now beside their targets.
+        relink(moved_to, dict(spaces.moved))
     return outcome.lines
 
 
@@ -929,16 +1094,35 @@ def restart_after_failure(request: CloneRequest, error: PgreplError) -> PgreplEr
                        "stopped for the copy)")
 
 
-def check_space(request: CloneRequest, decision: Decision, stale: list[str]) -> None:
-    """Refuse a copy that does not fit on the filesystem that receives it, before anything stops. The old data
-    directory stays (moved aside), so only the temporary copies a real run removes first count as freed (stale:
-    empty once they are removed)."""
+def check_space(request: CloneRequest, decision: Decision, stale: list[str], targets: list[Target] | None = None,
+                stale_tablespaces: bool = False) -> None:
+    """Refuse a copy that does not fit on the filesystems that receive it (the data directory's and each
+    tablespace target's, added up where they share one), before anything stops. The old directories stay (moved
+    aside), so only the temporary copies a real run removes first count as freed (stale: empty once they are
+    removed; stale_tablespaces: count the tablespaces' too, as check mode and preflight do)."""
     if request.data_size is None or not request.space_check:
         return
-    target = request.data_dir if decision.in_place else os.path.dirname(request.data_dir.rstrip("/"))
-    problem = space_problem(gather_space_facts(request.data_size, target, stale, moved_aside_dirs(request.data_dir)))
-    if problem:
-        raise PgreplError(problem)
+    targets = targets or []
+    in_tablespaces = sum(target.size or 0 for target in targets)
+    where = request.data_dir if decision.in_place else os.path.dirname(request.data_dir.rstrip("/"))
+    needs = [SpaceNeed(where, max(request.data_size - in_tablespaces, 0), True, [], stale,
+                       moved_aside_dirs(request.data_dir))]
+    for target in targets:
+        if target.how == SWAP:
+            path = os.path.dirname(target.path)
+        else:
+            path = target.path
+            while not os.path.isdir(path) and path != "/":
+                path = os.path.dirname(path)
+        needs.append(SpaceNeed(path, target.size or 0, False, [target.path],
+                               stale_clone_dirs(target.path) if stale_tablespaces else [],
+                               moved_aside_dirs(target.path)))
+    for need in group_by_filesystem(needs):
+        problem = space_problem(gather_space_facts(need.data_size, need.path, need.stale or [],
+                                                   need.moved_aside or [], wal=need.wal,
+                                                   tablespaces=tuple(need.tablespaces or ())))
+        if problem:
+            raise PgreplError(problem)
 
 
 SLOT_ADVICE = "create it first (pgrepl.streaming.replication_slot); this module never creates slots"
@@ -1020,6 +1204,7 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
         "pg_basebackup": None,
         "basebackup_seconds": None,
         "server_running": facts.postmaster_running,
+        "tablespaces": [],
     }
     if resumed:
         # The copy an interrupted run finished, put in place: the change that run did not get to report.
@@ -1041,12 +1226,22 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
             clone_refusals(request, primary, problem)
         ctx.warnings.append(f"{problem}: the clone would fail unless the slot exists by then ({SLOT_ADVICE})")
     # A real run removed the stale copies under the lock already; check mode and preflight count them as freed.
-    check_space(request, decision, [] if applying else stale_clone_dirs(request.data_dir))
+    # Every tablespace's target decided (refused here when it has none usable), before anything stops.
+    targets = plan_tablespaces(ctx, decision)
+    check_space(request, decision, [] if applying else stale_clone_dirs(request.data_dir), targets,
+                stale_tablespaces=not applying)
     stamp = utc_stamp(time.time())
     moved_to = sibling_name(request.data_dir, MOVED_INFIX, stamp) if decision.move_old_aside else None
     tmp = sibling_name(request.data_dir, CLONE_INFIX, stamp)
     _record(tracker, state.describe(), STATE_STANDBY, moved_to)
     result["moved_aside_to"] = moved_to
+    result["tablespaces"] = [
+        {"location": target.source, "path": target.path, "how": target.how,
+         "moved_aside_to": sibling_name(target.path, MOVED_INFIX, stamp) if target.how == SWAP else None}
+        for target in targets]
+    if targets:
+        tracker.record("tablespaces", {target.source: None for target in targets},
+                       {target.source: target.path for target in targets})
     if request.preflight:
         # Everything that can refuse has run; nothing was changed and nothing will be by this call.
         result["outcome"] = "would_clone"
@@ -1059,7 +1254,8 @@ def _clone_body(module: Any, request: CloneRequest, held: contextlib.ExitStack) 
     if stopped:
         stop_server(request)
     try:
-        lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp)
+        spaces = prepare_tablespaces(ctx, targets, stamp)
+        lines = execute_clone(ctx, binary, primary, decision, moved_to, tmp, spaces, stamp)
     except PgreplError as exc:
         if stopped and not decision.in_place:
             raise restart_after_failure(request, exc) from None
@@ -1095,6 +1291,8 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "space_check": {"type": "bool", "default": True},
         "replace_existing_data": {"type": "bool", "default": False},
         "max_rate": {"type": "str"},
+        "tablespaces": {"type": "list", "elements": "raw"},
+        "tablespace_map": {"type": "dict"},
     },
     with_connection=False,
 )

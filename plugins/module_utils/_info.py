@@ -15,6 +15,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     connect,
     describe_target,
     psycopg,
+    query_all,
     query_one,
     sql,
 )
@@ -37,7 +38,7 @@ SETTINGS_NAMES = (
     "wal_log_hints", "data_checksums", "max_slot_wal_keep_size", "wal_keep_size", "listen_addresses", "port",
     "data_directory", "config_file", "hba_file", "primary_conninfo", "primary_slot_name", "max_connections",
     "max_worker_processes", "max_prepared_transactions", "max_locks_per_transaction", "password_encryption",
-    "archive_mode", "cluster_name", "recovery_min_apply_delay",
+    "archive_mode", "cluster_name", "recovery_min_apply_delay", "archive_command", "restore_command",
 )
 CONNINFO_SETTINGS = ("primary_conninfo",)
 # Settings only superusers and pg_read_all_settings members can see (pg_settings hides their rows).
@@ -173,6 +174,10 @@ SELECT pg_catalog.row_to_json(info) FROM (
               FROM (SELECT {slots}, pg_catalog.pg_wal_lsn_diff(ref.lsn, s.restart_lsn)::bigint AS retained_bytes
                       FROM pg_catalog.pg_replication_slots AS s CROSS JOIN ref) AS x)
                AS slots,
+           (SELECT pg_catalog.row_to_json(x)
+              FROM (SELECT a.archived_count, a.last_archived_wal, a.last_archived_time, a.failed_count,
+                           a.last_failed_wal, a.last_failed_time, a.stats_reset
+                      FROM pg_catalog.pg_stat_archiver AS a) AS x) AS archiver,
            (SELECT json_object_agg(p.name, json_build_object('setting', p.setting, 'vartype', p.vartype))
               FROM pg_catalog.pg_settings AS p WHERE p.name = ANY(%s)) AS settings,
            (SELECT coalesce(json_agg(p.name ORDER BY p.name), '[]')
@@ -239,7 +244,7 @@ def empty_live_facts() -> dict[str, Any]:
         "replay_lag_bytes": None, "last_replay_timestamp": None, "replication": None, "wal_receiver": None,
         "slots": None, "synchronous_standby_names": None, "synchronous_commit": None, "settings": None,
         "pending_restart": None, "postmaster_start_time": None, "walsenders_count": None,
-        "active_slots_count": None, "privileges": None,
+        "active_slots_count": None, "privileges": None, "archiver": None,
     }
 
 
@@ -322,6 +327,8 @@ def shape_info(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         "walsenders_count": len(replication),
         "active_slots_count": sum(1 for slot in slots if slot.get("active")),
         "privileges": privileges,
+        # pg_stat_archiver (counts since its stats_reset): what the archiver of this server did.
+        "archiver": row.get("archiver"),
     }
     restricted = restricted_columns_warning(privileges)
     if restricted:
@@ -452,3 +459,27 @@ def data_size(params: dict[str, Any]) -> tuple[int | None, list[str]]:
     finally:
         conn.close()
     return (int(row[0]) if row and row[0] is not None else None), []
+
+
+# The tablespaces a copy of the primary must place (standby_clone's tablespaces): every one but pg_default and
+# pg_global, where it lives on the primary and its size (the free space check per target filesystem). An in-place
+# tablespace (allow_in_place_tablespaces) has a relative location, pg_tblspc/<oid>: it is copied with the data
+# directory. A constant text, as DATA_SIZE_QUERY.
+TABLESPACES_QUERY = ("SELECT t.spcname AS name, pg_catalog.pg_tablespace_location(t.oid) AS location,"
+                     " pg_catalog.pg_tablespace_size(t.oid) AS size FROM pg_catalog.pg_tablespace AS t"
+                     " WHERE t.spcname NOT IN ('pg_default', 'pg_global') ORDER BY t.spcname")
+
+
+def tablespaces(params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """[{name, location, size}] of the server's tablespaces (see TABLESPACES_QUERY), or None with a warning."""
+    try:
+        conn = connect(params)
+    except PgreplError as exc:
+        return None, [f"the tablespaces of {describe_target(params)} are unknown: {exc}"]
+    try:
+        rows = query_all(conn, TABLESPACES_QUERY)
+    except psycopg.Error as exc:
+        return None, [f"the tablespaces of {describe_target(params)} are unknown: {str(exc).strip()}"]
+    finally:
+        conn.close()
+    return [{"name": row["name"], "location": row["location"], "size": row["size"]} for row in rows], []

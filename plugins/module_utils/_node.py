@@ -18,7 +18,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._address import (
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import installed_majors
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import read_data_dir
-from ansible_collections.pgrepl.streaming.plugins.module_utils._info import data_size, replication_info
+from ansible_collections.pgrepl.streaming.plugins.module_utils._info import data_size, replication_info, tablespaces
 from ansible_collections.pgrepl.streaming.plugins.module_utils._layout import (
     derive_layout,
     os_family,
@@ -103,7 +103,7 @@ def gather(module) -> dict:
     state = data_dir_state(layout["data_dir"])
     result = {"changed": False, "layout": layout, "psycopg": PSYCOPG_IMPORT_ERROR is None,
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
-              "data_size": None,
+              "data_size": None, "tablespaces": None,
               "addresses": host_addresses(module),
               # Whether systemd starts the service at boot: lets the roles skip a no-op task.
               "service_enabled": unit_enabled(layout["service"]) if layout["service"] else None}
@@ -129,6 +129,8 @@ def gather(module) -> dict:
             # What a standby's copy of it needs on disk (standby_clone's free space check); a primary only, since
             # pg_database_size reads every file of every database.
             result["data_size"], warnings = data_size(login)
-            for warning in warnings:
+            # Where a standby's copy must place each tablespace (standby_clone's tablespaces).
+            result["tablespaces"], more = tablespaces(login)
+            for warning in warnings + more:
                 module.warn(warning)
     return result

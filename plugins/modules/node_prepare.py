@@ -237,6 +237,18 @@ data_size:
   returned: unless O(lease=release)
   type: int
   sample: 1073741824
+tablespaces:
+  description:
+    - The tablespaces of a running primary other than C(pg_default) and C(pg_global) - C(name), C(location)
+      (C(pg_tablespace_location), a relative C(pg_tblspc/<oid>) for an in-place tablespace) and C(size) in bytes
+      (C(pg_tablespace_size)).
+    - The standby role passes them to M(pgrepl.streaming.standby_clone)
+      (O(pgrepl.streaming.standby_clone#module:tablespaces)), which prepares a directory for each before the copy.
+    - Null on a standby, without psycopg, or when the server is not running.
+  returned: unless O(lease=release)
+  type: list
+  elements: dict
+  sample: [{"name": "ts1", "location": "/srv/ts1", "size": 8192}]
 """
 
 import json

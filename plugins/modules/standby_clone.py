@@ -43,6 +43,16 @@ description:
   - While pg_basebackup copies, its C(--progress) is kept in C(.<name>.pgrepl-progress) beside O(data_dir) (JSON -
     bytes done and in all, percent, rate, time left; rewritten every 2 seconds) and removed when the copy ends,
     however it ends. The standby role prints it during long copies (M(pgrepl.streaming.clone_wait)).
+  - Every tablespace of the primary (O(tablespaces)) gets a directory on this host - the primary's path, or the one
+    O(tablespace_map) names (C(pg_basebackup --tablespace-mapping)). The module creates it (missing parents 0755
+    of root, the directory 0700 of O(os_user)), since pg_basebackup runs as O(os_user) and cannot create
+    C(/srv/ts1) under a root-owned C(/srv). A missing or empty target is copied into in place. One that holds a
+    tablespace of the data directory being replaced (a re-seed) is copied into C(<target>.pgrepl-clone-<stamp>)
+    beside it and swapped in like the data directory - the old one renamed C(<target>.pgrepl-moved-<stamp>),
+    never deleted, and the C(pg_tblspc) links of the new copy and of the moved-aside data directory point at their
+    own tablespaces. Refused before anything stops - a target that is not empty and holds no tablespace of this
+    data directory, a symlink, a path inside O(data_dir) (or holding it), two tablespaces in one directory, a
+    parent that cannot be written or that O(os_user) cannot reach, a mount point to swap.
   - Runs as root (C(become=true)) and runs pg_basebackup as O(os_user) (its own identity on Python 3.9 and later,
     else through C(runuser), C(setpriv) or C(su)), so the copy belongs to that user. It never starts or stops a
     server (except O(stop_service)), and refuses to change a data directory on which a server runs.
@@ -188,6 +198,28 @@ options:
         before anything stops.
       - Empty or not given - no limit.
     type: str
+  tablespaces:
+    description:
+      - The primary's tablespaces, as M(pgrepl.streaming.node_prepare) returns them on the primary
+        (RV(pgrepl.streaming.node_prepare#module:tablespaces) - dicts with C(location) and optionally C(size) in bytes
+        and C(name)), or plain paths. A relative location (an in-place tablespace, C(pg_tblspc/<oid>)) is inside
+        the data directory and needs nothing.
+      - C(size) counts on the target's filesystem in the free space check (O(space_check)); the data directory's
+        filesystem then needs O(data_size) less those sizes.
+      - Not given - the keys of O(tablespace_map) are taken as the primary's tablespaces. A tablespace the module
+        does not know of is written by pg_basebackup to the primary's path, which fails where O(os_user) cannot
+        create it.
+    type: list
+    elements: raw
+  tablespace_map:
+    description:
+      - The primary's tablespace paths mapped to where this host keeps them (C(--tablespace-mapping)), such as
+        C(/srv/ts1) to C(/data/ts1). Absolute paths; no two tablespaces in one directory. A tablespace not named
+        keeps the primary's path. A key that is no tablespace of the primary is a warning.
+      - The map applies to copies only. A tablespace created on the primary later is replayed by every standby at
+        the primary's path, which must then exist there, owned by O(os_user) (else the standby's recovery stops);
+        a re-seed moves it to its mapped path.
+    type: dict
   force_reclone:
     description:
       - Clone even when O(data_dir) already is a copy of this primary, or is a former primary of this cluster.
@@ -241,6 +273,17 @@ EXAMPLES = r'''
     slot_name: db3
     sslmode: verify-full
     move_aside: false
+  become: true
+
+- name: Clone a primary with a tablespace in /srv/ts1 on the primary, kept in /data/ts1 here
+  pgrepl.streaming.standby_clone:
+    data_dir: /var/lib/postgresql/17/main
+    primary_host: db1.example.com
+    passfile: /var/lib/postgresql/.pgpass
+    slot_name: db2
+    tablespaces: [{location: /srv/ts1, size: 1073741824}]
+    tablespace_map:
+      /srv/ts1: /data/ts1
   become: true
 
 - name: Rebuild a standby that drifted (the old copy is kept beside it)
@@ -318,6 +361,15 @@ application_name:
   returned: success
   type: str
   sample: db2
+tablespaces:
+  description:
+    - Each tablespace of the copy - C(location) (the primary's path), C(path) (this host's), C(how) (V(in_place),
+      or V(swap) when copied beside a directory that holds the old one) and C(moved_aside_to) (where the old one
+      was, or in check mode would be, renamed; null for V(in_place)). Empty when nothing is copied.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"location": "/srv/ts1", "path": "/data/ts1", "how": "in_place", "moved_aside_to": null}]
 pg_basebackup:
   description: The pg_basebackup binary used (or that would be used); null when nothing is cloned.
   returned: success

@@ -25,8 +25,8 @@ from typing import Any, Callable
 import pytest
 from psycopg import sql
 
-from ansible_runner import run_tasks
-from cluster import PgCluster, _as_postgres, find_bin_dir, free_port
+from ansible_runner import run_module, run_tasks
+from cluster import CloneBench, Clusters, PgCluster, _as_postgres, clone_bench, find_bin_dir, free_port, moved_siblings
 
 MODULE = "pgrepl.streaming.standby_clone"
 ROLE = "standby_clone_rep"
@@ -814,3 +814,207 @@ def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Benc
     # Nothing left beside the data directory: no progress file, no lock, no temporary copy.
     assert pgrepl_siblings(cluster.data_dir) == []
     assert sorted(name for name in os.listdir(cluster.data_dir.parent) if name.startswith(".")) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tablespaces: a throwaway primary of this section with a tablespace of its own (issue 13 item 6)
+# ---------------------------------------------------------------------------------------------------------------
+
+TS_ROLE = "standby_clone_ts_rep"
+TS_PASSWORD = "standby-clone-ts-rep-pw-8Lq"
+# A unit that does not exist: a run that got as far as stopping would fail on it, not on the refusal under test.
+NO_UNIT = "pgrepl-test-never-stopped.service"
+
+
+@dataclass
+class TsBench:
+    """The primary (tablespace ts1 with the table ts_rows), its facts, and a root-owned 0755 /srv of its own."""
+
+    clone: CloneBench
+    location: Path
+    srv: Path
+    facts: list[dict[str, Any]]
+    counter: int = 0
+
+    def mapped(self, name: str) -> Path:
+        self.counter += 1
+        return self.srv / f"{name}{self.counter}"
+
+    def args(self, data_dir: Path, target: Path, **overrides: Any) -> dict[str, Any]:
+        return self.clone.args(data_dir, tablespaces=self.facts, tablespace_map={str(self.location): str(target)},
+                               **overrides)
+
+
+def layout_args(cluster: PgCluster) -> dict[str, Any]:
+    return {"data_dir": str(cluster.data_dir), "config_dir": str(cluster.data_dir), "bin_dir": str(cluster.bin_dir),
+            "socket_dir": str(cluster.socket_dir), "port": cluster.port, "service": "pgrepl-test-none",
+            "install": False}
+
+
+@pytest.fixture(scope="module")
+def ts(throwaway: Clusters) -> TsBench:
+    bench = clone_bench(throwaway, TS_ROLE, TS_PASSWORD)
+    location = throwaway.base / "primary_ts1"
+    location.mkdir(mode=0o700)
+    chown_postgres(location)
+    bench.primary.sql(sql.SQL("CREATE TABLESPACE ts1 LOCATION {}").format(sql.Literal(str(location))))
+    bench.primary.sql("CREATE TABLE ts_rows (n int) TABLESPACE ts1")
+    bench.primary.sql("INSERT INTO ts_rows SELECT generate_series(1, 1000)")
+    srv = throwaway.base / "srv"
+    srv.mkdir(mode=0o755)  # root's: pg_basebackup, running as postgres, could not create a directory in it
+    facts = run_module("pgrepl.streaming.node_prepare", layout_args(bench.primary))
+    assert facts.get("failed") is not True, facts
+    return TsBench(bench, location, srv, facts["tablespaces"])
+
+
+def ts_link(data_dir: Path) -> str:
+    (oid,) = os.listdir(data_dir / "pg_tblspc")
+    return os.readlink(data_dir / "pg_tblspc" / oid)
+
+
+def owner_and_mode(path: Path) -> tuple[str, int]:
+    st = path.stat()
+    return pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)
+
+
+def test_node_prepare_reports_the_primarys_tablespaces(ts: TsBench) -> None:
+    (fact,) = ts.facts
+    assert (fact["name"], fact["location"]) == ("ts1", str(ts.location))
+    size = ts.clone.primary.scalar("SELECT pg_tablespace_size('ts1')")
+    assert isinstance(fact["size"], int) and fact["size"] > 0 and abs(fact["size"] - size) <= size * 0.1
+
+
+def test_a_tablespace_is_copied_to_its_mapped_directory_made_for_postgres(ts: TsBench) -> None:
+    cluster = ts.clone.target("tsfirst")
+    target = ts.mapped("ts1-")
+    args = ts.args(cluster.data_dir, target)
+    checked = clone(args, check=True, diff=True)
+    assert (checked["changed"], checked["outcome"]) == (True, "would_clone"), checked
+    assert checked["tablespaces"] == [{"location": str(ts.location), "path": str(target), "how": "in_place",
+                                       "moved_aside_to": None}]
+    assert checked["diff"]["after"]["tablespaces"] == {str(ts.location): str(target)}
+    assert not os.path.lexists(target) and not os.path.lexists(cluster.data_dir)
+
+    result = clone(args)
+    assert (result["changed"], result["outcome"]) == (True, "cloned"), result
+    # Made by the module for the server's OS user, under a parent pg_basebackup could not have written in.
+    assert owner_and_mode(target) == ("postgres", 0o700) and owner_and_mode(ts.srv) == ("root", 0o755)
+    assert [name for name in os.listdir(target) if name.startswith("PG_")], os.listdir(target)
+    assert ts_link(cluster.data_dir) == str(target)
+    cluster._write_local_conf()
+    cluster.start()
+    try:
+        cluster.wait_streaming()
+        assert cluster.scalar("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'") == \
+            str(target)
+        assert cluster.scalar("SELECT count(*) FROM ts_rows") == 1000
+        # Idempotent: a copy of this primary is kept, its tablespace untouched, its server not restarted.
+        identity = postmaster_identity(cluster)
+        before = snapshot(target)
+        again = clone(args)
+        assert (again["changed"], again["outcome"], again["tablespaces"]) == (False, "kept", [])
+        assert postmaster_identity(cluster) == identity and snapshot(target) == before
+    finally:
+        cluster.stop()
+
+
+def test_a_reseed_copies_the_tablespace_beside_it_and_swaps_it_in(ts: TsBench) -> None:
+    cluster = ts.clone.target("tsreseed")
+    target = ts.mapped("ts1-")
+    args = ts.args(cluster.data_dir, target)
+    assert clone(args)["outcome"] == "cloned"
+    ts.clone.primary.sql("INSERT INTO ts_rows VALUES (-1)")
+    old_tablespace = snapshot(target)
+    old_data = snapshot(cluster.data_dir)
+    forced = dict(args, force_reclone=True)
+    checked = clone(forced, check=True)
+    (planned,) = checked["tablespaces"]
+    assert (planned["how"], planned["path"]) == ("swap", str(target))
+    assert planned["moved_aside_to"].startswith(str(target) + ".pgrepl-moved-")
+    assert snapshot(target) == old_tablespace and snapshot(cluster.data_dir) == old_data
+    assert moved_siblings(target) == []
+
+    result = clone(forced)
+    assert (result["changed"], result["outcome"]) == (True, "cloned"), result
+    (done,) = result["tablespaces"]
+    moved_ts, moved_data = Path(done["moved_aside_to"]), Path(result["moved_aside_to"])
+    # The old tablespace and data directory moved aside, never deleted, and still pointing at each other.
+    assert snapshot(moved_ts) == old_tablespace
+    assert ts_link(moved_data) == str(moved_ts)
+    assert moved_siblings(target) == [moved_ts.name]
+    # The new copy in place, its link at the target's own path, the server's OS user its owner.
+    assert ts_link(cluster.data_dir) == str(target) and owner_and_mode(target) == ("postgres", 0o700)
+    cluster._write_local_conf()
+    cluster.start()
+    try:
+        cluster.wait_streaming()
+        assert cluster.scalar("SELECT count(*) FROM ts_rows WHERE n = -1") == 1
+    finally:
+        cluster.stop()
+    assert clone(args)["changed"] is False
+
+
+def test_a_tablespace_without_a_usable_target_is_refused_before_anything_stops(ts: TsBench) -> None:
+    cluster = ts.clone.target("tsrefused")
+    private = ts.srv / "private"
+    private.mkdir(mode=0o700)  # root's, not searchable by postgres
+    link = ts.srv / "link"
+    link.symlink_to(ts.mapped("real"))
+    foreign = ts.mapped("foreign")
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("someone else's\n", encoding="utf-8")
+    cases = {
+        # The primary's own tablespace directory on this host: not empty, not this standby's.
+        str(ts.location): "is not empty and holds no tablespace of this standby's data directory",
+        str(foreign): "is not empty and holds no tablespace",
+        str(cluster.data_dir / "ts1"): "inside data_dir",
+        str(cluster.data_dir.parent): "which holds data_dir",
+        str(private / "ts1"): "cannot reach",
+        str(link): "is a symlink",
+    }
+    before = snapshot(ts.srv)
+    for mapped_to, message in cases.items():
+        for check in (True, False):
+            result = clone(ts.args(cluster.data_dir, Path(mapped_to), stop_service=NO_UNIT), check=check)
+            assert result.get("failed") is True and message in result["msg"], (mapped_to, check, result)
+            assert "tablespace" in result["msg"] and NO_UNIT not in result["msg"]
+            assert not os.path.lexists(cluster.data_dir) and moved_siblings(cluster.data_dir) == []
+    assert snapshot(ts.srv) == before
+
+
+def test_bad_tablespace_options_are_refused_naming_them(ts: TsBench) -> None:
+    cluster = ts.clone.target("tsbad")
+    cases = [
+        ({"tablespace_map": {"relative/ts": "/srv/x"}}, "tablespace_map key: 'relative/ts' must be an absolute"),
+        ({"tablespace_map": {"/a": "/b", "/c": "/b"}}, "both map to '/b'"),
+        ({"tablespace_map": {"/a": "/etc"}}, "is a system directory"),
+        ({"tablespace_map": ["/a"]}, "tablespace_map"),
+        ({"tablespaces": [{"size": 3}]}, "tablespaces: {'size': 3} has no location"),
+    ]
+    for overrides, message in cases:
+        result = clone(ts.clone.args(cluster.data_dir, **overrides))
+        assert result.get("failed") is True and message in result["msg"], (overrides, result)
+        assert not os.path.lexists(cluster.data_dir)
+
+
+def test_free_space_is_checked_on_each_tablespace_filesystem(ts: TsBench) -> None:
+    cluster = ts.clone.target("tsspace")
+    small = ts.mapped("small")
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(small)], check=True,
+                   capture_output=True)
+    try:
+        big = [{"name": "ts1", "location": str(ts.location), "size": 64 * 1024 * 1024}]
+        args = ts.clone.args(cluster.data_dir, tablespaces=big, tablespace_map={str(ts.location): str(small / "t")},
+                             data_size=100 * 1024 * 1024)
+        for check in (True, False):
+            result = clone(args, check=check)
+            assert result.get("failed") is True, result
+            assert "not enough free space" in result["msg"] and repr(str(small)) in result["msg"], result["msg"]
+            assert "tablespace(s)" in result["msg"] and "64.0 MiB of data there" in result["msg"]
+            assert os.listdir(small) == [] and not os.path.lexists(cluster.data_dir)
+        # The check off, the copy goes through (the tablespace itself is small).
+        assert clone(dict(args, space_check=False))["outcome"] == "cloned"
+        assert ts_link(cluster.data_dir) == str(small / "t")
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=True, capture_output=True)

@@ -100,7 +100,8 @@ def no_free(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return 1024
 
     monkeypatch.setattr(_clone, "gather_space_facts",
-                        lambda size, target, stale, moved: gather_space_facts(size, target, stale, moved, free=free))
+                        lambda size, target, stale, moved, **more: gather_space_facts(size, target, stale, moved,
+                                                                                 free=free, **more))
     return asked
 
 
