@@ -18,6 +18,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._status import (
     ARGUMENT_SPEC,
+    archive_lines,
     build_status,
     render_json,
     render_table,
@@ -97,6 +98,8 @@ class ActionModule(ActionBase):
                 display.display(line, color=C.COLOR_ERROR if entry["problems"] else None)
             for problem in document["cluster_problems"]:
                 display.display(problem, color=C.COLOR_ERROR)
+            for line in archive_lines(document):
+                display.display(line)
 
         result.update(changed=False, ok=document["ok"])
         if args["strict"] and not document["ok"]:

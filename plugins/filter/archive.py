@@ -16,14 +16,16 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import a
 
 
 def archive_plan(enabled: Any, directory: Any = "", keep: Any = "", archive_command: Any = "",
-                 restore_command: Any = "") -> dict[str, Any]:
-    """{enabled, settings, install_script, directory, keep, cleanup_timer, script, unit} for pgrepl_archive."""
+                 restore_command: Any = "", overrides: Any = None, socket_dir: str = "/var/run/postgresql",
+                 port: Any = 5432) -> dict[str, Any]:
+    """{enabled, settings, install_script, directory, keep, cleanup_timer, cleanup_exec, script, unit} for
+    pgrepl_archive (socket_dir and port: where the cleanup asks the server)."""
     try:
         on = boolean(enabled, strict=True)
     except TypeError as exc:
         raise AnsibleFilterError(f"pgrepl_archive: {exc}") from None
     try:
-        return plan_of(on, directory, keep, archive_command, restore_command).as_dict()
+        return plan_of(on, directory, keep, archive_command, restore_command, overrides).as_dict(str(socket_dir), int(port))
     except ArchiveError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -144,6 +144,15 @@ def _check_command(option: str, value: Any) -> str:
     return value.strip()
 
 
+def systemd_word(word: str) -> str:
+    """One word of a unit's ExecStart: % and $ doubled (specifiers, variables), quoted when it holds blanks,
+    quotes or backslashes."""
+    text = word.replace("%", "%%").replace("$", "$$")
+    if text and not re.search(r"[\s\"'\\;]", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @dataclass(frozen=True)
 class ArchivePlan:
     """What the roles do for pgrepl_archive: the server settings (every node the same), and whether the node
@@ -158,15 +167,26 @@ class ArchivePlan:
     def cleanup_timer(self) -> bool:
         return self.install_script and self.keep.removes
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"enabled": bool(self.settings), "settings": dict(self.settings), "install_script": self.install_script,
+    def cleanup_exec(self, socket_dir: str, port: int, script: str = SCRIPT_PATH) -> str:
+        """The cleanup service's ExecStart (empty without a timer)."""
+        if not self.cleanup_timer:
+            return ""
+        words = [script, "cleanup", self.directory, "--keep", self.keep.text(), "--host", socket_dir, "--port",
+                 str(port)]
+        return " ".join(systemd_word(word) for word in words)
+
+    def as_dict(self, socket_dir: str = "/var/run/postgresql", port: int = 5432) -> dict[str, Any]:
+        return {"cleanup_exec": self.cleanup_exec(socket_dir, port),"enabled": bool(self.settings), "settings": dict(self.settings), "install_script": self.install_script,
                 "directory": self.directory, "keep": self.keep.text(), "cleanup_timer": self.cleanup_timer,
                 "script": SCRIPT_PATH, "unit": CLEANUP_UNIT}
 
 
 def archive_plan(enabled: bool, directory: Any = "", keep: Any = "", archive_command: Any = "",
-                 restore_command: Any = "", script: str = SCRIPT_PATH) -> ArchivePlan:
+                 restore_command: Any = "", overrides: Any = None, script: str = SCRIPT_PATH) -> ArchivePlan:
     """The plan for pgrepl_archive and its options (every refusal names the option and the value).
+
+    overrides: pgrepl_settings, which the primary merges over these: a value it gives for one of the archive's
+    settings (archive_mode: always, say) is every node's value, so the standbys get what the primary gets.
 
     archive_mode is 'on' on every node: inert on a standby (it archives nothing in recovery) until a promotion, so
     the node that becomes primary archives to the same place. restore_command is set on every node too (ignored
@@ -194,6 +214,8 @@ def archive_plan(enabled: bool, directory: Any = "", keep: Any = "", archive_com
     restore = own_restore or (f"{command_word(script)} restore {quoted_dir} %f %p" if folder else "")
     if restore:
         settings["restore_command"] = restore
+    if isinstance(overrides, dict):
+        settings = {name: str(overrides[name]) if name in overrides else value for name, value in settings.items()}
     # The script goes where it is used; its cleanup only for a directory this collection archives to.
     uses_script = not own_archive or (not own_restore and bool(folder))
     return ArchivePlan(settings, uses_script and bool(folder), folder if not own_archive else "",

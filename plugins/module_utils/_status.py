@@ -265,6 +265,36 @@ def receiver_problem(view: dict[str, Any], state: str) -> str | None:
 # The document
 # ---------------------------------------------------------------------------------------------------------------
 
+# archive_mode values under which a server's archiver runs: on (outside recovery), always (in recovery too).
+ARCHIVING_MODES = ("on", "always")
+
+
+def archive_entry(server: dict[str, Any]) -> dict[str, Any] | None:
+    """pg_stat_archiver of a server that archives (archive_mode on or always), with its mode; None otherwise."""
+    mode = (server.get("settings") or {}).get("archive_mode")
+    if mode not in ARCHIVING_MODES:
+        return None
+    archiver = server.get("archiver") or {}
+    keys = ("archived_count", "last_archived_wal", "last_archived_time", "failed_count", "last_failed_wal",
+            "last_failed_time")
+    entry: dict[str, Any] = {"mode": mode, "archives": mode == "always" or not server.get("in_recovery")}
+    entry.update({key: archiver.get(key) for key in keys})
+    return entry
+
+
+def archive_problem(archive: dict[str, Any] | None) -> str | None:
+    """Archiving fails now: the archiver's last failure is later than its last success (or it never succeeded).
+    Timestamps of one server compare as its ISO texts (same time zone)."""
+    if not archive or not archive["archives"] or not archive.get("last_failed_time"):
+        return None
+    last_ok = archive.get("last_archived_time")
+    if last_ok and str(last_ok) >= str(archive["last_failed_time"]):
+        return None
+    return (f"archiving fails: {archive.get('last_failed_wal')} at {archive['last_failed_time']} "
+            f"({archive.get('failed_count')} failures; archive_command's message is in the server log), WAL "
+            "piles up in pg_wal until it succeeds")
+
+
 def _slot_entry(slot: dict[str, Any] | None, name: str | None) -> dict[str, Any] | None:
     if not name and not slot:
         return None
@@ -287,6 +317,7 @@ def _base_entry(host: str, group: str, view: dict[str, Any]) -> dict[str, Any]:
         "upstream_replay_lag_seconds": None, "replay_pause_state": server.get("replay_pause_state"),
         "system_identifier": server.get("system_identifier") or files.get("system_identifier"),
         "cluster_state": files.get("cluster_state"), "slot": None, "problems": [],
+        "archive": archive_entry(server) if server else None,
     }
 
 
@@ -296,6 +327,9 @@ def primary_entry(host: str, view: dict[str, Any]) -> dict[str, Any]:
     entry["state"] = {"up": None, "stopped": STOPPED, "no cluster": NO_CLUSTER}.get(view["reach"], UNKNOWN)
     entry["lsn"], entry["lsn_kind"] = server.get("current_lsn"), "current" if server.get("current_lsn") else None
     problem = reach_problem(view)
+    archived = archive_problem(entry["archive"])
+    if archived:
+        entry["problems"].append(archived)
     if problem:
         entry["problems"].append(problem)
     elif server.get("in_recovery"):
@@ -459,6 +493,23 @@ def render_table(document: dict[str, Any]) -> list[str]:
             last = index == len(COLUMNS) - 1
             cells.append(cell if last else (cell.rjust(widths[index]) if right else cell.ljust(widths[index])))
         lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def archive_lines(document: dict[str, Any]) -> list[str]:
+    """Below the table, one line per node whose server archives (pg_stat_archiver): last archived WAL and when,
+    failures and the last one. None when no node archives."""
+    lines = []
+    for entry in document["nodes"]:
+        archive = entry.get("archive")
+        if not archive or not archive["archives"]:
+            continue
+        done = (f"last archived {archive['last_archived_wal']} at {archive['last_archived_time']}"
+                if archive.get("last_archived_wal") else "nothing archived yet")
+        failed = f"{archive.get('failed_count') or 0} failed"
+        if archive.get("last_failed_wal"):
+            failed += f" (last {archive['last_failed_wal']} at {archive['last_failed_time']})"
+        lines.append(f"archive of {entry['host']} (archive_mode={archive['mode']}): {done}, {failed}")
     return lines
 
 

@@ -145,6 +145,11 @@ status:
         - slot is null on the primary; on a standby C(name), C(present), C(active), C(wal_status),
           C(safe_wal_size) (bytes before it would be lost, null without max_slot_wal_keep_size),
           C(safe_wal_size_pretty), C(retained_bytes), C(retained_pretty).
+        - archive is null unless the server's archive_mode is C(on) or C(always); then C(mode), C(archives)
+          (whether its archiver runs - on a standby only with C(always)) and pg_stat_archiver's C(archived_count),
+          C(last_archived_wal), C(last_archived_time), C(failed_count), C(last_failed_wal), C(last_failed_time).
+          Archiving that fails now (its last failure later than its last success) is a problem of that host; the
+          table prints one line per archiving node below its rows.
       type: list
       elements: dict
 msg:

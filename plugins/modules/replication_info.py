@@ -255,6 +255,11 @@ privileges:
   description: What the login may read, keys login_role, superuser, read_all_stats, read_all_settings.
   returned: always
   type: dict
+archiver:
+  description: pg_stat_archiver (counts since stats_reset) - archived_count, last_archived_wal, last_archived_time,
+    failed_count, last_failed_wal, last_failed_time, stats_reset.
+  returned: when the server could be asked (else null)
+  type: dict
 data_dir_facts:
   description:
     - Only with O(data_dir) (else null). What the data directory says, without the server.

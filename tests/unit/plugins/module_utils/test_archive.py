@@ -79,6 +79,19 @@ def test_a_directory_with_blanks_or_percent_is_quoted_for_shell_and_server() -> 
     assert not plan.cleanup_timer  # keep "" keeps everything: no timer
 
 
+def test_pgrepl_settings_win_for_the_archive_settings_on_every_node() -> None:
+    plan = _archive.archive_plan(True, "/mnt/wal", "7d", overrides={"archive_mode": "always", "work_mem": "8MB"})
+    assert plan.settings["archive_mode"] == "always" and "work_mem" not in plan.settings
+
+
+def test_the_cleanup_line_is_quoted_for_systemd() -> None:
+    plan = _archive.archive_plan(True, "/mnt/my wal/100%", "7d,20")
+    assert plan.cleanup_exec("/run/pg", 5433) == (
+        f'{SCRIPT} cleanup "/mnt/my wal/100%%" --keep 1w,20 --host /run/pg --port 5433')
+    assert _archive.systemd_word('a"b\\c$') == '"a\\"b\\\\c$$"'
+    assert archive_plan(True, "/mnt/wal", "")["cleanup_exec"] == ""
+
+
 def test_your_own_tool_gets_no_script_and_no_timer() -> None:
     plan = _archive.archive_plan(True, "", "7d", "pgbackrest --stanza=main archive-push %p",
                                  "pgbackrest --stanza=main archive-get %f \"%p\"")
