@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, stage by stage, each stage timed. `make test` runs it; so does .ci/run.
 # Usage: scripts/test.sh [stage ...]
-#   stages: deps lint sanity units integration images install package molecule day2 faults (default: all, in that order)
+#   stages: deps lint sanity units integration images firewall install package molecule day2 faults (default: all, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +10,7 @@ export PATH=$VENV/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
 export ANSIBLE_HOME=$ROOT/.build/ansible-home
 stages=("$@")
-((${#stages[@]})) || stages=(deps lint sanity units integration images install package molecule day2 faults)
+((${#stages[@]})) || stages=(deps lint sanity units integration images firewall install package molecule day2 faults)
 declare -A took
 failed=()
 
@@ -61,7 +61,15 @@ stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-2}" --dist loadfile -
 
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
 # stage (never a skip).
-stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh; }
+stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh pg15-firewall; }
+
+# pgrepl_firewall live (tests/firewall, about 1 min): the node role's firewall task against a systemd host whose
+# firewalld runs, then ufw, then neither; a member let in, a non-member not. A missing engine or image fails.
+stage_firewall() {
+  bash scripts/docker-engine.sh || return 1
+  bash tests/images/build.sh pg15-firewall || return 1
+  pytest -q tests/firewall
+}
 
 # The install step proven on a clean Debian container (tests/install/check_install.py): every command that a scan of
 # scripts/, tests/images/, the Makefile and the test harnesses finds is installed by scripts/install-packages.sh,

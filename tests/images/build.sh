@@ -3,8 +3,9 @@
 # system, `docker import` it, then `docker build` the node and ssh layers on top.
 # Each image is tagged with a hash of its recipe and rebuilt only when the recipe changes; `:current` points at
 # the last good build, so a broken mirror day (sid) keeps the last good image instead of failing everything.
-# Usage: tests/images/build.sh [pg15|pg17|pg18|pg15-ssh|client ...]   (default: all)
+# Usage: tests/images/build.sh [pg15|pg17|pg18|pg15-ssh|pg15-firewall|client ...]   (default: all)
 # client: the write ledger's client for tests/day2 (pg15 + Debian's python3-psycopg), no server of its own.
+# pg15-firewall: pg15 + firewalld (running) and ufw (inactive), for tests/firewall.
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$PWD
@@ -23,6 +24,7 @@ recipe_hash() { # everything that shapes image $1
     echo "$PACKAGES $(suite_of "$1") $(package_of "$1")"
     if [[ $1 == *-ssh ]]; then cat Dockerfile.ssh; fi
     if [[ $1 == client ]]; then cat Dockerfile.client; fi
+    if [[ $1 == *-firewall ]]; then cat Dockerfile.firewall; fi
   } | sha256sum | cut -c1-12
 }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -55,6 +57,9 @@ build_image() { # $1 = image name (pg15, pg17, pg18, pg15-ssh, client)
   if [[ $name == *-ssh ]]; then
     build_image "${name%-ssh}" &&
       docker build -q -f Dockerfile.ssh --build-arg "BASE=pgrepl-test/${name%-ssh}:current" -t "$tag" . >/dev/null
+  elif [[ $name == *-firewall ]]; then
+    build_image "${name%-firewall}" &&
+      docker build -q -f Dockerfile.firewall --build-arg "BASE=pgrepl-test/${name%-firewall}:current" -t "$tag" . >/dev/null
   elif [[ $name == client ]]; then
     build_image pg15 &&
       docker build -q -f Dockerfile.client --build-arg "BASE=pgrepl-test/pg15:current" -t "$tag" . >/dev/null
