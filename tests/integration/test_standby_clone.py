@@ -25,6 +25,8 @@ from typing import Any, Callable
 import pytest
 from psycopg import sql
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import rewind_grant_statements
+
 from ansible_runner import run_module, run_tasks
 from cluster import CloneBench, Clusters, PgCluster, _as_postgres, clone_bench, find_bin_dir, free_port, moved_siblings
 
@@ -853,7 +855,8 @@ def layout_args(cluster: PgCluster) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ts(throwaway: Clusters) -> TsBench:
-    bench = clone_bench(throwaway, TS_ROLE, TS_PASSWORD)
+    # WAL kept: the last test rewinds this primary once a copy of it was promoted.
+    bench = clone_bench(throwaway, TS_ROLE, TS_PASSWORD, conf="wal_keep_size = '512MB'\n")
     location = throwaway.base / "primary_ts1"
     location.mkdir(mode=0o700)
     chown_postgres(location)
@@ -1018,3 +1021,57 @@ def test_free_space_is_checked_on_each_tablespace_filesystem(ts: TsBench) -> Non
         assert ts_link(cluster.data_dir) == str(small / "t")
     finally:
         subprocess.run(["umount", "-l", str(small)], check=True, capture_output=True)
+
+
+def test_a_rewind_keeps_the_tablespace_links_of_the_former_primary(ts: TsBench) -> None:
+    """Rejoin by pg_rewind (no copy): the former primary's tablespace stays in its own directory, its pg_tblspc link
+    unchanged, and it follows the promoted copy with the rows written there. Last of the section: the primary of
+    the section ends as a standby."""
+    old = ts.clone.primary
+    cluster = ts.clone.target("tsrewind")
+    target = ts.mapped("ts1-")
+    assert clone(ts.args(cluster.data_dir, target))["outcome"] == "cloned"
+    cluster._write_local_conf()
+    cluster.start()
+    cluster.wait_streaming()
+    rewinder = "standby_clone_ts_rewind"
+    old.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(rewinder), sql.Literal(TS_PASSWORD)))
+    for statement in rewind_grant_statements(rewinder):
+        old.sql(statement)
+    wait_for(lambda: cluster.scalar("SELECT count(*) FROM pg_roles WHERE rolname = %s", (rewinder,)) == 1,
+             "the rewind role on the copy")
+    cluster.sql("SELECT pg_promote()")
+    wait_for(lambda: cluster.scalar("SELECT pg_is_in_recovery()") is False, "the promotion")
+    cluster.sql("INSERT INTO ts_rows VALUES (-2)")
+    cluster.sql("CHECKPOINT")
+    old.sql("INSERT INTO ts_rows VALUES (-3)")  # diverged: only on the former primary
+    old_link = ts_link(old.data_dir)
+    old.stop("fast")
+    passfile = write_passfile(ts.clone.clusters.base / "rewind.pgpass",
+                              [f"127.0.0.1:{cluster.port}:*:{rewinder}:{TS_PASSWORD}"])
+    rewound = run_module("pgrepl.streaming.rewind", {
+        "data_dir": str(old.data_dir), "source_host": "127.0.0.1", "source_port": cluster.port,
+        "source_user": rewinder, "passfile": str(passfile), "sslmode": "disable"})
+    assert rewound.get("failed") is not True and rewound["outcome"] == "rewound", rewound.get("msg")
+    assert ts_link(old.data_dir) == old_link == str(ts.location)
+    old._write_local_conf()
+    auto_conf = old.data_dir / "postgresql.auto.conf"
+    auto_conf.write_text(f"primary_conninfo = 'host={cluster.socket_dir} port={cluster.port} user=postgres'\n",
+                         encoding="utf-8")
+    (old.data_dir / "standby.signal").write_text("", encoding="utf-8")
+    for path in (auto_conf, old.data_dir / "standby.signal"):
+        chown_postgres(path)
+    old.start()
+    try:
+        old.wait_streaming()
+        cluster.sql("INSERT INTO ts_rows VALUES (-4)")
+        wait_for(lambda: old.scalar("SELECT count(*) FROM ts_rows WHERE n = -4") == 1, "the row on the rejoined node")
+        assert old.scalar("SELECT count(*) FROM ts_rows WHERE n IN (-2, -3)") == 1
+        assert old.scalar("SELECT count(*) FROM ts_rows WHERE n = -2") == 1
+        assert old.scalar("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'") == \
+            str(ts.location)
+        # The promoted copy kept its own mapped tablespace.
+        assert ts_link(cluster.data_dir) == str(target)
+    finally:
+        old.stop()
+        cluster.stop()
