@@ -247,7 +247,7 @@ def parse_ufw_rule(text: str) -> UfwRule | None:
             return UfwRule(action, None, False, None, None, True)
         rest = rest[1:]
     if len(rest) == 1:  # simple syntax: PORT[/PROTO], or an application profile (not counted)
-        port, _, proto = rest[0].partition("/")
+        port, proto = (rest[0].split("/", 1) + [""])[:2]
         if not re.fullmatch(r"[0-9][0-9,:]*", port):
             return UfwRule(action, None, True, None, None, True)
         return UfwRule(action, None, True, port, proto or None, False)
@@ -368,7 +368,7 @@ def run_firewall_allow(module: Any) -> dict[str, Any]:
 
     result: dict[str, Any] = {"port": port, "sources": [source_text(n) for n in networks]}
     if networks:
-        result.update(firewall_allow(run, lambda name: module.get_bin_path(name), networks, port, comment,
+        result.update(firewall_allow(run, module.get_bin_path, networks, port, comment,
                                      tracker))
     else:
         result.update({"firewalls": [], "rules_added": [], "msg": "No sources: nothing to open."})
