@@ -136,7 +136,8 @@ def test_the_operations_facts_from_hostvars() -> None:
 
 
 def test_the_refusal_and_the_choice_as_the_failover_tasks_render_them() -> None:
-    choice_expr = task_var("roles/operations/tasks/failover.yml", "Standbys that can be promoted", "__choice")
+    choice_expr = task_var("roles/operations/tasks/failover.yml", "Refuse, or fail over",
+                           "__pgrepl_failover_choice")
     assert render(choice_expr, play()) == {"candidates": ["db2", "db3"], "target": "db3"}
     refusal = task_var("roles/operations/tasks/refuse.yml", "Refuse an unsafe operation", "__problems")
     assert render(refusal, play()) == []
@@ -155,7 +156,8 @@ def test_the_refusal_and_the_choice_as_the_failover_tasks_render_them() -> None:
 
 def test_the_failover_without_the_answers_of_a_standby() -> None:
     variables = play(down=("db3",))
-    choice_expr = task_var("roles/operations/tasks/failover.yml", "Standbys that can be promoted", "__choice")
+    choice_expr = task_var("roles/operations/tasks/failover.yml", "Refuse, or fail over",
+                           "__pgrepl_failover_choice")
     assert render(choice_expr, variables) == {"candidates": ["db2"], "target": "db2"}
 
 
