@@ -9,10 +9,14 @@ The rewind, in order; everything before step 5 only reads:
    by os_user, with no live postmaster, shut down cleanly, with wal_log_hints on or data checksums. A directory
    that pg_rewind already rewound and that was not started since (state "in archive recovery" and a
    backup_label written by pg_rewind) is reported as already rewound;
-3. ``pg_rewind --dry-run`` as os_user: it connects to the source, compares the timelines, scans the target's WAL
-   and computes what it would copy, and writes nothing. Its output says whether a rewind is needed;
-4. a SQL session to the source with the same options: its system identifier and timeline, and whether the role
-   is a superuser (refused: pg_rewind needs only four EXECUTE grants, see below). Before PostgreSQL 16, pg_rewind
+3. a SQL session to the source with the same options: its system identifier, its timeline and that timeline's
+   history file, and whether the role is a superuser (refused: pg_rewind needs only four EXECUTE grants, see
+   below). A target that never went past the point where the source's timeline forked off its own (same timeline,
+   or its WAL ends at or before the switch point: _divergence.py) needs no rewind: it is reported as outcome
+   ``repoint`` and pg_rewind is never run (on such a target it can fail: "could not find previous WAL record");
+4. otherwise ``pg_rewind --dry-run`` as os_user: it connects to the source, compares the timelines, scans the
+   target's WAL and computes what it would copy, and writes nothing. Its output says whether a rewind is needed.
+   When the session of step 3 could not be opened, pg_rewind's own error speaks first. Before PostgreSQL 16, pg_rewind
    reads the source's timeline only from the checkpoint record in pg_control, so right after a promotion (before
    the first checkpoint on the new timeline) it says "no rewind required" although the servers diverged; such a
    source is refused with advice to run CHECKPOINT on it;
@@ -30,7 +34,7 @@ import re
 import shutil
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._binaries import find_binary
@@ -43,6 +47,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
     open_session,
     psycopg,
     query_dict,
+    query_one,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
     build,
@@ -56,6 +61,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_data_dir,
     validate_data_dir,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._divergence import Divergence, NodeWal, divergence
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
@@ -85,6 +91,11 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import (
     validate_os_user_name,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._pgpass import check_client_passfile
+from ansible_collections.pgrepl.streaming.plugins.module_utils._promotion import (
+    HistoryEntry,
+    history_file_name,
+    parse_history,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import missing_rewind_grants
 
 PG_REWIND = "pg_rewind"
@@ -103,6 +114,7 @@ OUTCOME_REWOUND = "rewound"
 OUTCOME_WOULD_REWIND = "would_rewind"
 OUTCOME_NOT_NEEDED = "not_needed"
 OUTCOME_ALREADY_REWOUND = "already_rewound"
+OUTCOME_REPOINT = "repoint"
 
 
 REWIND_SPEC = ModuleSpec({
@@ -224,11 +236,18 @@ class TargetFacts:
     rewound_label: bool
     owner_uid: int
     controldata: str | None
+    checkpoint_lsn: str | None = None
+    min_recovery_end_lsn: str | None = None
 
     @property
     def timeline(self) -> int | None:
         known = [tli for tli in (self.checkpoint_timeline, self.min_recovery_end_timeline) if tli]
         return max(known) if known else None
+
+    @property
+    def wal(self) -> NodeWal:
+        """Where pg_control says the target's WAL is (for the divergence decision)."""
+        return NodeWal(self.timeline, self.checkpoint_lsn, self.min_recovery_end_lsn)
 
 
 def _read_text(path: str) -> str | None:
@@ -259,6 +278,8 @@ def inspect_target(data_dir: str, bin_dir: str | None, warnings: list[str]) -> T
         rewound_label=REWOUND_LABEL_RE.search(label) is not None,
         owner_uid=os.stat(data_dir).st_uid,
         controldata=facts.get("pg_controldata"),
+        checkpoint_lsn=facts.get("checkpoint_lsn"),
+        min_recovery_end_lsn=facts.get("min_recovery_end_lsn"),
     )
 
 
@@ -491,6 +512,8 @@ class SourceFacts:
     is_superuser: bool
     current_user: str
     version_num: int
+    # The current timeline's history file (None: timeline 1, which has none, or it could not be read).
+    history: list[HistoryEntry] | None = None
 
     @property
     def timeline(self) -> int | None:
@@ -522,30 +545,49 @@ def explain_source_failure(request: RewindRequest, failure: ConnectFailure) -> s
             f"{failure_hint(request, failure.cause, [])}; nothing was changed. libpq said: {failure.text}")
 
 
+def read_history(conn: Any, timeline: int | None) -> list[HistoryEntry] | None:
+    """The source's history file of that timeline, read as pg_rewind reads it (pg_read_binary_file, one of the
+    grants source_user has); None for timeline 1 (no file) or when it cannot be read (the grant is missing: pg_rewind
+    then says so itself)."""
+    if not timeline or timeline < 2:
+        return None
+    try:
+        row = query_one(conn, "SELECT pg_catalog.pg_read_binary_file(%s)", (f"pg_wal/{history_file_name(timeline)}",))
+    except psycopg.Error:
+        return None
+    if row is None or row[0] is None:
+        return None
+    return parse_history(bytes(row[0]).decode("ascii", errors="replace"))
+
+
 def probe_source(request: RewindRequest, opener: Callable[..., Any] | None = None) -> SourceFacts:
-    """One read-only query on the source with the module's options (the same passfile line as pg_rewind's)."""
+    """Read-only queries on the source with the module's options (the same passfile line as pg_rewind's): its
+    control data, then its current timeline's history file."""
     if psycopg is None:
         raise PgreplError("the Python library psycopg (version 3) is required on the managed host")
     conn = open_session(source_kwargs(request), lambda failure: explain_source_failure(request, failure), opener)
     try:
         row = query_dict(conn, SOURCE_QUERY)
+        if row is None:
+            raise PgreplError("the source returned no row for its control data")
+        facts = SourceFacts(
+            system_identifier=str(row["system_identifier"]),
+            in_recovery=bool(row["in_recovery"]),
+            checkpoint_timeline=row["checkpoint_timeline"],
+            min_recovery_end_timeline=row["min_recovery_end_timeline"],
+            wal_file=row["wal_file"],
+            is_superuser=bool(row["is_superuser"]),
+            current_user=str(row["current_user"]),
+            version_num=int(row["version_num"]),
+        )
+        # A superuser is refused before anything reads a file as it.
+        history = None if facts.is_superuser else read_history(conn, facts.timeline)
     except psycopg.Error as exc:
         raise PgreplError(f"cannot read the source's control data ({describe_source(request)}) as "
                           f"{request.source_user}: {str(exc).strip()}; nothing was changed") from None
     finally:
         conn.close()
-    if row is None:
-        raise PgreplError("the source returned no row for its control data")
-    return SourceFacts(
-        system_identifier=str(row["system_identifier"]),
-        in_recovery=bool(row["in_recovery"]),
-        checkpoint_timeline=row["checkpoint_timeline"],
-        min_recovery_end_timeline=row["min_recovery_end_timeline"],
-        wal_file=row["wal_file"],
-        is_superuser=bool(row["is_superuser"]),
-        current_user=str(row["current_user"]),
-        version_num=int(row["version_num"]),
-    )
+    return replace(facts, history=history)
 
 
 def diagnose_source(request: RewindRequest, os_user: str) -> tuple[str | None, list[str]]:
@@ -566,8 +608,10 @@ def diagnose_source(request: RewindRequest, os_user: str) -> tuple[str | None, l
         conn.close()
 
 
-def source_problem(source: SourceFacts, target: TargetFacts, request: RewindRequest) -> str | None:
-    """Why the source must not be used (superuser, other cluster, a just-promoted source that pg_rewind misreads)."""
+def source_problem(source: SourceFacts, target: TargetFacts, request: RewindRequest,
+                   rewinding: bool = True) -> str | None:
+    """Why the source must not be used (superuser, other cluster, and when pg_rewind is to run, a just-promoted
+    source that pg_rewind misreads)."""
     if source.is_superuser:
         return (f"source_user: the role {source.current_user!r} is a superuser on the source; pg_rewind must connect "
                 "as an ordinary login role that has only the EXECUTE grants it needs (create one, and run "
@@ -578,7 +622,7 @@ def source_problem(source: SourceFacts, target: TargetFacts, request: RewindRequ
                 "cluster, and pg_rewind cannot join them. Nothing was changed")
     major = int(target.major) if target.major.isdigit() else 0
     current = source.timeline
-    if major < STALE_SOURCE_FIXED_MAJOR and source.checkpoint_timeline and current \
+    if rewinding and major < STALE_SOURCE_FIXED_MAJOR and source.checkpoint_timeline and current \
             and source.checkpoint_timeline < current:
         return (f"the source is on timeline {current} but its pg_control still names timeline "
                 f"{source.checkpoint_timeline} (it was promoted and the first checkpoint on the new timeline has not "
@@ -601,6 +645,8 @@ class RewindRun:
     user: OsUser
     euid: int
     warnings: list[str] = field(default_factory=list)
+    # Why the timelines say the target went past the fork (added to a failure of pg_rewind).
+    fork_note: str = ""
 
 
 def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
@@ -616,8 +662,11 @@ def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
                           f"Last output: {' | '.join(report.lines[-3:])}")
     if outcome.returncode != 0:
         cause, missing = diagnose_source(request, ctx.user.name)
-        raise PgreplError(explain_failure(request, report, outcome.returncode, dry_run,
-                                          failure_hint(request, cause, missing)))
+        message = explain_failure(request, report, outcome.returncode, dry_run, failure_hint(request, cause, missing))
+        if ctx.fork_note:
+            # pg_control's own account, so that a failure about the WAL at the fork can be judged.
+            message += f". By pg_control, {ctx.fork_note}: it needs a rewind, or a new copy when pg_rewind cannot"
+        raise PgreplError(message)
     if report.rewind_needed is None:
         raise PgreplError(f"pg_rewind{' --dry-run' if dry_run else ''} succeeded but its output says neither that a "
                           f"rewind is needed nor that none is: {' | '.join(report.lines[-5:])}")
@@ -656,6 +705,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         "system_identifier": target.system_identifier,
         "divergence_lsn": None,
         "divergence_timeline": None,
+        "target_wal_end_lsn": None,
         "last_common_checkpoint_lsn": None,
         "copy_mb": None,
         "source_size_mb": None,
@@ -691,8 +741,25 @@ def run_rewind(module: Any) -> dict[str, Any]:
         tracker.record("target", before, before)
         return finish(module, result, tracker, ctx.warnings, started)
 
+    result["target_wal_end_lsn"] = target.wal.end_lsn
+    # The timelines first (read-only SQL): a target that never went past the fork is only repointed, and pg_rewind
+    # never runs on it. When the source cannot be asked, pg_rewind's dry run speaks (its error names the cause).
+    try:
+        early: SourceFacts | None = probe_source(request)
+    except PgreplError:
+        early = None
+    if early is not None:
+        problem = source_problem(early, target, request, rewinding=False)
+        if problem:
+            raise PgreplError(problem)
+        fork = divergence(target.wal, early.timeline, early.history)
+        result["source_timeline"] = early.timeline
+        if fork.rewind_needed is False:
+            return _repoint(module, result, tracker, before, ctx, fork, early, started)
+        ctx.fork_note = fork.reason if fork.rewind_needed else ""
+
     dry = run_pg_rewind(ctx, binary, dry_run=True)
-    source = probe_source(request)
+    source = early or probe_source(request)
     problem = source_problem(source, target, request)
     if problem:
         raise PgreplError(problem)
@@ -752,6 +819,22 @@ def run_rewind(module: Any) -> dict[str, Any]:
         ctx.warnings.append(f"pg_rewind replaced {', '.join(config_files)} in data_dir with the source's copies "
                             "(keep_config: false): check them (port, listen_addresses, primary_conninfo) before "
                             "starting the server")
+    return finish(module, result, tracker, ctx.warnings, started)
+
+
+def _repoint(module: Any, result: dict[str, Any], tracker: ChangeTracker, before: dict[str, Any], ctx: RewindRun,
+             fork: Divergence, source: SourceFacts, started: float) -> dict[str, Any]:
+    """The target never diverged from the source: nothing to rewind, pg_rewind is not run; it only has to follow."""
+    request = ctx.request
+    result["outcome"] = OUTCOME_REPOINT
+    result["source_timeline"] = source.timeline
+    result["divergence_lsn"] = fork.fork_lsn
+    result["divergence_timeline"] = fork.fork_timeline
+    result["msg"] = (f"data_dir {request.data_dir!r} never diverged from the source ({fork.reason}): repoint it "
+                     "without pg_rewind (pg_rewind was not run): configure it as a standby of the source "
+                     "(pgrepl.streaming.standby_config, recovery_target_timeline 'latest') and start it, and it "
+                     "follows the source's timeline")
+    tracker.record("target", before, before)
     return finish(module, result, tracker, ctx.warnings, started)
 
 

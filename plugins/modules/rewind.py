@@ -15,10 +15,20 @@ description:
   - Runs C(pg_rewind) as O(os_user) on the stopped data directory O(data_dir) (the target, typically the old
     primary after a failover or switchover) against the running new primary (the source), so that the target
     can then be configured as a standby of the source (pgrepl.streaming.standby_config) and started.
-  - Decides honestly whether a rewind is needed. It first runs C(pg_rewind --dry-run), which connects, compares
-    the timelines, scans the target's WAL and writes nothing. When pg_rewind says C(no rewind required), the task
-    reports C(changed=false) (RV(outcome=not_needed)); otherwise check mode reports C(changed=true)
-    (RV(outcome=would_rewind)) and a real run runs C(pg_rewind --progress) (RV(outcome=rewound)).
+  - Decides honestly whether a rewind is needed. It first reads, over SQL as O(source_user), the source's
+    timeline and that timeline's history file (where each ancestor timeline ended), and compares them with the
+    target's pg_control. A target that never went past the point where the source's timeline forked off its own
+    needs no rewind and gets none; pg_rewind is not run at all (on such a target it can fail with C(could not find
+    previous WAL record at <switch point>)). The task reports C(changed=false) and RV(outcome=repoint), meaning
+    that configuring it as a standby of the source (C(recovery_target_timeline) C(latest), the default) is all it
+    needs. That is a target on the source's own timeline, or on an ancestor of it whose WAL ends at or before the
+    switch point (its minimum recovery point not past it, its latest checkpoint before it), such as a standby that
+    was stopped before a failover promoted another one and was never repointed.
+  - Otherwise it runs C(pg_rewind --dry-run), which connects, compares the timelines, scans the target's WAL and
+    writes nothing. When pg_rewind says C(no rewind required), the task reports C(changed=false)
+    (RV(outcome=not_needed)); otherwise check mode reports C(changed=true) (RV(outcome=would_rewind)) and a real run
+    runs C(pg_rewind --progress) (RV(outcome=rewound)). When the source cannot be asked over SQL, pg_rewind's own
+    error is reported.
   - Refuses, changing nothing, a O(data_dir) that does not exist or is not a data directory, one owned by another
     user than O(os_user), one on which a server runs (a C(postmaster.pid) naming a live process), one that was not
     shut down cleanly (pg_control state other than C(shut down) or C(shut down in recovery)), and one with
@@ -101,8 +111,8 @@ options:
 attributes:
   check_mode:
     description:
-      - Runs every refusal, C(pg_rewind --dry-run) (writes nothing) and the read-only source query, and reports
-        C(changed) from pg_rewind's own verdict.
+      - Runs every refusal, the read-only source queries and (unless the target never diverged)
+        C(pg_rewind --dry-run) (writes nothing), and reports C(changed) from that verdict.
     support: full
   diff_mode:
     description: Before and after of the target's pg_control state and timeline.
@@ -160,8 +170,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 outcome:
-  description: V(rewound), V(would_rewind) (check mode), V(not_needed) (pg_rewind found no rewind required) or
-    V(already_rewound) (rewound earlier, not started since).
+  description: V(rewound), V(would_rewind) (check mode), V(repoint) (the target never diverged from the source,
+    pg_rewind was not run; it only has to be configured as a standby of the source), V(not_needed) (pg_rewind found
+    no rewind required) or V(already_rewound) (rewound earlier, not started since).
   returned: success
   type: str
   sample: rewound
@@ -203,7 +214,8 @@ system_identifier:
   type: str
   sample: "7312345678901234567"
 divergence_lsn:
-  description: Where the servers' histories diverged, as pg_rewind reports it; null when it reports none.
+  description: Where the servers' histories diverged, as pg_rewind reports it (with RV(outcome=repoint), the switch
+    point from the source's history file); null when there is none.
   returned: success
   type: str
   sample: 0/3C582F0
@@ -212,6 +224,13 @@ divergence_timeline:
   returned: success
   type: int
   sample: 1
+target_wal_end_lsn:
+  description: How far the target's WAL reaches by its pg_control (its minimum recovery point, or its latest
+    checkpoint when that is farther), which the module compared with the switch point; null for a target already
+    rewound.
+  returned: success
+  type: str
+  sample: 0/40108C8
 last_common_checkpoint_lsn:
   description: The checkpoint pg_rewind rewinds (or would rewind) from; null when no rewind is needed.
   returned: success

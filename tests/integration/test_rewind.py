@@ -232,16 +232,16 @@ def test_rewind_check_mode_then_rewind_then_follow_the_new_primary(env: Env) -> 
     assert rows_by_origin(a) == {"common": 1100, "only on B": 500, "after the rejoin": 1}
     assert a.scalar("SELECT count(*) FROM rewind_probe WHERE pad = 'changed on A'") == 0
 
-    # A stopped cleanly while following B: nothing to rewind, and nothing is touched.
+    # A stopped cleanly while following B: same timeline, nothing to rewind, pg_rewind not run, nothing touched.
     a.stop("fast")
     assert controldata(a.data_dir)["Database cluster state"] == "shut down in recovery"
     following = snapshot(a.data_dir)
     for check in (True, False):
         again = run_module(MODULE, env.args(a.data_dir), check=check, diff=True)
         assert again.get("failed") is not True, again
-        assert again["changed"] is False and again["outcome"] == "not_needed", again
+        assert again["changed"] is False and again["outcome"] == "repoint", again
         assert again["target_timeline"] == again["source_timeline"] == 2
-        assert "pg_rewind: no rewind required" in again["log"]
+        assert again["log"] == [] and "both on timeline 2" in again["msg"]
         assert again["diff"]["before"] == again["diff"]["after"]
     assert snapshot(a.data_dir) == following
 
@@ -283,7 +283,8 @@ def test_a_just_promoted_source_is_refused_until_it_checkpoints(env: Env) -> Non
 class Targets:
     """Data directories the refusal cases point at."""
 
-    follower: PgCluster  # a clean, stopped standby of B: pg_rewind would find nothing to do
+    follower: PgCluster  # a clean, stopped standby of B: nothing to rewind (same timeline)
+    diverged: PgCluster  # a standby of B promoted on a timeline of its own, written on, stopped: pg_rewind must run
     crashed: PgCluster  # stopped with -m immediate: "in production"
     nohints: PgCluster  # wal_log_hints off, no checksums
     empty: Path
@@ -294,6 +295,11 @@ class Targets:
 def targets(env: Env) -> Targets:
     follower = env.clusters.standby(env.b, "rewind_follower", slot="rewind_follower")
     follower.stop("fast")
+    diverged = env.clusters.standby(env.b, "rewind_diverged", slot="rewind_diverged")
+    diverged.sql("SELECT pg_promote()")
+    wait_for(lambda: diverged.scalar("SELECT NOT pg_is_in_recovery()"), "rewind_diverged's promotion")
+    diverged.sql("INSERT INTO rewind_probe VALUES (0, 'only on the diverged copy', 'd')")
+    diverged.stop("fast")
     crashed = env.clusters.server("rewind_crashed")
     crashed.stop("immediate")
     nohints = env.clusters.server("rewind_nohints", conf="wal_log_hints = off\n")
@@ -312,7 +318,8 @@ def targets(env: Env) -> Targets:
         "open": write_passfile(env.auth / "open.pgpass", [f"127.0.0.1:{port}:postgres:{ROLE}:{PASSWORD}"], 0o644),
         "anywhere": write_passfile(env.auth / "anywhere.pgpass", [f"127.0.0.1:*:*:{ROLE}:{PASSWORD}"]),
     }
-    return Targets(follower=follower, crashed=crashed, nohints=nohints, empty=empty, passfiles=passfiles)
+    return Targets(follower=follower, diverged=diverged, crashed=crashed, nohints=nohints, empty=empty,
+                   passfiles=passfiles)
 
 
 CLOSED_PORT = free_port()
@@ -342,7 +349,7 @@ BAD_INPUTS: list[Case] = [
     ("superuser_source_user", lambda e, t: e.args(t.follower.data_dir, source_user="postgres",
                                                   passfile=str(t.passfiles["superuser"])),
      ["source_user: the role 'postgres' is a superuser on the source", "rewind_grants"]),
-    ("role_without_grants", lambda e, t: e.args(t.follower.data_dir, source_user=NOGRANT_ROLE,
+    ("role_without_grants", lambda e, t: e.args(t.diverged.data_dir, source_user=NOGRANT_ROLE,
                                                 passfile=str(t.passfiles["nogrant"])),
      ["permission denied for function", "pgrepl.streaming.rewind_grants"]),
     ("missing_database", lambda e, t: e.args(t.follower.data_dir, source_dbname="rewind_nodb",
@@ -377,7 +384,8 @@ BAD_INPUTS: list[Case] = [
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_fails_cleanly_and_changes_nothing(env: Env, targets: Targets, case: Case) -> None:
-    watched = [targets.follower.data_dir, targets.crashed.data_dir, targets.nohints.data_dir, targets.empty]
+    watched = [targets.follower.data_dir, targets.diverged.data_dir, targets.crashed.data_dir,
+               targets.nohints.data_dir, targets.empty]
     before = {path: snapshot(path) for path in watched}
     pid_before = (env.b.data_dir / "postmaster.pid").read_text(encoding="utf-8")
     result = run_module(MODULE, case[1](env, targets))
@@ -391,3 +399,115 @@ def test_bad_input_fails_cleanly_and_changes_nothing(env: Env, targets: Targets,
     assert not (env.base / "rewind_nowhere").exists()
     assert (env.b.data_dir / "postmaster.pid").read_text(encoding="utf-8") == pid_before
     assert env.b.scalar("SELECT pg_is_in_recovery()") is False
+
+
+# ---------------------------------------------------------------------------------------------------- no divergence
+
+
+@dataclass
+class Fork:
+    """A failover cut off right after the promotion: standby A of primary P promoted, P's other standby B stopped
+    before it saw anything of A's timeline (never repointed), A writing on its new timeline; P, which went on writing
+    after the promotion and was then stopped, diverged (it needs a real rewind)."""
+
+    p: PgCluster
+    a: PgCluster
+    b: PgCluster
+    passfile: Path
+
+    def args(self, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+        return {"data_dir": str(data_dir), "source_host": "127.0.0.1", "source_port": self.a.port,
+                "source_user": ROLE, "passfile": str(self.passfile), "sslmode": "disable", **overrides}
+
+
+@pytest.fixture(scope="module")
+def fork(env: Env) -> Fork:
+    p = env.clusters.server("fork_p", conf="wal_log_hints = on\nwal_keep_size = '512MB'\n")
+    p.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    for statement in rewind_grant_statements(ROLE):
+        p.sql(statement)
+    p.sql("CREATE TABLE rewind_probe (id int, origin text, pad text)")
+    a = env.clusters.standby(p, "fork_a", slot="fork_a")
+    b = env.clusters.standby(p, "fork_b", slot="fork_b")
+    p.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 100) FROM generate_series(1, 1000) g")
+    wait_replayed(p, a)
+    wait_replayed(p, b)
+    # B stops before A's promotion, so it cannot see anything A writes on its new timeline, nor what P writes after.
+    b.stop("fast")
+    promoted = run_module("pgrepl.streaming.promote", a.login())
+    assert promoted.get("failed") is not True and promoted["outcome"] == "promoted", promoted
+    p.sql("INSERT INTO rewind_probe SELECT g, 'only on P', repeat('p', 100) FROM generate_series(1, 300) g")
+    p.stop("fast")
+    a.sql("INSERT INTO rewind_probe SELECT g, 'only on A', repeat('a', 100) FROM generate_series(1, 500) g")
+    passfile = write_passfile(env.auth / "fork.pgpass", [f"127.0.0.1:{a.port}:postgres:{ROLE}:{PASSWORD}"])
+    return Fork(p=p, a=a, b=b, passfile=passfile)
+
+
+def rewind_statements(cluster: PgCluster, since: int) -> list[str]:
+    """Statements pg_rewind itself sends (its file functions, full_page_writes) logged by the source since an offset
+    of its log (log_statement = all); the module's own probe sends none of them."""
+    text = cluster.log_text()[since:]
+    return [line for line in text.splitlines()
+            if "statement:" in line and ("full_page_writes" in line or "pg_read_binary_file" in line
+                                         or "pg_ls_dir" in line)]
+
+
+def test_a_standby_that_never_diverged_is_repointed_without_pg_rewind(fork: Fork) -> None:
+    a, b = fork.a, fork.b
+    parent, switch_lsn = history_switch(a, 2)
+    control = controldata(b.data_dir)
+    assert parent == 1 and control["Database cluster state"] == "shut down in recovery"
+    assert control["Min recovery ending loc's timeline"] == "1"
+    b_end = control["Minimum recovery ending location"]
+    assert a.scalar("SELECT %s::pg_lsn <= %s::pg_lsn", (b_end, switch_lsn)) is True
+    before = snapshot(b.data_dir)
+    log_mark = len(a.log_text())
+
+    for check in (True, False):
+        result = run_module(MODULE, fork.args(b.data_dir), check=check, diff=True)
+        assert result.get("failed") is not True, result
+        assert result["changed"] is False and result["outcome"] == "repoint", result
+        assert result["target_timeline"] == 1 and result["source_timeline"] == 2
+        assert result["divergence_lsn"] == switch_lsn and result["divergence_timeline"] == 1
+        assert result["target_wal_end_lsn"] == b_end
+        assert result["log"] == [] and result["last_common_checkpoint_lsn"] is None
+        assert "without pg_rewind" in result["msg"] and "standby_config" in result["msg"]
+        assert result["diff"]["before"] == result["diff"]["after"]
+    # pg_rewind never ran (not even --dry-run): the source logged none of its statements, and B is untouched.
+    assert rewind_statements(a, log_mark) == []
+    assert snapshot(b.data_dir) == before
+
+    # The repoint: B a standby of A (recovery_target_timeline is 'latest' by default), started, streaming from A.
+    a.sql("SELECT pg_create_physical_replication_slot('fork_b_on_a')")
+    configured = run_module("pgrepl.streaming.standby_config", {
+        "data_dir": str(b.data_dir), "primary_host": str(a.socket_dir), "primary_port": a.port,
+        "replication_user": "postgres", "application_name": "fork_b", "primary_slot_name": "fork_b_on_a",
+        "sslmode": "disable"})
+    assert configured.get("failed") is not True, configured
+    b.start()
+    b.wait_streaming()
+    assert b.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == a.port
+    assert b.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
+    a.sql("INSERT INTO rewind_probe VALUES (9999, 'after the repoint', 'x')")
+    wait_replayed(a, b)
+    assert rows_by_origin(b) == {"common": 1000, "only on A": 500, "after the repoint": 1}
+    assert a.scalar("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'fork_b' "
+                    "AND state = 'streaming'") == 1
+
+
+def test_a_node_past_the_fork_is_still_rewound(fork: Fork) -> None:
+    # P wrote on timeline 1 after A's promotion: pg_control puts its WAL past the switch point, so pg_rewind decides.
+    _parent, switch_lsn = history_switch(fork.a, 2)
+    control = controldata(fork.p.data_dir)
+    assert control["Database cluster state"] == "shut down"
+    assert fork.a.scalar("SELECT %s::pg_lsn > %s::pg_lsn", (control["Latest checkpoint location"], switch_lsn))
+    before = snapshot(fork.p.data_dir)
+    log_mark = len(fork.a.log_text())
+    predicted = run_module(MODULE, fork.args(fork.p.data_dir), check=True)
+    assert predicted.get("failed") is not True, predicted
+    assert predicted["changed"] is True and predicted["outcome"] == "would_rewind", predicted
+    assert predicted["divergence_lsn"] == switch_lsn and predicted["target_wal_end_lsn"] == \
+        control["Latest checkpoint location"]
+    # pg_rewind --dry-run did run against A this time.
+    assert rewind_statements(fork.a, log_mark) != []
+    assert snapshot(fork.p.data_dir) == before

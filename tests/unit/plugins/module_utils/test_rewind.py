@@ -368,3 +368,59 @@ def test_the_nodes_own_config_is_kept_aside_and_put_back(tmp_path: Path) -> None
     assert (data_dir / "pg_hba.conf").read_bytes() == b"local all all peer\n"
     assert stat.S_IMODE((data_dir / "pg_hba.conf").stat().st_mode) == 0o640
     assert not os.path.exists(keep) and not os.path.exists(keep + ".partial")
+
+
+# ---------------------------------------------------------------------------------------------------- the fork
+
+
+def test_just_promoted_source_is_no_problem_when_no_rewind_runs() -> None:
+    stale = source(checkpoint_timeline=1, min_recovery_end_timeline=0, wal_file="000000020000000000000004")
+    assert source_problem(stale, target(), rewind_request(params())) is not None
+    assert source_problem(stale, target(), rewind_request(params()), rewinding=False) is None
+    # The superuser refusal holds either way.
+    assert source_problem(source(is_superuser=True, current_user="postgres"), target(), rewind_request(params()),
+                          rewinding=False) is not None
+
+
+def test_target_wal_facts_from_pg_control() -> None:
+    facts = target(cluster_state="shut down in recovery", checkpoint_timeline=1, min_recovery_end_timeline=1,
+                   checkpoint_lsn="0/3000060", min_recovery_end_lsn="0/40108C8")
+    assert facts.wal.timeline == 1
+    assert facts.wal.end_lsn == "0/40108C8"
+
+
+class HistoryConn:
+    """A connection whose pg_read_binary_file returns the given bytes, or fails."""
+
+    def __init__(self, data: bytes | None, error: bool = False) -> None:
+        self.data, self.error, self.queries = data, error, []
+
+    def cursor(self) -> HistoryConn:
+        return self
+
+    def __enter__(self) -> HistoryConn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, query: str, args: tuple) -> None:
+        self.queries.append((query, args))
+        if self.error:
+            raise _rewind.psycopg.errors.InsufficientPrivilege("permission denied for function pg_read_binary_file")
+
+    def fetchone(self) -> tuple:
+        return (self.data,)
+
+
+def test_read_history_parses_the_current_timeline_file() -> None:
+    conn = HistoryConn(b"1\t0/40108C8\tno recovery target specified\n")
+    history = _rewind.read_history(conn, 2)
+    assert [(entry.parent_timeline, entry.switch_lsn) for entry in history or []] == [(1, "0/40108C8")]
+    assert conn.queries == [("SELECT pg_catalog.pg_read_binary_file(%s)", ("pg_wal/00000002.history",))]
+
+
+def test_read_history_none_for_timeline_1_and_for_a_missing_grant() -> None:
+    conn = HistoryConn(b"")
+    assert _rewind.read_history(conn, 1) is None and conn.queries == []
+    assert _rewind.read_history(HistoryConn(None, error=True), 2) is None
