@@ -858,16 +858,21 @@ class TablespaceRun:
     made: list[str] = field(default_factory=list)
     emptied: list[str] = field(default_factory=list)
     moved: dict[str, str] = field(default_factory=dict)
+    # The data directory whose tablespaces were moved aside (its links follow them).
+    old_data_dir: str | None = None
 
     def mappings(self) -> tuple[tuple[str, str], ...]:
         return tuple((target.source, self.write[target.path]) for target in self.targets)
 
     def undo(self) -> None:
-        """Put every target back as it was (swaps reversed, new directories removed, emptied ones emptied)."""
+        """Put every target back as it was (swaps reversed, the old data directory's links with them, new
+        directories removed, emptied ones emptied)."""
         for path, moved in reversed(list(self.moved.items())):
             with contextlib.suppress(OSError):
                 if os.path.lexists(path):
                     os.rename(path, self.write[path])
+                if self.old_data_dir:
+                    relink(self.old_data_dir, {moved: path})
                 os.rename(moved, path)
         self.moved.clear()
         for path in self.made:
@@ -911,8 +916,11 @@ def prepare_tablespaces(ctx: CloneContext, targets: list[Target], stamp: str) ->
     return run
 
 
-def swap_tablespaces(run: TablespaceRun, stamp: str) -> None:
-    """The copies written beside their targets renamed in, the old directories moved aside (never deleted)."""
+def swap_tablespaces(run: TablespaceRun, stamp: str, old_data_dir: str) -> None:
+    """The copies written beside their targets renamed in, the old directories moved aside (never deleted) and the
+    old data directory's links pointed at them at once: whenever a run is cut off, the old data directory names
+    its own tablespaces (a target holding a new copy then is no longer its own, and is refused, not used)."""
+    run.old_data_dir = old_data_dir
     for target in run.targets:
         if target.how != SWAP:
             continue
@@ -923,6 +931,11 @@ def swap_tablespaces(run: TablespaceRun, stamp: str) -> None:
             raise PgreplError(f"tablespace {target.source!r}: cannot move {target.path!r} aside to {moved!r}: "
                               f"{exc.strerror or exc}") from None
         run.moved[target.path] = moved
+        try:
+            relink(old_data_dir, {target.path: moved})
+        except OSError as exc:
+            raise PgreplError(f"tablespace {target.source!r}: cannot point the old data directory's link at "
+                              f"{moved!r}: {exc.strerror or exc}") from None
         try:
             os.rename(run.write[target.path], target.path)
         except OSError as exc:
@@ -980,10 +993,23 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
     except PgreplError:
         undo()
         raise
-    # The copy's links name the places pg_basebackup wrote to: the swapped ones are named by their final paths.
-    relink(target, {spaces.write[path]: path for path in spaces.write if spaces.write[path] != path})
     if decision.in_place:
         return outcome.lines
+    # The server may have been started while we copied: never rename a live data directory (or its
+    # tablespaces).
+    if moved_to and read_postmaster(request.data_dir)["postmaster_running"]:
+        undo()
+        raise PgreplError(f"data_dir: a server was started on {request.data_dir!r} during the clone: stop it first; "
+                          "the new copy was removed and data_dir is untouched")
+    # The old tablespaces moved aside and the new ones renamed in first: then the copy's links, which name the
+    # places pg_basebackup wrote to, are named by the targets' paths before the copy becomes ready.
+    try:
+        swap_tablespaces(spaces, stamp or utc_stamp(time.time()), request.data_dir)
+        relink(target, {spaces.write[path]: path for path in spaces.write if spaces.write[path] != path})
+    except (PgreplError, OSError) as exc:
+        undo()
+        raise PgreplError(f"{exc}; the new copy was removed, the tablespaces put back and data_dir is "
+                          "untouched") from None
     # Finished and verified: named so before the swap (see READY_INFIX); undo() removes it under its new name.
     ready = sibling_name(request.data_dir, READY_INFIX, tmp[len(request.data_dir.rstrip("/") + CLONE_INFIX):])
     try:
@@ -993,18 +1019,7 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise PgreplError(f"data_dir: cannot rename the copy {tmp!r} to {ready!r}: {exc.strerror or exc}; the copy "
                           "was removed and data_dir is untouched") from None
     target = tmp = ready
-    # The server may have been started while we copied: never rename a live data directory.
-    if moved_to and read_postmaster(request.data_dir)["postmaster_running"]:
-        undo()
-        raise PgreplError(f"data_dir: a server was started on {request.data_dir!r} during the clone: stop it first; "
-                          "the new copy was removed and data_dir is untouched")
     parent = os.path.dirname(request.data_dir)
-    try:
-        swap_tablespaces(spaces, stamp or utc_stamp(time.time()))
-    except PgreplError as exc:
-        undo()
-        raise PgreplError(f"{exc}; the new copy was removed, the tablespaces put back and data_dir is "
-                          "untouched") from None
     if moved_to:
         try:
             os.rename(request.data_dir, moved_to)
@@ -1027,9 +1042,6 @@ def execute_clone(ctx: CloneContext, binary: str, primary: PrimaryFacts, decisio
         raise PgreplError(f"data_dir: cannot rename the copy into {request.data_dir!r} ({detail}): the copy was "
                           f"removed{restored}") from None
     fsync_dir(parent, quiet=True)
-    if moved_to and spaces.moved:
-        # The old data directory keeps pointing at its own tablespaces, now beside their targets.
-        relink(moved_to, dict(spaces.moved))
     return outcome.lines
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._clone import TablespaceRun, swap_tablespaces
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._space import SpaceNeed, group_by_filesystem
 from ansible_collections.pgrepl.streaming.plugins.module_utils._tablespaces import (
     IN_PLACE,
     SWAP,
     Tablespace,
+    Target,
     TargetFacts,
     decide_target,
     mapped,
@@ -157,3 +159,23 @@ def test_needs_on_one_filesystem_are_added_up(tmp_path: Path) -> None:
     assert [(g.data_size, g.wal, g.tablespaces, g.stale, g.moved_aside) for g in groups] == [
         (15, True, ["/t"], ["s"], ["m", "m2"]), (7, False, ["/u"], [], [])]
     assert groups[0].path == str(tmp_path)
+
+
+def test_a_swap_moves_the_old_tablespace_aside_with_its_link_and_undo_puts_both_back(tmp_path: Path) -> None:
+    target, written, data = tmp_path / "ts1", tmp_path / "ts1.pgrepl-clone-S", tmp_path / "data"
+    for path, content in ((target, "old"), (written, "new")):
+        path.mkdir()
+        (path / "PG_X").write_text(content, encoding="utf-8")
+    (data / "pg_tblspc").mkdir(parents=True)
+    (data / "pg_tblspc" / "16400").symlink_to(target)
+    run = TablespaceRun([Target("/srv/ts1", str(target), SWAP)], write={str(target): str(written)},
+                        made=[str(written)])
+    swap_tablespaces(run, "S", str(data))
+    moved = tmp_path / "ts1.pgrepl-moved-S"
+    assert (target / "PG_X").read_text(encoding="utf-8") == "new" and not written.exists()
+    assert (moved / "PG_X").read_text(encoding="utf-8") == "old"
+    # The old data directory names its own tablespace, beside the target, from the moment it moved.
+    assert tablespace_links(str(data)) == {"16400": str(moved)}
+    run.undo()
+    assert (target / "PG_X").read_text(encoding="utf-8") == "old" and not moved.exists() and not written.exists()
+    assert tablespace_links(str(data)) == {"16400": str(target)}
