@@ -187,3 +187,31 @@ def test_a_killed_run_does_not_block_the_next_one(server: PgCluster, lease: Path
     assert rerun.get("failed") is not True, rerun
     assert rerun["lease"]["replaced"]["pid"] == killed.pid
     assert any("has ended" in warning for warning in rerun["warnings"])
+
+
+def test_an_interrupted_run_leaves_a_lease_the_next_run_handles(server: PgCluster, lease: Path, gate: Path) -> None:
+    # Ctrl-C: SIGINT to ansible-playbook's process group while a task of the run that holds the lease is running.
+    interrupted = holding_run(server, lease, gate)
+    os.killpg(interrupted.pid, signal.SIGINT)
+    try:
+        interrupted.wait(timeout=90)
+    except subprocess.TimeoutExpired:  # what the fault bench does after 90 s, so that the test never hangs
+        os.killpg(interrupted.pid, signal.SIGKILL)
+        interrupted.wait()
+        pytest.fail("ansible-playbook did not stop within 90 s of SIGINT")
+    assert not any(process_start(pid) for pid in [interrupted.pid, *_descendants(interrupted.pid)])
+    # Whole JSON or empty, never torn; Ansible usually stops (exit 99) before the release task, and may also finish
+    # its run: either way the file is one the next run takes without a refusal.
+    held = record(lease)
+    if interrupted.returncode == 0:
+        assert held is None  # the run went on to its release task
+    else:
+        assert held is not None and held["pid"] == interrupted.pid and held["pid_start"]
+    rerun = run_module("node_prepare", prepare(server, lease))
+    assert rerun.get("failed") is not True, rerun
+    if held is None:
+        assert rerun["lease"]["decision"] == "free", rerun
+    else:
+        assert rerun["lease"]["replaced"]["pid"] == interrupted.pid, rerun
+        assert any("has ended" in warning for warning in rerun["warnings"]), rerun["warnings"]
+    assert record(lease)["run_id"] == rerun["lease"]["holder"]["run_id"]  # type: ignore[index]
