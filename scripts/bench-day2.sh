@@ -9,6 +9,8 @@
 #   PGREPL_BENCH_DAY2_REPEAT  rounds per side, medians reported (default 1)
 #   PGREPL_BENCH_DAY2_SYNC    1 = one standby synchronous (default: both asynchronous, as the raw procedure has them)
 #   PGREPL_BENCH_DAY2_IMAGE   host image (default pgrepl-test/pg15:current, built by tests/images/build.sh)
+#   PGREPL_BENCH_DAY2_CONNECTION  root (default: as make bench, no become, pipelining) or su (the day-2 chain's
+#                             inventory: become via su, no pipelining)
 #   PGREPL_BENCH_KEEP         1 = leave the containers of a failed side running, to look at them
 #   PGREPL_BENCH_STRICT       1 = exit 1 when a target is missed (by default only errors fail the run)
 # `bash scripts/bench-day2.sh clean` removes every pgrepl-bd2-* container and network.

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "day2"))
 # The collection's own slot names and WAL positions (as scripts/deps.sh links it).
@@ -54,6 +56,11 @@ IMAGE = os.environ.get("PGREPL_BENCH_DAY2_IMAGE", "pgrepl-test/pg15:current")
 SWITCHOVER_GAP_RATIO_MAX = 1.5
 FAILOVER_WRITES_MAX = 2.5
 REPLAY_TIMEOUT = 60
+# The Ansible side's connection, as `make bench` has it (docs/performance.md, "The Ansible side"): docker exec runs as
+# root, as the raw side's commands do, so no become, and pipelining (one exec per module call instead of four, which
+# the raw side does not pay either). "su": the day-2 chain's inventory (become via su, so no pipelining).
+CONNECTIONS = ("root", "su")
+CONNECTION = os.environ.get("PGREPL_BENCH_DAY2_CONNECTION", "root")
 
 
 class BenchError(Exception):
@@ -159,6 +166,17 @@ def require(run: PlaybookRun, what: str) -> PlaybookRun:
     return run
 
 
+def use_bench_connection(cluster: DayTwoCluster) -> None:
+    """base.yml with CONNECTION's variables (the chain's inventory as it is for "su")."""
+    if CONNECTION == "su":
+        return
+    base = yaml.safe_load(cluster.base_file.read_text())
+    variables = base["all"]["vars"]
+    variables.pop("ansible_become_method", None)
+    variables.update(ansible_become=False, ansible_pipelining=True)
+    cluster.base_file.write_text(yaml.safe_dump(base, default_flow_style=False, sort_keys=False))
+
+
 def bench_side(side: str, round_: int, sync: bool) -> SideResult:
     result = SideResult(side)
     tag = f"{side}{round_}"
@@ -171,6 +189,7 @@ def bench_side(side: str, round_: int, sync: bool) -> SideResult:
         cluster.start()
         cluster.prepare_ledger()
         cluster.write_inventory()
+        use_bench_connection(cluster)
         require(cluster.playbook("site", label="build"), "site")
         cluster.wait_streaming(n0, [n1, n2])
         ledger = cluster.ledger()
@@ -319,6 +338,8 @@ def main() -> int:
     sides = os.environ.get("PGREPL_BENCH_DAY2_SIDES", "playbook raw").split()
     repeat = int(os.environ.get("PGREPL_BENCH_DAY2_REPEAT", "1"))
     sync = env_flag("PGREPL_BENCH_DAY2_SYNC")
+    if CONNECTION not in CONNECTIONS:
+        raise SystemExit(f"PGREPL_BENCH_DAY2_CONNECTION: {CONNECTION!r} is not one of {', '.join(CONNECTIONS)}")
     started = datetime.datetime.now(datetime.timezone.utc)
     WORK.mkdir(parents=True, exist_ok=True)
     remove_prefixed(PREFIX)
@@ -333,7 +354,8 @@ def main() -> int:
     rows = rows_of(results)
     details = (f"image {IMAGE}, 1 primary + 2 {'standbys (one synchronous)' if sync else 'asynchronous standbys'}, "
                f"ledger client committing every 10 ms through libpq (target_session_attrs=read-write), "
-               f"{repeat} round(s){' (medians)' if repeat > 1 else ''}, sides {' '.join(sides)}")
+               f"{repeat} round(s){' (medians)' if repeat > 1 else ''}, sides {' '.join(sides)}, Ansible connection "
+               f"{'as root with pipelining' if CONNECTION == 'root' else 'with become via su, no pipelining'}")
     context = {"date": started.strftime("%Y-%m-%d %H:%M UTC"),
                "machine": f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs)", "details": details}
     print()
