@@ -270,3 +270,96 @@ def test_status_json_is_one_document_with_the_same_facts(request, primary, stand
         assert nodes[standby.name]["slot"]["name"] == standby.name.replace("-", "_")
         assert nodes[standby.name]["slot"]["wal_status"] == "reserved"
     assert nodes[primary.name]["timeline"] == int(primary.psql("SELECT timeline_id FROM pg_control_checkpoint()"))
+
+
+def _tablespaces(primary) -> dict[str, str]:
+    """The primary's tablespaces (name -> location), pg_default and pg_global left out."""
+    rows = primary.psql("SELECT spcname || '|' || pg_tablespace_location(oid) FROM pg_tablespace "
+                        "WHERE spcname NOT IN ('pg_default', 'pg_global')")
+    return dict(line.split("|", 1) for line in rows.splitlines())
+
+
+def _wait_for(predicate, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_each_standby_keeps_the_primarys_tablespaces_where_its_map_says(primary, standbys) -> None:
+    """pgrepl_tablespace_map (the pg18 scenario: a tablespace on the primary, standby1 maps it elsewhere, standby2
+    keeps the primary's path under a root-owned /srv): each standby's copy is in its directory, the server's OS
+    user's with mode 0700, with the rows of the primary's table in it. No tablespace elsewhere: nothing to see."""
+    for name, location in _tablespaces(primary).items():
+        for standby in standbys:
+            path = standby.var("pgrepl_tablespace_map", {}).get(location, location)
+            query = f"SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = '{name}'"  # noqa: S608
+            assert standby.psql(query) == path, standby.name
+            directory = standby.host.file(path)
+            assert (directory.is_directory, directory.user, directory.mode) == (True, "postgres", 0o700), path
+    if "ts1" in _tablespaces(primary):
+        for standby in standbys:
+            assert standby.psql("SELECT count(*) FROM ts_rows") == "1000", standby.name
+
+
+def _playbook(inventory: str, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """`ansible-playbook -i inventory pgrepl.streaming.<name> -e ...`, as users run it."""
+    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="true")
+    argv = [playbook, "-i", inventory, f"pgrepl.streaming.{name}"]
+    for item in extra:
+        argv += ["-e", item]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
+
+
+def test_a_reseed_swaps_a_mapped_tablespace_and_keeps_the_old_one(request, primary, standbys) -> None:
+    """Where a standby maps a tablespace (pg18): the reseed playbook copies it beside its directory and swaps it in
+    with the data directory; the old tablespace is moved aside, never deleted, and the moved-aside data directory's
+    link points at it, the new one's at the mapped directory."""
+    spaces = _tablespaces(primary)
+    for standby in [s for s in standbys if s.var("pgrepl_tablespace_map", {})]:
+        name, location = next((n, loc) for n, loc in spaces.items() if loc in standby.var("pgrepl_tablespace_map", {}))
+        path = standby.var("pgrepl_tablespace_map", {})[location]
+        oid = primary.psql(f"SELECT oid FROM pg_tablespace WHERE spcname = '{name}'")  # noqa: S608 (our name)
+        run = _playbook(request.config.option.ansible_inventory, "reseed", f"pgrepl_host={standby.name}")
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        moved = standby.host.run(f"ls -d {path}.pgrepl-moved-*").stdout.split()
+        assert len(moved) == 1, moved
+        assert standby.host.run(f"ls {moved[0]}").stdout.split() == standby.host.run(f"ls {path}").stdout.split()
+        assert standby.host.file(f"{standby.data_dir}/pg_tblspc/{oid}").linked_to == path
+        old_data = standby.host.run(f"ls -d {standby.data_dir}.pgrepl-moved-*").stdout.split()
+        links = [standby.host.file(f"{d}/pg_tblspc/{oid}").linked_to for d in old_data]
+        assert moved[0] in links, (old_data, links)
+        assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
+        assert standby.psql("SELECT count(*) FROM ts_rows") == "1000"
+
+
+def test_a_tablespace_created_later_needs_its_directory_on_the_standbys_first(primary, standbys) -> None:
+    """Where a scenario maps tablespaces (pg18): a CREATE TABLESPACE on the primary is replayed on each standby at
+    the primary's path (the map applies to copies). A standby that has the directory goes on streaming; one
+    without it stops (its startup process cannot create the tablespace) and streams again once the directory is
+    created and its service started, with the rows. Last: it stops a standby."""
+    if not any(standby.var("pgrepl_tablespace_map", {}) for standby in standbys):
+        return
+    location = "/srv/pgrepl-ts2"
+    bare, prepared = standbys[0], standbys[1:]
+    make = f"install -d -o postgres -g postgres -m 0700 {location}"
+    for node in (primary, *prepared):
+        assert node.host.run(make).rc == 0, node.name
+    primary.psql(f"CREATE TABLESPACE ts2 LOCATION '{location}'")
+    primary.psql("CREATE TABLE ts2_rows TABLESPACE ts2 AS SELECT 1 AS n")
+    for standby in prepared:
+        _wait_for(lambda s=standby: s.psql("SELECT to_regclass('ts2_rows') IS NOT NULL") == "t", "ts2_rows")
+        assert standby.psql("SELECT count(*) FROM ts2_rows") == "1"
+        assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
+        query = "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts2'"
+        assert standby.psql(query) == location
+    _wait_for(lambda: not bare.host.service(bare.service).is_running, f"{bare.name} to stop")
+    assert location in bare.server_logs()
+    assert bare.host.run(make).rc == 0
+    assert bare.host.run(f"systemctl start {bare.service}").rc == 0
+    _wait_for(lambda: bare.host.run(f"{bare.bin_dir}/pg_isready -q -h {bare.socket_dir} -p {bare.port}").rc == 0,
+              f"{bare.name} to accept connections")
+    _wait_for(lambda: bare.psql("SELECT to_regclass('ts2_rows') IS NOT NULL") == "t", "ts2_rows on the restarted")
+    assert bare.psql("SELECT count(*) FROM ts2_rows") == "1"
+    _wait_for(lambda: bare.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming", "streaming again")
