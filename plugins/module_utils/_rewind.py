@@ -61,7 +61,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_data_dir,
     validate_data_dir,
 )
-from ansible_collections.pgrepl.streaming.plugins.module_utils._divergence import Divergence, NodeWal, divergence
+from ansible_collections.pgrepl.streaming.plugins.module_utils._divergence import (
+    PAST_FORK,
+    Divergence,
+    NodeWal,
+    divergence,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplConnectionError, PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._files import atomic_write, fsync_dir
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import (
@@ -478,6 +483,23 @@ def failure_hint(request: RewindRequest, cause: str | None, missing_grants: list
     return ""
 
 
+_NO_RECORD_AT_RE = re.compile(rf"could not find previous WAL record at ({LSN_PATTERN})")
+
+
+def fork_failure_hint(fork: Divergence | None, errors: list[str]) -> str:
+    """The likely cause when pg_rewind found no WAL record at the switch point itself on a target that pg_control
+    puts past the fork (pg_rewind's C-locale words; "" otherwise)."""
+    if fork is None or fork.verdict != PAST_FORK or not fork.fork_lsn:
+        return ""
+    at = [match.group(1) for line in errors for match in _NO_RECORD_AT_RE.finditer(line)]
+    if not any(normalize_lsn(lsn) == fork.fork_lsn for lsn in at):
+        return ""
+    return (f"; by pg_control {fork.reason}, but its pg_wal holds no record at the switch point {fork.fork_lsn} "
+            "itself, where pg_rewind starts reading: pg_control and pg_wal disagree and it cannot be rewound. Copy "
+            "the primary again (pgrepl.streaming.standby_clone with force_reclone: true; in a rejoin, "
+            "pgrepl_rejoin_reseed=true)")
+
+
 def explain_failure(request: RewindRequest, report: RewindReport, returncode: int, dry_run: bool,
                     hint: str = "") -> str:
     """pg_rewind's failure as a sentence: its own error lines quoted, the likely cause, what it left behind."""
@@ -645,8 +667,8 @@ class RewindRun:
     user: OsUser
     euid: int
     warnings: list[str] = field(default_factory=list)
-    # Why the timelines say the target went past the fork (added to a failure of pg_rewind).
-    fork_note: str = ""
+    # What the timelines said before pg_rewind ran (added to a failure of pg_rewind).
+    fork: Divergence | None = None
 
 
 def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
@@ -662,11 +684,8 @@ def run_pg_rewind(ctx: RewindRun, binary: str, dry_run: bool) -> RewindReport:
                           f"Last output: {' | '.join(report.lines[-3:])}")
     if outcome.returncode != 0:
         cause, missing = diagnose_source(request, ctx.user.name)
-        message = explain_failure(request, report, outcome.returncode, dry_run, failure_hint(request, cause, missing))
-        if ctx.fork_note:
-            # pg_control's own account, so that a failure about the WAL at the fork can be judged.
-            message += f". By pg_control, {ctx.fork_note}: it needs a rewind, or a new copy when pg_rewind cannot"
-        raise PgreplError(message)
+        hint = failure_hint(request, cause, missing) or fork_failure_hint(ctx.fork, report.errors)
+        raise PgreplError(explain_failure(request, report, outcome.returncode, dry_run, hint))
     if report.rewind_needed is None:
         raise PgreplError(f"pg_rewind{' --dry-run' if dry_run else ''} succeeded but its output says neither that a "
                           f"rewind is needed nor that none is: {' | '.join(report.lines[-5:])}")
@@ -756,7 +775,7 @@ def run_rewind(module: Any) -> dict[str, Any]:
         result["source_timeline"] = early.timeline
         if fork.rewind_needed is False:
             return _repoint(module, result, tracker, before, ctx, fork, early, started)
-        ctx.fork_note = fork.reason if fork.rewind_needed else ""
+        ctx.fork = fork
 
     dry = run_pg_rewind(ctx, binary, dry_run=True)
     source = early or probe_source(request)

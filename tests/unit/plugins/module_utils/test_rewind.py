@@ -13,8 +13,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _rewind
+from ansible_collections.pgrepl.streaming.plugins.module_utils._divergence import NodeWal, divergence
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import OsUser
+from ansible_collections.pgrepl.streaming.plugins.module_utils._promotion import parse_history
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind import (
     OUTCOME_ALREADY_REWOUND,
     RewindReport,
@@ -424,3 +426,24 @@ def test_read_history_none_for_timeline_1_and_for_a_missing_grant() -> None:
     conn = HistoryConn(b"")
     assert _rewind.read_history(conn, 1) is None and conn.queries == []
     assert _rewind.read_history(HistoryConn(None, error=True), 2) is None
+
+
+def test_no_record_at_the_switch_point_of_a_target_past_the_fork_says_copy_again() -> None:
+    history = parse_history("1\t0/A943688\tno recovery target specified\n")
+    past = divergence(NodeWal(1, "0/A000060", "0/A944000"), 2, history)
+    lines = ["pg_rewind: servers diverged at WAL location 0/A943688 on timeline 1",
+             "pg_rewind: error: could not find previous WAL record at 0/A943688: invalid record length at "
+             "0/A943688: wanted 24, got 0"]
+    errors = parse_rewind_output(lines).errors
+    hint = _rewind.fork_failure_hint(past, errors)
+    assert "reaches 0/A944000, past 0/A943688" in hint and "no record at the switch point 0/A943688" in hint
+    assert "pgrepl_rejoin_reseed=true" in hint
+    text = explain_failure(rewind_request(params()), parse_rewind_output(lines), 1, dry_run=True, hint=hint)
+    # It replaces the generic hint about WAL gone from pg_wal, which does not fit this case.
+    assert "no longer holds WAL" not in text and "nothing was changed" in text
+    # Elsewhere than at the switch point, or without the timelines' verdict, the generic hint stays.
+    elsewhere = parse_rewind_output([lines[0], lines[1].replace("at 0/A943688:", "at 0/A000060:")]).errors
+    assert _rewind.fork_failure_hint(past, elsewhere) == ""
+    assert _rewind.fork_failure_hint(None, errors) == ""
+    behind = divergence(NodeWal(1, "0/A000060", "0/A943688"), 2, history)
+    assert _rewind.fork_failure_hint(behind, errors) == ""
