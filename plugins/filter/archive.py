@@ -25,7 +25,8 @@ def archive_plan(enabled: Any, directory: Any = "", keep: Any = "", archive_comm
     except TypeError as exc:
         raise AnsibleFilterError(f"pgrepl_archive: {exc}") from None
     try:
-        return plan_of(on, directory, keep, archive_command, restore_command, overrides).as_dict(str(socket_dir), int(port))
+        plan = plan_of(on, directory, keep, archive_command, restore_command, overrides)
+        return plan.as_dict(str(socket_dir), int(port))
     except ArchiveError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -176,7 +176,8 @@ class ArchivePlan:
         return " ".join(systemd_word(word) for word in words)
 
     def as_dict(self, socket_dir: str = "/var/run/postgresql", port: int = 5432) -> dict[str, Any]:
-        return {"cleanup_exec": self.cleanup_exec(socket_dir, port),"enabled": bool(self.settings), "settings": dict(self.settings), "install_script": self.install_script,
+        return {"enabled": bool(self.settings), "settings": dict(self.settings),
+                "install_script": self.install_script, "cleanup_exec": self.cleanup_exec(socket_dir, port),
                 "directory": self.directory, "keep": self.keep.text(), "cleanup_timer": self.cleanup_timer,
                 "script": SCRIPT_PATH, "unit": CLEANUP_UNIT}
 

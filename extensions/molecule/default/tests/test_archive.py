@@ -115,9 +115,10 @@ def test_a_standby_whose_slot_was_dropped_catches_up_from_the_archive(nodes, pri
     finally:
         primary.psql(f"ALTER SYSTEM SET wal_keep_size = '{keep}'")
         primary.psql("SELECT pg_reload_conf()")
-        if primary.psql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0":
+        # slot: the inventory name with - as _ (letters, digits, _), not user input.
+        if primary.psql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0":  # noqa: S608
             primary.psql(f"SELECT pg_create_physical_replication_slot('{slot}', true)")
         standby.host.run(f"systemctl start {standby.service}")
-    wait_for("the standby streaming through its slot again", lambda: primary.psql(
-        "SELECT count(*) FROM pg_stat_replication AS r JOIN pg_replication_slots AS s ON s.active_pid = r.pid "
-        f"WHERE s.slot_name = '{slot}' AND r.state = 'streaming'") == "1", timeout=120)
+    streaming = ("SELECT count(*) FROM pg_stat_replication AS r JOIN pg_replication_slots AS s "  # noqa: S608
+                 f"ON s.active_pid = r.pid WHERE s.slot_name = '{slot}' AND r.state = 'streaming'")
+    wait_for("the standby streaming through its slot again", lambda: primary.psql(streaming) == "1", timeout=120)
