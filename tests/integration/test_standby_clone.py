@@ -983,6 +983,26 @@ def test_a_tablespace_without_a_usable_target_is_refused_before_anything_stops(t
             assert "tablespace" in result["msg"] and NO_UNIT not in result["msg"]
             assert not os.path.lexists(cluster.data_dir) and moved_siblings(cluster.data_dir) == []
     assert snapshot(ts.srv) == before
+    # A running standby of the primary asked for a new copy (a re-seed) into a target that is not its own: refused
+    # before its server is stopped (a run that got as far as the stop would fail on NO_UNIT instead).
+    running = ts.clone.target("tsrunning")
+    own = ts.mapped("own")
+    assert clone(ts.args(running.data_dir, own))["outcome"] == "cloned"
+    running._write_local_conf()
+    running.start()
+    try:
+        running.wait_streaming()
+        identity, held = postmaster_identity(running), snapshot(own)
+        for check in (True, False):
+            result = clone(ts.args(running.data_dir, foreign, force_reclone=True, stop_service=NO_UNIT), check=check)
+            assert result.get("failed") is True and "is not empty" in result["msg"], result
+            assert NO_UNIT not in result["msg"]
+        # Its tablespace is where it was (its files' times may move: the running standby writes there).
+        assert postmaster_identity(running) == identity and snapshot(own).keys() == held.keys()
+        assert moved_siblings(running.data_dir) == [] and moved_siblings(own) == []
+        assert running.scalar("SELECT status FROM pg_stat_wal_receiver") == "streaming"
+    finally:
+        running.stop()
 
 
 def test_bad_tablespace_options_are_refused_naming_them(ts: TsBench) -> None:
