@@ -33,8 +33,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# Where the node role installs this program, and the systemd units that run its cleanup.
+# Where the node role installs this program, the interpreter it runs with (the system's, for which the node role
+# installs psycopg), and the systemd units that run its cleanup.
 SCRIPT_PATH = "/usr/local/bin/pgrepl-archive-wal"
+INTERPRETER = "/usr/bin/python3"
 CLEANUP_UNIT = "pgrepl-archive-cleanup"
 
 # A WAL segment file: timeline, log and segment, 8 hexadecimal digits each (upper case, as the server names them).
@@ -179,7 +181,7 @@ class ArchivePlan:
         return {"enabled": bool(self.settings), "settings": dict(self.settings),
                 "install_script": self.install_script, "cleanup_exec": self.cleanup_exec(socket_dir, port),
                 "directory": self.directory, "keep": self.keep.text(), "cleanup_timer": self.cleanup_timer,
-                "script": SCRIPT_PATH, "unit": CLEANUP_UNIT}
+                "script": SCRIPT_PATH, "unit": CLEANUP_UNIT, "shebang": f"#!{INTERPRETER}"}
 
 
 def archive_plan(enabled: bool, directory: Any = "", keep: Any = "", archive_command: Any = "",
@@ -387,7 +389,8 @@ SELECT pg_catalog.pg_is_in_recovery(),
 
 def ask_oldest_needed(host: str, port: int, dbname: str = "postgres") -> tuple[bool, str | None]:
     """(in recovery, the oldest needed segment's name) from the local server, over its unix socket."""
-    import psycopg  # pylint: disable=import-outside-toplevel  (only the cleanup needs it)
+    # Only the cleanup needs psycopg (archive and restore run where it may be missing).
+    import psycopg  # pylint: disable=import-outside-toplevel
 
     with psycopg.connect(host=host, port=port, dbname=dbname, connect_timeout=10,
                          application_name="pgrepl-archive-cleanup") as conn:
@@ -395,6 +398,11 @@ def ask_oldest_needed(host: str, port: int, dbname: str = "postgres") -> tuple[b
     if row is None:
         raise ArchiveError("the server returned no row for the oldest needed WAL")
     return bool(row[0]), row[1]
+
+
+def _say(text: str) -> None:
+    """What the cleanup did, on stdout (the journal of its service)."""
+    sys.stdout.write(text + "\n")
 
 
 def list_archive(directory: str) -> list[ArchivedFile]:
@@ -407,9 +415,10 @@ def list_archive(directory: str) -> list[ArchivedFile]:
 
 
 def cleanup(directory: str, keep: Keep, ask: Callable[[], tuple[bool, str | None]], dry_run: bool = False,
-            now: float | None = None, say: Callable[[str], None] = print) -> list[str]:
+            now: float | None = None, say: Callable[[str], None] | None = None) -> list[str]:
     """Remove what removable() allows (and stale temporary copies); returns the names removed (or, dry_run, that
     would be). A standby removes nothing: the primary's own run decides, from what its slots need."""
+    say = say or _say
     in_recovery, oldest = ask()
     if in_recovery:
         say("this node is a standby: the primary's cleanup keeps the archive")
@@ -466,12 +475,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (ArchiveError, OSError) as exc:
         # The server writes stderr to its log; exit 1 (not above 125, which would stop the archiver).
-        print(f"pgrepl-archive-wal {args.action}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"pgrepl-archive-wal {args.action}: {exc}\n")
         return 1
-    except Exception as exc:  # pylint: disable=broad-exception-caught  (psycopg's errors, without importing it)
-        print(f"pgrepl-archive-wal {args.action}: {type(exc).__name__}: {str(exc).strip()}", file=sys.stderr)
+    # psycopg's errors, without importing it here.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        sys.stderr.write(f"pgrepl-archive-wal {args.action}: {type(exc).__name__}: {str(exc).strip()}\n")
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import INTERPRETER
+
 from cluster import Clusters, PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "plugins" / "module_utils" / "_archive.py"
 # The interpreter the role's template names: the server's OS user runs it (the venv's may be out of its reach).
-SYSTEM_PYTHON = "/usr/bin/python3"
+SYSTEM_PYTHON = INTERPRETER
 
 
 def _chown(path: Path) -> None:
@@ -166,7 +168,7 @@ def test_a_standby_that_lost_its_slot_catches_up_from_the_archive(bench: dict[st
     primary.sql("SELECT pg_drop_replication_slot('archive_standby')")
     primary.sql("INSERT INTO caught VALUES ('from the archive')")
     needed = primary.scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
-    for _ in range(3):
+    for _round in range(3):
         switch(primary)
     primary.sql("CHECKPOINT")
     last = switch(primary)
@@ -186,7 +188,7 @@ def test_the_cleanup_keeps_what_a_slot_needs_and_nothing_on_a_standby(bench: dic
     try:
         held = primary.scalar("SELECT pg_walfile_name(restart_lsn) FROM pg_replication_slots "
                               "WHERE slot_name = 'archive_hold'")
-        for _ in range(3):
+        for _round in range(3):
             last = switch(primary)
         wait_for(f"{last} archived", lambda: (archiver(primary)["last_archived_wal"] or "") >= last)
         segments = sorted(p.name for p in archive.iterdir() if len(p.name) == 24)

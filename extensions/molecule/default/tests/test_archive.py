@@ -101,7 +101,7 @@ def test_a_standby_whose_slot_was_dropped_catches_up_from_the_archive(nodes, pri
         marker = str(time.time_ns())
         primary.psql(f"INSERT INTO verify_archive VALUES ('{marker}')")  # noqa: S608 (digits we made)
         needed = primary.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-        for _ in range(3):
+        for _round in range(3):
             last = switch(primary)
         wait_for(f"{last} archived", lambda: archived_up_to(primary, last))
         primary.psql("CHECKPOINT")

@@ -70,6 +70,7 @@ def test_a_shared_directory_gets_the_script_both_ways_and_a_timer() -> None:
         "restore_command": f"{SCRIPT} restore /mnt/wal %f %p",
     }
     assert plan.install_script and plan.cleanup_timer and plan.directory == "/mnt/wal"
+    assert plan.as_dict()["shebang"] == "#!/usr/bin/python3"  # the system's, which gets psycopg
 
 
 def test_a_directory_with_blanks_or_percent_is_quoted_for_shell_and_server() -> None:
@@ -144,8 +145,8 @@ def wal(tmp_path: Path) -> tuple[Path, Path]:
     return source, archive
 
 
-def test_archive_copies_fsyncs_file_and_directory_and_leaves_no_temp(wal: tuple[Path, Path],
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_archive_copies_fsyncs_file_and_directory_and_leaves_no_temp(
+        wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     source, archive = wal
     synced: list[str] = []
     real_fsync = os.fsync
@@ -212,8 +213,8 @@ def test_names_the_server_never_gives_are_refused(wal: tuple[Path, Path]) -> Non
     assert list(archive.iterdir()) == []
 
 
-def test_restore_copies_and_a_missing_file_is_a_quiet_failure(wal: tuple[Path, Path], tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_copies_and_a_missing_file_is_a_quiet_failure(
+        wal: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, archive = wal
     archive_file(str(source), str(archive), SEG)
     target = tmp_path / "RECOVERYXLOG"
