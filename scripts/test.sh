@@ -63,8 +63,9 @@ stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-2}" --dist loadfile -
 # stage (never a skip).
 stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh pg15-firewall; }
 
-# pgrepl_firewall live (tests/firewall, about 1 min): the node role's firewall task against a systemd host whose
-# firewalld runs, then ufw, then neither; a member let in, a non-member not. A missing engine or image fails.
+# pgrepl_firewall live (tests/firewall, about 2 min): the node role's firewall task against a systemd host whose
+# firewalld runs, then ufw, then neither (a member let in, a non-member not), and a site run whose standby streams
+# through firewalld. A missing engine or image fails.
 stage_firewall() {
   bash scripts/docker-engine.sh || return 1
   bash tests/images/build.sh pg15-firewall || return 1

@@ -4,7 +4,8 @@
 by ansible-playbook against a systemd host whose firewalld runs (image pgrepl-test/pg15-firewall), then the same
 host with ufw instead, then with neither. Asserted on the host itself: the rules firewall-cmd and ufw list, the
 zone's other settings unchanged, a cluster member's pg_isready answered while a non-member's is not, check mode
-changing nothing, a second run changing nothing, and no firewall started.
+changing nothing, a second run changing nothing, and no firewall started. Last, a whole site run with
+pgrepl_firewall on two firewalld hosts: the standby copies and streams through the primary's firewall.
 
 A missing engine or image fails (never a skip): scripts/test.sh firewall builds what it needs.
 """
@@ -183,3 +184,62 @@ def test_ufw_member_let_in_then_no_firewall_nothing_started(hosts: dict[str, str
     assert not none["changed"] and none["firewalls"] == [] and "No firewall runs" in none["msg"]
     assert dexec(NODE, "systemctl", "is-active", "firewalld", check=False) == "inactive"
     assert dexec(NODE, "ufw", "status", check=False).startswith("Status: inactive")
+
+
+SITE_PRIMARY, SITE_STANDBY = PREFIX + "site-primary", PREFIX + "site-standby"
+
+
+@pytest.fixture(scope="module")
+def site_hosts(hosts: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Two more firewalld hosts for a whole site run (the network and the checks of `hosts` come first)."""
+    start_hosts([SITE_PRIMARY, SITE_STANDBY], NODE_IMAGE, NETWORK, net_admin=(SITE_PRIMARY, SITE_STANDBY))
+    try:
+        for name in (SITE_PRIMARY, SITE_STANDBY):
+            assert dexec(name, "firewall-cmd", "--state") == "running"
+        yield {name: ip_of(name, NETWORK) for name in (SITE_PRIMARY, SITE_STANDBY)}
+    finally:
+        docker("rm", "-f", SITE_PRIMARY, SITE_STANDBY, check=False, timeout=180)
+
+
+def run_site(tmp: Path) -> dict[str, Any]:
+    inventory = {"all": {
+        "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3",
+                 "ansible_become_method": "ansible.builtin.su", "pgrepl_replication_password": "fw-test-pw-8Rq",
+                 "pgrepl_firewall": True},
+        "children": {"primary": {"hosts": {SITE_PRIMARY: {}}}, "standby": {"hosts": {SITE_STANDBY: {}}}},
+    }}
+    (tmp / "inventory.json").write_text(json.dumps(inventory))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".build" / "collections"),
+               ANSIBLE_HOME=str(REPO_ROOT / ".build" / "ansible-home"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="true",
+               ANSIBLE_DEPRECATION_WARNINGS="false")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp / "inventory.json"), "pgrepl.streaming.site"],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"site failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def firewall_results(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each host's result of the firewall task in a site run."""
+    found: dict[str, dict[str, Any]] = {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"].endswith("Open the PostgreSQL port to the other nodes in the host firewall "
+                                             "that runs"):
+                found.update(task["hosts"])
+    return found
+
+
+def test_site_streams_through_firewalld(site_hosts: dict[str, str], tmp_path: Path) -> None:
+    """site with pgrepl_firewall on two firewalld hosts: the primary opens before the standby copies, each
+    admits the other, the standby streams (a re-run's firewall task: the role task tests above)."""
+    first = firewall_results(run_site(tmp_path))
+    assert set(first) == {SITE_PRIMARY, SITE_STANDBY} and all(r["changed"] for r in first.values())
+    for host, peer in ((SITE_PRIMARY, SITE_STANDBY), (SITE_STANDBY, SITE_PRIMARY)):
+        rule = f'rule family="ipv4" source address="{site_hosts[peer]}" port port="5432" protocol="tcp" accept'
+        assert dexec(host, "firewall-cmd", "--zone=public", "--list-rich-rules").splitlines() == [rule]
+        assert dexec(host, "firewall-cmd", "--permanent", "--zone=public", "--list-rich-rules").splitlines() == [rule]
+    status = dexec(SITE_STANDBY, "runuser", "-u", "postgres", "--", "psql", "-Atqc",
+                   "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver")
+    assert status == f"streaming {site_hosts[SITE_PRIMARY]}"
