@@ -5,7 +5,11 @@
 A failover cut off right after the promotion leaves standbys that were never repointed: on the parent timeline, with
 WAL that ends at or before the switch point of the new primary's timeline. Such a node holds nothing the new primary
 lacks, so it needs no pg_rewind: pointed at the new primary (recovery_target_timeline 'latest'), it follows the new
-timeline by itself. pg_rewind on it can even fail ("could not find previous WAL record at <switch point>").
+timeline by itself. A node that already followed the new timeline a little (its minimum recovery point on it) but
+made no restartpoint there yet (its latest checkpoint still on the parent timeline) is on the source's timeline
+too. pg_rewind of PostgreSQL 15 and older takes such a node's timeline from its checkpoint alone, finds its end of
+WAL past the switch point, and fails reading the parent timeline's WAL there ("could not find previous WAL record
+at <switch point>: invalid record length"): it is the timeline of the minimum recovery point that counts.
 
 The facts: the new primary's current timeline and its timeline history file (each ancestor with the LSN at which it
 ended), and the node's pg_control, read with pg_controldata. The node's WAL ends where pg_rewind itself puts it: at
@@ -38,6 +42,9 @@ class NodeWal:
     timeline: int | None
     checkpoint_lsn: str | None
     min_recovery_lsn: str | None = None
+    # The latest checkpoint's own timeline, when older than `timeline` (a standby that followed a new timeline
+    # and has not made a restartpoint on it yet: PostgreSQL 15's pg_rewind reads only this one and then fails).
+    checkpoint_timeline: int | None = None
 
     @property
     def end_lsn(self) -> str | None:
@@ -75,6 +82,15 @@ def switch_point(history: list[HistoryEntry], timeline: int) -> str | None:
     return None
 
 
+def _checkpoint_before_fork(node: NodeWal, checkpoint: int, history: list[HistoryEntry] | None) -> bool | None:
+    """For a node whose latest checkpoint is on an older timeline than its minimum recovery point: whether that
+    checkpoint lies before the point where its timeline ended in the source's history (None: nothing to check)."""
+    if not node.checkpoint_timeline or node.checkpoint_timeline == node.timeline or history is None:
+        return None
+    fork = lsn_or_none(switch_point(history, node.checkpoint_timeline))
+    return None if fork is None else checkpoint < fork
+
+
 def divergence(node: NodeWal, source_timeline: int | None, history: list[HistoryEntry] | None) -> Divergence:
     """Whether the node's WAL went past the source's fork from the node's timeline (the pure comparison).
 
@@ -84,6 +100,12 @@ def divergence(node: NodeWal, source_timeline: int | None, history: list[History
     if not node.timeline or not source_timeline or checkpoint is None:
         return Divergence(UNKNOWN, "the node's or the source's timeline, or the node's checkpoint, is not known")
     if node.timeline == source_timeline:
+        behind = _checkpoint_before_fork(node, checkpoint, history)
+        if behind is False:
+            return Divergence(PAST_FORK, f"the node's latest checkpoint {node.checkpoint_lsn} on timeline "
+                                         f"{node.checkpoint_timeline} is past the point where timeline "
+                                         f"{node.checkpoint_timeline} ended in the source's history",
+                              node_end_lsn=node.end_lsn)
         return Divergence(SAME_TIMELINE, f"the node and the source are both on timeline {source_timeline}",
                           node_end_lsn=node.end_lsn)
     if history is None:

@@ -252,7 +252,7 @@ class TargetFacts:
     @property
     def wal(self) -> NodeWal:
         """Where pg_control says the target's WAL is (for the divergence decision)."""
-        return NodeWal(self.timeline, self.checkpoint_lsn, self.min_recovery_end_lsn)
+        return NodeWal(self.timeline, self.checkpoint_lsn, self.min_recovery_end_lsn, self.checkpoint_timeline)
 
 
 def _read_text(path: str) -> str | None:

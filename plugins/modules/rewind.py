@@ -21,8 +21,9 @@ description:
     needs no rewind and gets none; pg_rewind is not run at all (on such a target it can fail with C(could not find
     previous WAL record at <switch point>)). The task reports C(changed=false) and RV(outcome=repoint), meaning
     that configuring it as a standby of the source (C(recovery_target_timeline) C(latest), the default) is all it
-    needs. That is a target on the source's own timeline, or on an ancestor of it whose WAL ends at or before the
-    switch point (its minimum recovery point not past it, its latest checkpoint before it), such as a standby that
+    needs. That is a target on the source's own timeline (the timeline of its minimum recovery point counts, so a
+    standby that followed the new timeline before making a restartpoint there is on it, where pg_rewind 15 and
+    older fail), or on an ancestor of it whose WAL ends at or before the switch point (its minimum recovery point not past it, its latest checkpoint before it), such as a standby that
     was stopped before a failover promoted another one and was never repointed.
   - Otherwise it runs C(pg_rewind --dry-run), which connects, compares the timelines, scans the target's WAL and
     writes nothing. When pg_rewind says C(no rewind required), the task reports C(changed=false)

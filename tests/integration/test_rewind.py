@@ -511,3 +511,78 @@ def test_a_node_past_the_fork_is_still_rewound(fork: Fork) -> None:
     # pg_rewind --dry-run did run against A this time.
     assert rewind_statements(fork.a, log_mark) != []
     assert snapshot(fork.p.data_dir) == before
+
+
+def pg_rewind_dry_run(target: PgCluster, source: PgCluster) -> subprocess.CompletedProcess:
+    """pg_rewind --dry-run as the bench's binaries run it, over the source's private socket as its superuser."""
+    return subprocess.run(["runuser", "-u", "postgres", "--", str(find_bin_dir() / "pg_rewind"), "--target-pgdata",
+                           str(target.data_dir), "--source-server",
+                           f"host={source.socket_dir} port={source.port} user=postgres dbname=postgres",
+                           "--dry-run", "--no-ensure-shutdown"],
+                          capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"), check=False)
+
+
+def test_a_standby_that_followed_the_new_timeline_before_its_first_restartpoint_there_is_repointed(
+        env: Env) -> None:
+    # What a failover cut off at the promotion leaves (the fault bench): the primary P dies, standby A is promoted
+    # and has no checkpoint on its new timeline yet; standby B follows A for a while (here repointed by hand; in the
+    # bench, through a cascade) and is stopped before A's first checkpoint on timeline 2 reaches it. B's pg_control
+    # then has its latest checkpoint on timeline 1 and its minimum recovery point on timeline 2.
+    p = env.clusters.server("follow_p", conf="wal_log_hints = on\nwal_keep_size = '512MB'\n")
+    p.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD)))
+    for statement in rewind_grant_statements(ROLE):
+        p.sql(statement)
+    p.sql("CREATE TABLE rewind_probe (id int, origin text, pad text)")
+    a = env.clusters.standby(p, "follow_a", slot="follow_a", conf="checkpoint_timeout = '1h'\n")
+    b = env.clusters.standby(p, "follow_b", slot="follow_b")
+    p.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 200) FROM generate_series(1, 100000) g")
+    p.sql("CHECKPOINT")
+    wait_replayed(p, a)
+    wait_replayed(p, b)
+    p.stop("immediate")
+    promoted = run_module("pgrepl.streaming.promote", {**a.login(), "checkpoint": False})
+    assert promoted.get("failed") is not True and promoted["checkpointed"] is False, promoted
+    _parent, switch_lsn = history_switch(a, 2)
+    a.sql("SELECT pg_create_physical_replication_slot('follow_b')")
+    a.sql("INSERT INTO rewind_probe SELECT g, 'only on A', repeat('a', 100) FROM generate_series(1, 500) g")
+    b.sql(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(
+        sql.Literal(f"host={a.socket_dir} port={a.port} user=postgres application_name=follow_b")))
+    b.sql("SELECT pg_reload_conf()")
+    wait_replayed(a, b)
+    b.stop("fast")
+    a.sql("CHECKPOINT")  # A's pg_control on timeline 2 now, as it is by the time a rejoin runs
+    control = controldata(b.data_dir)
+    assert control["Database cluster state"] == "shut down in recovery"
+    assert (control["Latest checkpoint's TimeLineID"], control["Min recovery ending loc's timeline"]) == ("1", "2")
+    if int(a.scalar("SHOW server_version_num")) < 160000:
+        # pg_rewind 15 takes B's timeline from its checkpoint, puts its end of WAL past the switch point, and fails
+        # reading timeline 1 there: the failure the bench saw. B never diverged.
+        raw = pg_rewind_dry_run(b, a)
+        assert raw.returncode == 1, raw
+        assert f"could not find previous WAL record at {switch_lsn}: invalid record length" in raw.stderr, raw
+
+    passfile = write_passfile(env.auth / "follow.pgpass", [f"127.0.0.1:{a.port}:postgres:{ROLE}:{PASSWORD}"])
+    args = {**env.args(b.data_dir), "source_port": a.port, "passfile": str(passfile)}
+    before = snapshot(b.data_dir)
+    log_mark = len(a.log_text())
+    for check in (True, False):
+        result = run_module(MODULE, args, check=check)
+        assert result.get("failed") is not True, result
+        assert result["changed"] is False and result["outcome"] == "repoint", result
+        assert result["target_timeline"] == result["source_timeline"] == 2
+        assert result["target_wal_end_lsn"] == control["Minimum recovery ending location"]
+        assert result["log"] == [] and "both on timeline 2" in result["msg"]
+    assert rewind_statements(a, log_mark) == []
+    assert snapshot(b.data_dir) == before
+
+    configured = run_module("pgrepl.streaming.standby_config", {
+        "data_dir": str(b.data_dir), "primary_host": str(a.socket_dir), "primary_port": a.port,
+        "replication_user": "postgres", "application_name": "follow_b", "primary_slot_name": "follow_b",
+        "sslmode": "disable"})
+    assert configured.get("failed") is not True, configured
+    b.start()
+    b.wait_streaming()
+    assert b.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
+    a.sql("INSERT INTO rewind_probe VALUES (9999, 'after the repoint', 'x')")
+    wait_replayed(a, b)
+    assert rows_by_origin(b) == {"common": 100000, "only on A": 500, "after the repoint": 1}

@@ -101,3 +101,16 @@ def test_node_end_is_the_farthest_pg_control_vouches_for() -> None:
     assert NodeWal(1, "0/5000028", "0/0").end_lsn == "0/5000028"
     assert NodeWal(1, "0/5000028", None).end_lsn == "0/5000028"
     assert NodeWal(1, None, None).end_lsn is None
+
+
+def test_a_follower_whose_checkpoint_is_still_on_the_parent_timeline_is_on_the_source_timeline() -> None:
+    # It followed timeline 2 from the switch point (minimum recovery point on 2) with no restartpoint there yet.
+    follower = NodeWal(2, "0/3000060", "0/5AEAB38", checkpoint_timeline=1)
+    verdict = divergence(follower, 2, HISTORY_2)
+    assert verdict.verdict == SAME_TIMELINE and verdict.rewind_needed is False
+    assert verdict.node_end_lsn == "0/5AEAB38"
+    # A checkpoint on timeline 1 at or past where timeline 1 ended cannot belong to a follower: pg_rewind decides.
+    odd = divergence(NodeWal(2, "0/40108C8", "0/5AEAB38", checkpoint_timeline=1), 2, HISTORY_2)
+    assert odd.verdict == PAST_FORK and odd.rewind_needed is True
+    # Without the history, the same timeline is taken as pg_rewind takes it.
+    assert divergence(follower, 2, None).verdict == SAME_TIMELINE
