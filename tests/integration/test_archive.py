@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import INTERPRETER
+from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import INTERPRETER, archive_plan
 
+from ansible_runner import run_module
 from cluster import Clusters, PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,3 +215,42 @@ def test_the_cleanup_on_a_standby_removes_nothing(bench: dict[str, Any], throwaw
     assert done.returncode == 0, done.stderr
     assert "standby" in done.stdout
     assert before <= {p.name for p in archive.iterdir()}
+
+
+def test_a_standby_made_before_archiving_gets_the_settings_and_one_restart(bench: dict[str, Any],
+                                                                           throwaway: Clusters) -> None:
+    """What the standby role's archive and archive_restart items do (node_apply): check mode predicts the settings and
+    the restart and changes nothing; the real run writes them on the standby (ALTER SYSTEM works in recovery) and
+    restarts it once (archive_mode waits for a restart); the next run changes nothing."""
+    primary, archive, script = bench["primary"], bench["archive"], bench["script"]
+    # Made as before archiving (the copy brings the bench primary's archive lines in postgresql.conf along).
+    standby = throwaway.standby(primary, "late_standby", slot="late_standby",
+                                conf="archive_mode = off\narchive_command = ''\n")
+    settings = archive_plan(True, str(archive), "7d", script=str(script)).settings
+    login = {"login_unix_socket": str(standby.socket_dir), "login_port": standby.port, "login_user": "postgres"}
+    checks = {
+        "archive": {"module": "server_settings", "params": {"settings": settings}},
+        "archive_restart": {"module": "server_start", "params": {
+            "data_dir": str(standby.data_dir), "log_file": str(standby.log_file), "wait_for": "streaming",
+            "timeout": 60}},
+    }
+    started = standby.scalar("SELECT pg_postmaster_start_time()")
+    auto = (standby.data_dir / "postgresql.auto.conf").read_bytes()
+
+    predicted = run_module("node_apply", {**login, "checks": checks}, check=True)
+    assert predicted["changed_checks"] == {"archive": True, "archive_restart": True}, predicted
+    assert (standby.data_dir / "postgresql.auto.conf").read_bytes() == auto
+    assert standby.scalar("SELECT pg_postmaster_start_time()") == started
+
+    applied = run_module("node_apply", {**login, "checks": checks})
+    assert applied["changed_checks"] == {"archive": True, "archive_restart": True}, applied
+    assert standby.scalar("SELECT pg_postmaster_start_time()") > started
+    assert standby.scalar("SELECT pg_is_in_recovery()") is True
+    for name, value in settings.items():
+        assert standby.scalar("SELECT setting FROM pg_settings WHERE name = %s", (name,)) == value, name
+    assert standby.scalar("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'") == 1
+    # archive_mode=on archives nothing in recovery.
+    assert standby.scalar("SELECT archived_count + failed_count FROM pg_stat_archiver") == 0
+
+    again = run_module("node_apply", {**login, "checks": checks})
+    assert again["changed"] is False, again
