@@ -23,8 +23,9 @@ description:
     that configuring it as a standby of the source (C(recovery_target_timeline) C(latest), the default) is all it
     needs. That is a target on the source's own timeline (the timeline of its minimum recovery point counts, so a
     standby that followed the new timeline before making a restartpoint there is on it, where pg_rewind 15 and
-    older fail), or on an ancestor of it whose WAL ends at or before the switch point (its minimum recovery point not past it, its latest checkpoint before it), such as a standby that
-    was stopped before a failover promoted another one and was never repointed.
+    older fail), or on an ancestor of it whose WAL ends at or before the switch point (its minimum recovery point
+    not past it, its latest checkpoint before it), such as a standby that was stopped before a failover promoted
+    another one and was never repointed.
   - Otherwise it runs C(pg_rewind --dry-run), which connects, compares the timelines, scans the target's WAL and
     writes nothing. When pg_rewind says C(no rewind required), the task reports C(changed=false)
     (RV(outcome=not_needed)); otherwise check mode reports C(changed=true) (RV(outcome=would_rewind)) and a real run
