@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -66,3 +67,24 @@ def test_the_choice_vars_and_the_summary_of_other_operations() -> None:
     assert summary["when"] == "not __pgrepl_summary_after | default(false) | bool"
     assert load("summary.yml")[0]["changed_when"] == (
         "ansible_check_mode and __pgrepl_changes_expected | default(true) | bool")
+
+
+def steps(down: list[str]) -> list[str]:
+    """failover_steps.j2 as the summary renders it (the template lookup's trim_blocks), split into its lines."""
+    env = jinja2.Environment(trim_blocks=True, autoescape=False)  # noqa: S701 - text for a debug message, no HTML
+    template = env.from_string((ROOT / "roles" / "operations" / "templates" / "failover_steps.j2").read_text())
+    text = template.render(
+        groups={"primary": ["db1"]}, __pgrepl_down_nodes=down, __pgrepl_candidates=["db2", "db3"],
+        __pgrepl_failover_target="db3", ansible_check_mode=False, pgrepl_fence_tasks=[], pgrepl_cutover_post_tasks=[],
+        hostvars={"db1": {"__pgrepl_node": {"server": None}},
+                  "db3": {"__pgrepl_node": {"server": {"receive_lsn": "0/7000000"}}}})
+    return text.strip().split("\n")
+
+
+def test_the_summary_has_one_line_per_step() -> None:
+    answers = steps([])
+    assert [line[:3] for line in answers] == ["fai", "1. ", "2. ", "3. ", "4. "]
+    assert answers[1].endswith("then promote db3 (received up to 0/7000000)")
+    down = steps(["db1"])
+    assert [line[:3] for line in down] == ["fai", "1. ", "2. ", "3. ", "4. "]
+    assert down[1].startswith("1. db1: does not answer") and down[1].endswith("(received up to 0/7000000)")
