@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_runner import run_playbook
-from cluster import PgCluster, _chown_postgres
+from cluster import Clusters, PgCluster, _chown_postgres
 
 LOGIN = "opt_login"  # an ordinary role that is a member of SUPER
 LOGIN_PASSWORD = "opt-login-pw-4Kd"
@@ -84,34 +81,27 @@ def make_tls(directory: Path, cluster: PgCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[Bench]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-opts-"))
-    tls = base / "tls"
+def bench(throwaway: Clusters) -> Bench:
+    tls = throwaway.base / "tls"
     tls.mkdir()
-    cluster = PgCluster(base, "opts")
-    try:
-        cluster.init()
-        make_tls(tls, cluster)
-        with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
-                       "ssl_ca_file = 'root.crt'\nlog_connections = on\n")
-        cluster.hba_file.write_text(
-            "local all all trust\nlocal replication all trust\n"
-            f"hostssl all {CERT_USER} 127.0.0.1/32 cert\n"
-            "host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n",
-            encoding="utf-8")
-        cluster.start()
-        cluster.sql(f"CREATE ROLE {LOGIN} LOGIN PASSWORD '{LOGIN_PASSWORD}'")
-        cluster.sql(f"CREATE ROLE {SUPER} NOLOGIN SUPERUSER")
-        cluster.sql(f"GRANT {SUPER} TO {LOGIN}")
-        cluster.sql(f"CREATE ROLE {CERT_USER} LOGIN IN ROLE pg_monitor")
-        passfile = base / "pgpass"
-        # The password reaches libpq only through connect_params' passfile: login_password is never given.
-        _write(passfile, f"127.0.0.1:{cluster.port}:*:{LOGIN}:{LOGIN_PASSWORD}\n".encode(), 0o600, postgres=False)
-        yield Bench(cluster, tls, passfile)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+    cluster = throwaway.server("opts", start=False, conf=(
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'root.crt'\n"
+        "log_connections = on\n"))
+    make_tls(tls, cluster)
+    cluster.hba_file.write_text(
+        "local all all trust\nlocal replication all trust\n"
+        f"hostssl all {CERT_USER} 127.0.0.1/32 cert\n"
+        "host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n",
+        encoding="utf-8")
+    cluster.start()
+    cluster.sql(f"CREATE ROLE {LOGIN} LOGIN PASSWORD '{LOGIN_PASSWORD}'")
+    cluster.sql(f"CREATE ROLE {SUPER} NOLOGIN SUPERUSER")
+    cluster.sql(f"GRANT {SUPER} TO {LOGIN}")
+    cluster.sql(f"CREATE ROLE {CERT_USER} LOGIN IN ROLE pg_monitor")
+    passfile = throwaway.base / "pgpass"
+    # The password reaches libpq only through connect_params' passfile: login_password is never given.
+    _write(passfile, f"127.0.0.1:{cluster.port}:*:{LOGIN}:{LOGIN_PASSWORD}\n".encode(), 0o600, postgres=False)
+    return Bench(cluster, tls, passfile)
 
 
 def community_block(bench: Bench) -> dict[str, Any]:

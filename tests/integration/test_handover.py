@@ -10,12 +10,9 @@ Each scenario that promotes gets its own pair; the refusals and the rollback sha
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +23,7 @@ from psycopg import sql
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster, find_bin_dir
+from cluster import Clusters, PgCluster, find_bin_dir
 
 MODULE = "pgrepl.streaming.handover"
 REPLICATOR = "pgrepl_handover_repl"
@@ -52,46 +49,22 @@ class Pair:
         return args
 
 
-def make_pair(base: Path, name: str) -> Pair:
+def make_pair(clusters: Clusters, name: str) -> Pair:
     """A primary with the replication user site gives (LOGIN REPLICATION, EXECUTE on pg_promote; initdb's
     `host all all 127.0.0.1/32 scram-sha-256` admits it to database postgres) and a streaming standby of it."""
-    primary = PgCluster(base, f"{name}_primary")
-    primary.init()
-    primary.start()
+    primary = clusters.server(f"{name}_primary")
     primary.sql(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
         sql.Identifier(REPLICATOR), sql.Literal(PASSWORD)))
     primary.sql(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.pg_promote(boolean, integer) TO {}").format(
         sql.Identifier(REPLICATOR)))
     primary.sql("CREATE TABLE handover_probe (id bigint PRIMARY KEY)")
-    standby = PgCluster(base, f"{name}_standby")
-    standby.clone_from(primary, slot=f"{name}_standby")
-    standby.start()
-    standby.wait_streaming()
-    return Pair(primary, standby)
+    return Pair(primary, clusters.standby(primary, f"{name}_standby", slot=f"{name}_standby"))
 
 
 @pytest.fixture(scope="module")
-def base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pgrepl-handover-"))
-    os.chmod(path, 0o755)
-    clusters: list[PgCluster] = []
-    yield path
-    for name in sorted(os.listdir(path)):
-        cluster_dir = path / name / "data"
-        if cluster_dir.is_dir():
-            clusters.append(PgCluster(path, name))
-    for cluster in clusters:
-        try:
-            cluster.destroy()
-        except subprocess.CalledProcessError:
-            pass
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shared(base: Path) -> Pair:
+def shared(throwaway: Clusters) -> Pair:
     """The pair the refusals and the rollback use (neither promotes anything)."""
-    return make_pair(base, "shared")
+    return make_pair(throwaway, "shared")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -278,8 +251,8 @@ def test_target_that_does_not_catch_up_is_abandoned_and_rolled_back(shared: Pair
 # ---------------------------------------------------------------------------------------------------- handover
 
 
-def test_clean_handover_then_rerun(base: Path) -> None:
-    pair = make_pair(base, "clean")
+def test_clean_handover_then_rerun(throwaway: Clusters) -> None:
+    pair = make_pair(throwaway, "clean")
     write_rows(pair.primary, 1, 1000)
     result = ok(run_module(MODULE, pair.args()))
     assert result["changed"] is True and result["outcome"] == "handed_over", result
@@ -331,10 +304,10 @@ def test_clean_handover_then_rerun(base: Path) -> None:
         pair.primary.stop()
 
 
-def test_rerun_after_an_interruption_between_stop_and_promotion(base: Path) -> None:
+def test_rerun_after_an_interruption_between_stop_and_promotion(throwaway: Clusters) -> None:
     """What an interrupted run leaves: the old primary stopped cleanly and fenced, the target still in recovery.
     The re-run goes on from the stop (nothing to stop) and promotes the target past that shutdown checkpoint."""
-    pair = make_pair(base, "resume")
+    pair = make_pair(throwaway, "resume")
     write_rows(pair.primary, 1, 500)
     pair.primary.stop("fast")
     (pair.primary.data_dir / "standby.signal").touch()
@@ -347,11 +320,11 @@ def test_rerun_after_an_interruption_between_stop_and_promotion(base: Path) -> N
     assert not running(pair.primary) and fenced(pair.primary)
 
 
-def test_promotion_requested_but_not_finished_keeps_the_old_primary_fenced(base: Path) -> None:
+def test_promotion_requested_but_not_finished_keeps_the_old_primary_fenced(throwaway: Clusters) -> None:
     """A failover whose target cannot finish its promotion in time (its startup process stopped): pg_promote() was
     sent, so nothing is rolled back: the old primary stays stopped and fenced; the target becomes the one primary
     once its promotion completes."""
-    pair = make_pair(base, "requested")
+    pair = make_pair(throwaway, "requested")
     write_rows(pair.primary, 1, 10)
     wait_for(lambda: pair.standby.scalar("SELECT count(*) FROM handover_probe") == 10, "the standby to catch up")
     startup = startup_pid(pair.standby)

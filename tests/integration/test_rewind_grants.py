@@ -7,12 +7,6 @@ uses the shared `standby` fixture, read-only.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -24,7 +18,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants im
 )
 
 from ansible_runner import run_module
-from cluster import SUPERUSER_PASSWORD, PgCluster, free_port
+from cluster import SUPERUSER_PASSWORD, Clusters, PgCluster, free_port
 
 MODULE = "pgrepl.streaming.rewind_grants"
 LOGIN_ROLE = "rg_login"
@@ -53,24 +47,13 @@ def create_role(cluster: PgCluster, name: str, options: str = "LOGIN") -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PgCluster]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-rewind-grants-"))
-    os.chmod(base, 0o755)
-    cluster = PgCluster(base, "rewind_grants_pg")
-    cluster.init()
-    cluster.start()
+def server(throwaway: Clusters) -> PgCluster:
+    cluster = throwaway.server("rewind_grants_pg")
     cluster.sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(LOGIN_ROLE),
                                                                    sql.Literal(LOGIN_PASSWORD)))
     create_role(cluster, CANARY_ROLE)
     cluster.sql(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(CANARY_TABLE)))
-    try:
-        yield cluster
-    finally:
-        try:
-            cluster.destroy()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(base, ignore_errors=True)
+    return cluster
 
 
 def test_check_mode_then_grant_then_rerun(server: PgCluster) -> None:

@@ -7,11 +7,6 @@ Also node_apply's rule: a server_start item after an item that left a restart pe
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +14,7 @@ from typing import Any
 import pytest
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster
+from cluster import Clusters, PgCluster
 
 MODULE = "pgrepl.streaming.server_start"
 
@@ -48,28 +43,9 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="pgrepl-start-"))
-    os.chmod(base, 0o755)
-    clusters: list[PgCluster] = []
-    try:
-        primary = PgCluster(base, "start_primary")
-        clusters.append(primary)
-        primary.init()
-        primary.start()
-        standby = PgCluster(base, "start_standby")
-        clusters.append(standby)
-        standby.clone_from(primary, slot="start_standby")
-        standby.start()
-        standby.wait_streaming()
-        yield Env(base=base, primary=primary, standby=standby)
-    finally:
-        for cluster in clusters:
-            try:
-                cluster.destroy()
-            except subprocess.CalledProcessError:
-                pass
-        shutil.rmtree(base, ignore_errors=True)
+def env(throwaway: Clusters) -> Env:
+    primary, standby = throwaway.pair("start")
+    return Env(base=throwaway.base, primary=primary, standby=standby)
 
 
 def test_bad_inputs_change_nothing(env: Env) -> None:
@@ -178,15 +154,11 @@ def test_node_apply_restarts_only_for_a_pending_setting(env: Env) -> None:
     primary.sql("ALTER SYSTEM RESET max_prepared_transactions")
 
 
-def test_node_apply_creates_slots_after_the_restart_they_need(env: Env) -> None:
+def test_node_apply_creates_slots_after_the_restart_they_need(throwaway: Clusters) -> None:
     """The primary role's order in one call: settings, start, slots. A server that runs wal_level=minimal cannot
     hold a slot; the settings raise it, the start item restarts, the slot item then creates the slot on the
     restarted server. Check mode predicts the restart and the slot and does neither; a re-run changes nothing."""
-    cluster = PgCluster(env.base, "start_minimal")
-    cluster.init()
-    with open(cluster.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-        conf.write("wal_level = minimal\nmax_wal_senders = 0\n")
-    cluster.start()
+    cluster = throwaway.server("start_minimal", conf="wal_level = minimal\nmax_wal_senders = 0\n")
     try:
         login = {"login_unix_socket": str(cluster.socket_dir), "login_port": cluster.port, "login_user": "postgres"}
         checks = {
