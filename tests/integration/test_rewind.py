@@ -443,6 +443,23 @@ def fork(env: Env) -> Fork:
     return Fork(p=p, a=a, b=b, passfile=passfile)
 
 
+def repoint_and_stream(standby: PgCluster, primary: PgCluster, name: str, slot: str) -> None:
+    """The repoint a rejoin does without a rewind: standby_config towards the new primary (recovery_target_timeline
+    'latest' by default), a start; then it must stream from it on timeline 2, and a row written there arrive."""
+    configured = run_module("pgrepl.streaming.standby_config", {
+        "data_dir": str(standby.data_dir), "primary_host": str(primary.socket_dir), "primary_port": primary.port,
+        "replication_user": "postgres", "application_name": name, "primary_slot_name": slot, "sslmode": "disable"})
+    assert configured.get("failed") is not True, configured
+    standby.start()
+    standby.wait_streaming()
+    assert standby.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == primary.port
+    assert standby.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
+    assert primary.scalar("SELECT count(*) FROM pg_stat_replication WHERE application_name = %s "
+                          "AND state = 'streaming'", (name,)) == 1
+    primary.sql("INSERT INTO rewind_probe VALUES (9999, 'after the repoint', 'x')")
+    wait_replayed(primary, standby)
+
+
 def rewind_statements(cluster: PgCluster, since: int) -> list[str]:
     """Statements pg_rewind itself sends (its file functions, full_page_writes) logged by the source since an offset
     of its log (log_statement = all); the module's own probe sends none of them."""
@@ -479,20 +496,8 @@ def test_a_standby_that_never_diverged_is_repointed_without_pg_rewind(fork: Fork
 
     # The repoint: B a standby of A (recovery_target_timeline is 'latest' by default), started, streaming from A.
     a.sql("SELECT pg_create_physical_replication_slot('fork_b_on_a')")
-    configured = run_module("pgrepl.streaming.standby_config", {
-        "data_dir": str(b.data_dir), "primary_host": str(a.socket_dir), "primary_port": a.port,
-        "replication_user": "postgres", "application_name": "fork_b", "primary_slot_name": "fork_b_on_a",
-        "sslmode": "disable"})
-    assert configured.get("failed") is not True, configured
-    b.start()
-    b.wait_streaming()
-    assert b.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == a.port
-    assert b.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
-    a.sql("INSERT INTO rewind_probe VALUES (9999, 'after the repoint', 'x')")
-    wait_replayed(a, b)
+    repoint_and_stream(b, a, "fork_b", "fork_b_on_a")
     assert rows_by_origin(b) == {"common": 1000, "only on A": 500, "after the repoint": 1}
-    assert a.scalar("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'fork_b' "
-                    "AND state = 'streaming'") == 1
 
 
 def test_a_node_past_the_fork_is_still_rewound(fork: Fork) -> None:
@@ -533,7 +538,10 @@ def test_a_standby_that_followed_the_new_timeline_before_its_first_restartpoint_
     for statement in rewind_grant_statements(ROLE):
         p.sql(statement)
     p.sql("CREATE TABLE rewind_probe (id int, origin text, pad text)")
-    a = env.clusters.standby(p, "follow_a", slot="follow_a", conf="checkpoint_timeout = '1h'\n")
+    # A keeps its dirty buffers (no restartpoint for an hour, no background writer), so that the checkpoint its
+    # promotion requests is spread over many minutes and writes no checkpoint record on timeline 2 meanwhile.
+    a = env.clusters.standby(p, "follow_a", slot="follow_a",
+                             conf="checkpoint_timeout = '1h'\nbgwriter_lru_maxpages = 0\n")
     b = env.clusters.standby(p, "follow_b", slot="follow_b")
     p.sql("INSERT INTO rewind_probe SELECT g, 'common', repeat('c', 200) FROM generate_series(1, 100000) g")
     p.sql("CHECKPOINT")
@@ -549,6 +557,7 @@ def test_a_standby_that_followed_the_new_timeline_before_its_first_restartpoint_
         sql.Literal(f"host={a.socket_dir} port={a.port} user=postgres application_name=follow_b")))
     b.sql("SELECT pg_reload_conf()")
     wait_replayed(a, b)
+    assert a.scalar("SELECT timeline_id FROM pg_control_checkpoint()") == 1, "A checkpointed on timeline 2 already"
     b.stop("fast")
     a.sql("CHECKPOINT")  # A's pg_control on timeline 2 now, as it is by the time a rejoin runs
     control = controldata(b.data_dir)
@@ -575,14 +584,5 @@ def test_a_standby_that_followed_the_new_timeline_before_its_first_restartpoint_
     assert rewind_statements(a, log_mark) == []
     assert snapshot(b.data_dir) == before
 
-    configured = run_module("pgrepl.streaming.standby_config", {
-        "data_dir": str(b.data_dir), "primary_host": str(a.socket_dir), "primary_port": a.port,
-        "replication_user": "postgres", "application_name": "follow_b", "primary_slot_name": "follow_b",
-        "sslmode": "disable"})
-    assert configured.get("failed") is not True, configured
-    b.start()
-    b.wait_streaming()
-    assert b.scalar("SELECT received_tli FROM pg_stat_wal_receiver") == 2
-    a.sql("INSERT INTO rewind_probe VALUES (9999, 'after the repoint', 'x')")
-    wait_replayed(a, b)
+    repoint_and_stream(b, a, "follow_b", "follow_b")
     assert rows_by_origin(b) == {"common": 100000, "only on A": 500, "after the repoint": 1}
