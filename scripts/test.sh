@@ -55,9 +55,10 @@ stage_sanity() {
 
 stage_units() { pytest -q tests/unit; }
 
-# In parallel: pytest-xdist workers, each with its own primary and standby, a whole test file at a time. The
-# slowest tests are listed at the end: where to look when the stage grows past its 300 s budget.
-stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-2}" --dist loadfile --durations=15 tests/integration; }
+# In parallel: pytest-xdist workers, each with its own primary and standby, a whole test file at a time. Three on
+# two cores: a worker often waits (a server starting, a delay under test), so two leave a core idle. The slowest
+# tests are listed at the end: where to look when the stage grows past its 300 s budget.
+stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-3}" --dist loadfile --durations=15 tests/integration; }
 
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
 # stage (never a skip).
