@@ -8,95 +8,21 @@ theirs), the parity minimums of roles/node/vars/main.yml and the standby's setti
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pgrepl.streaming.plugins.filter.slot_name import slot_name
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import slot_name_from_host
 
-ROOT = Path(__file__).resolve().parents[3]
+from .rendering import render, role_vars, task_var
+
 # The derivation gather.yml used until it moved to module_utils/_names.py: slots of clusters built with it must
 # keep their names.
 FORMER_SLOT_JINJA = """
 {%- set base = inventory_hostname | lower | regex_replace('[^a-z0-9_]', '_') -%}
 {{ base if base | length <= 63 else base[:54] ~ '_' ~ (inventory_hostname | hash('sha256'))[:8] }}"""
-
-# Ansible's templating in a process of its own: its collection loader must import the collection itself (this
-# process imported it before any loader was there). One JSON line in (template, variables), one out.
-RENDERER = """
-import json, sys
-from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar, trust_as_template
-init_plugin_loader([sys.argv[1]])
-
-def trusted(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    return value
-
-for line in sys.stdin:
-    template, variables = json.loads(line)
-    try:
-        answer = {"value": Templar(loader=DataLoader(), variables=variables).template(trusted(template))}
-    except Exception as exc:
-        answer = {"error": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(answer), flush=True)
-"""
-
-
-@pytest.fixture(scope="module")
-def renderer() -> Iterator[subprocess.Popen[str]]:
-    child = subprocess.Popen([sys.executable, "-c", RENDERER, str(ROOT / ".build" / "collections")],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    yield child
-    assert child.stdin is not None
-    child.stdin.close()
-    child.wait(timeout=30)
-
-
-# The module's renderer, for render() (set by the autouse fixture below).
-_CHILD: dict[str, subprocess.Popen[str]] = {}
-
-
-@pytest.fixture(autouse=True)
-def _use_renderer(renderer: subprocess.Popen[str]) -> None:
-    _CHILD["renderer"] = renderer
-
-
-def render(template: Any, variables: dict[str, Any]) -> Any:
-    """The template (a string, or a dict/list of them) rendered by Ansible with these variables."""
-    child = _CHILD["renderer"]
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(json.dumps([template, variables]) + "\n")
-    child.stdin.flush()
-    answer = json.loads(child.stdout.readline())
-    if "error" in answer:
-        raise AssertionError(f"{template!r} did not render: {answer['error']}")
-    return answer["value"]
-
-
-def role_vars(role: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text())
-
-
-def task_var(path: str, task_name: str, key: str) -> str:
-    tasks = yaml.safe_load((ROOT / path).read_text())
-    task = next(task for task in tasks if task["name"].startswith(task_name))
-    return task[key] if key in task else task["vars"][key]
-
 
 def play(down: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     """The variables of a failover play over db1 (stopped) and db2, db3 (streaming); `down` did not answer; the

@@ -11,13 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .test_day2_roles import (  # noqa: F401 - renderer: the fixture render() uses
-    ROOT,
-    _use_renderer,  # noqa: F401 - autouse fixture
-    render,
-    renderer,
-    role_vars,
-)
+from .rendering import ROOT, render, role_vars
 
 
 def firewall_task() -> dict[str, Any]:

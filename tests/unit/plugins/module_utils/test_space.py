@@ -99,9 +99,10 @@ def no_free(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         asked.append(path)
         return 1024
 
-    monkeypatch.setattr(_clone, "gather_space_facts",
-                        lambda size, target, stale, moved, **more: gather_space_facts(size, target, stale, moved,
-                                                                                 free=free, **more))
+    def gathered(size, target, stale, moved, **more):
+        return gather_space_facts(size, target, stale, moved, free=free, **more)
+
+    monkeypatch.setattr(_clone, "gather_space_facts", gathered)
     return asked
 
 
