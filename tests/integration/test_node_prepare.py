@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -42,11 +43,29 @@ def stable(value: Any) -> Any:
     return value
 
 
-def test_with_psycopg_it_only_reads_and_installs_nothing(server: PgCluster) -> None:
+# The host's addresses come from ip(8), that is from the machine's interfaces, which other processes change at any
+# moment (a Docker network created or removed adds or drops a bridge and its address). So the calls that compare
+# them run in a network namespace of their own whose interfaces only this test makes: a veth pair with
+# documentation addresses, both default routes on one end. The server is reached on its Unix socket, which a
+# network namespace does not hide.
+OWN_NETWORK = (
+    "ip link set lo up && ip link add pgrepl0 type veth peer name pgrepl1 && "
+    "ip addr add 203.0.113.10/24 dev pgrepl0 && ip -6 addr add 2001:db8::10/64 dev pgrepl0 nodad && "
+    "ip addr add 198.51.100.7/24 dev pgrepl1 && ip -6 addr add 2001:db8:1::7/64 dev pgrepl1 nodad && "
+    "ip link set pgrepl0 up && ip link set pgrepl1 up && "
+    "ip route add default via 203.0.113.1 && ip -6 route add default via 2001:db8::1 dev pgrepl0")
+# Best first: IPv4 then IPv6 on the default routes' interface, then IPv4 and IPv6 on the other one.
+OWN_ADDRESSES = ["203.0.113.10", "2001:db8::10", "198.51.100.7", "2001:db8:1::7"]
+
+
+def test_with_psycopg_it_only_reads_and_installs_nothing(server: PgCluster, tmp_path: Path) -> None:
     args = layout_args(server)
-    for check in (True, False):
-        prepared = run_module("pgrepl.streaming.node_prepare", args, check=check)
-        facts = run_module("pgrepl.streaming.node_prepare", {**args, "install": False}, check=check)
+    tasks = [{"name": f"{name} check={check}", "pgrepl.streaming.node_prepare": params, "check_mode": check}
+             for check in (True, False)
+             for name, params in (("prepared", args), ("facts", {**args, "install": False}))]
+    results = run_in_own_namespaces(tasks, tmp_path, "--net", OWN_NETWORK)
+    for prepared, facts in (results[0:2], results[2:4]):
+        assert facts.get("failed") is not True, facts
         assert facts["changed"] is False and facts["installed"] == [], facts
         assert prepared.get("failed") is not True, prepared
         assert prepared["changed"] is False
@@ -58,6 +77,8 @@ def test_with_psycopg_it_only_reads_and_installs_nothing(server: PgCluster) -> N
             "SELECT system_identifier FROM pg_control_system()"))
         for key in ("layout", "data_dir_state", "addresses", "running", "service_enabled"):
             assert stable(prepared[key]) == stable(facts[key]), key
+        # The addresses are the namespace's own, all of them, best first: read, not made up or cached.
+        assert prepared["addresses"] == OWN_ADDRESSES, prepared["addresses"]
 
 
 def test_bad_inputs_are_refused_naming_the_option(server: PgCluster) -> None:
@@ -84,24 +105,40 @@ def ip_output(*args: str) -> str:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
 
 
+def machine_network() -> tuple[list[str], list[str]]:
+    """This machine's global addresses (ip -o addr, without the lifetimes that count down) and default routes."""
+    addresses = [re.sub(r"(valid|preferred)_lft \S+", "", line)
+                 for line in ip_output("-o", "addr", "show", "scope", "global").splitlines()]
+    return addresses, ip_output("-4", "route", "show", "default").splitlines() + ip_output(
+        "-6", "route", "show", "default").splitlines()
+
+
 def test_addresses_are_the_hosts_global_ones_default_route_first(server: PgCluster) -> None:
     """What ip(8) says on this very machine: only usable global addresses, never link-local; those on the default
-    routes' interfaces first, IPv4 before IPv6."""
-    addresses = run_module("pgrepl.streaming.node_prepare", layout_args(server))["addresses"]
+    routes' interfaces first, IPv4 before IPv6. Other processes add and remove interfaces at any time (Docker
+    networks), so the module's answer is compared with the machine's state only when that state was the same
+    before and after the call."""
+    for _attempt in range(30):
+        before = machine_network()
+        addresses = run_module("pgrepl.streaming.node_prepare", layout_args(server))["addresses"]
+        if machine_network() == before:
+            break
+    else:
+        raise AssertionError("the machine's addresses changed during each of 30 calls")
+    address_lines, routes = before
     assert addresses, "this machine has global addresses: none was detected"
     device_of: dict[str, str] = {}
-    for line in ip_output("-o", "addr", "show", "scope", "global").splitlines():
+    for line in address_lines:
         fields = line.split()
         if not {"temporary", "deprecated", "tentative", "dadfailed"} & set(fields):
             device_of[fields[3].split("/")[0]] = fields[1]
-    assert set(addresses) <= set(device_of)
+    assert set(addresses) == set(device_of) - {a for a in device_of if ipaddress.ip_address(a).is_link_local}
     assert not any(ipaddress.ip_address(a).is_link_local for a in addresses)
     default_devices = set()
-    for family in ("-4", "-6"):
-        for line in ip_output(family, "route", "show", "default").splitlines():
-            fields = line.split()
-            if "dev" in fields:
-                default_devices.add(fields[fields.index("dev") + 1])
+    for line in routes:
+        fields = line.split()
+        if "dev" in fields:
+            default_devices.add(fields[fields.index("dev") + 1])
     on_default = [a for a in addresses if device_of[a] in default_devices]
     assert addresses[:len(on_default)] == on_default
     versions = [ipaddress.ip_address(a).version for a in on_default]
@@ -124,14 +161,21 @@ RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 def run_in_own_resolver(tasks: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
     (tmp / "hosts").write_text(HOSTS, encoding="utf-8")
     (tmp / "resolv.conf").write_text(RESOLV, encoding="utf-8")
+    return run_in_own_namespaces(tasks, tmp, "--mount", "--propagation", "private",
+                                 f"mount --bind {shlex.quote(str(tmp / 'hosts'))} /etc/hosts && "
+                                 f"mount --bind {shlex.quote(str(tmp / 'resolv.conf'))} /etc/resolv.conf")
+
+
+def run_in_own_namespaces(tasks: list[dict[str, Any]], tmp: Path, *unshare: str) -> list[dict[str, Any]]:
+    """The tasks as one ansible-playbook run on localhost under `unshare <flags>`, after the setup command (the last
+    of unshare); each task's result."""
+    *flags, setup = unshare
     play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
              "tasks": [{**task, "ignore_errors": True} for task in tasks]}]
     (tmp / "play.yml").write_text(json.dumps(play), encoding="utf-8")
-    script = (f"mount --bind {shlex.quote(str(tmp / 'hosts'))} /etc/hosts && "
-              f"mount --bind {shlex.quote(str(tmp / 'resolv.conf'))} /etc/resolv.conf && "
-              f"exec {shlex.quote(str(VENV_BIN / 'ansible-playbook'))} -i localhost, "
+    script = (f"{setup} && exec {shlex.quote(str(VENV_BIN / 'ansible-playbook'))} -i localhost, "
               f"{shlex.quote(str(tmp / 'play.yml'))}")
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+    proc = subprocess.run(["unshare", *flags, "sh", "-c", script],
                           capture_output=True, text=True, env=ansible_env(), timeout=300, check=False)
     try:
         data = json.loads(proc.stdout)
