@@ -10,7 +10,8 @@ importing _files.py and _lsn.py.
 
 - archive DIR %p %f: copies the segment to a temporary name in DIR, fsyncs it, links it under its own name (never
   over an existing file), fsyncs DIR. An identical file already there is success (a retry after a crash between
-  the copy and the server's bookkeeping); a different one is a loud failure (exit 1, a message on stderr, which
+  the copy and the server's bookkeeping; flushed again first, file and directory, as that run may have been cut
+  off before its own fsyncs); a different one is a loud failure (exit 1, a message on stderr, which
   the server logs), never overwritten.
 - restore DIR %f %p: copies an archived file to where the server asks; a missing one is a quiet exit 1 (the
   server asks for files that are not there yet as a matter of course).
@@ -235,6 +236,14 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _synced_identical(target: str, directory: str) -> str:
+    """An identical file already archived: flushed (file, then directory) before the server is told it is safe,
+    since a run cut off before its own fsyncs may have left it in the page cache only."""
+    _fsync_path(target)
+    _fsync_path(directory, directory=True)
+    return "identical"
+
+
 def same_content(first: str, second: str) -> bool:
     """Byte for byte (sizes first)."""
     if os.path.getsize(first) != os.path.getsize(second):
@@ -291,7 +300,7 @@ def archive_file(source: str, directory: str, name: str) -> str:
     target = os.path.join(directory, name)
     if os.path.lexists(target):
         if same_content(source, target):
-            return "identical"
+            return _synced_identical(target, directory)
         raise ArchiveError(f"{target} is already archived with a different content than {source} "
                            f"({os.path.getsize(target)} bytes archived, {os.path.getsize(source)} here): not "
                            "overwritten. Another cluster archives to the same directory, or an old archive was "
@@ -304,7 +313,7 @@ def archive_file(source: str, directory: str, name: str) -> str:
         except FileExistsError:
             # Archived meanwhile (another node of this cluster, or a concurrent retry): the same rule.
             if same_content(source, target):
-                return "identical"
+                return _synced_identical(target, directory)
             raise ArchiveError(f"{target} appeared with a different content than {source} while it was being "
                                "archived: not overwritten") from None
     finally:

@@ -178,6 +178,46 @@ def test_an_identical_archived_file_is_success_a_different_one_a_loud_failure(
     assert [p.name for p in archive.iterdir()] == [SEG]
 
 
+def _spy_fsync(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths _archive fsyncs, in order (each really synced)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(_archive.os, "fsync", spy)
+    return synced
+
+
+def test_an_identical_archived_file_is_flushed_before_it_counts_as_archived(
+        wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run cut off after its link but before its fsyncs leaves the file in the page cache only: the retry that
+    # finds it must not tell the server it is safe before it is on disk (as PostgreSQL's basic_archive does).
+    source, archive = wal
+    (archive / SEG).write_bytes(source.read_bytes())
+    synced = _spy_fsync(monkeypatch)
+    assert archive_file(str(source), str(archive), SEG) == "identical"
+    assert synced == [str(archive / SEG), str(archive)]
+
+
+def test_an_identical_file_archived_meanwhile_is_flushed_too(
+        wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    source, archive = wal
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        Path(dst).write_bytes(source.read_bytes())
+        real_link(src, dst)
+
+    monkeypatch.setattr(_archive.os, "link", racing_link)
+    synced = _spy_fsync(monkeypatch)
+    assert archive_file(str(source), str(archive), SEG) == "identical"
+    assert synced[-2:] == [str(archive / SEG), str(archive)]
+    assert [p.name for p in archive.iterdir()] == [SEG]
+
+
 def test_a_file_appearing_while_archiving_is_compared_not_overwritten(
         wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     source, archive = wal
