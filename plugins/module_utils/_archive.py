@@ -6,7 +6,8 @@ This file is also the program the node role installs as /usr/local/bin/pgrepl-ar
 shebang before this text and nothing else), so it imports only the standard library (psycopg only inside the
 cleanup, which asks the primary what its slots and standbys still need): the server runs it for every WAL segment,
 on hosts where this collection is not installed. Which is why it has its own fsync and WAL-name helpers instead of
-importing _files.py and _lsn.py.
+importing _files.py and _lsn.py; tests/unit/plugins/module_utils/test_archive_standalone.py holds them to the same
+rules as those two, and this file to the standard library.
 
 - archive DIR %p %f: copies the segment to a temporary name in DIR, fsyncs it, links it under its own name (never
   over an existing file), fsyncs DIR. An identical file already there is success (a retry after a crash between
@@ -229,9 +230,15 @@ def archive_plan(enabled: bool, directory: Any = "", keep: Any = "", archive_com
 # ---------------------------------------------------------------------------------------------- archive / restore
 
 def _fsync_path(path: str, directory: bool = False) -> None:
+    """Flush a file, or a directory's entries. A filesystem that refuses fsync on a directory (EINVAL, EBADF) is
+    tolerated, as PostgreSQL's own fsync_fname and _files.fsync_dir do: nothing more can be done there, and failing
+    would fail every segment once after it was archived."""
     fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if not directory or exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 

@@ -9,12 +9,14 @@ drift apart."""
 from __future__ import annotations
 
 import ast
+import errno
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.pgrepl.streaming.plugins.module_utils import _archive, _lsn
+from ansible_collections.pgrepl.streaming.plugins.module_utils import _archive, _files, _lsn
 
 SOURCE = Path(_archive.__file__)
 SEGMENT_BYTES = 16 * 1024 * 1024  # the default wal_segment_size
@@ -103,3 +105,45 @@ def test_lower_case_names_are_refused_by_the_archive_although_lsn_reads_them() -
     assert _lsn.timeline_of_wal_file(name) == 1
     with pytest.raises(_archive.ArchiveError):
         _archive.check_name(name)
+
+
+# ---------------------------------------------------------------------------------------------- fsync
+
+def _refusing_directory_fsync(monkeypatch: pytest.MonkeyPatch, module: object, code: int) -> list[str]:
+    """os.fsync of `module` failing with `code` on directories (as some network filesystems do), real on files."""
+    refused: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            refused.append(os.readlink(f"/proc/self/fd/{fd}"))
+            raise OSError(code, os.strerror(code))
+        real_fsync(fd)
+
+    monkeypatch.setattr(module.os, "fsync", fsync)  # type: ignore[attr-defined]
+    return refused
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EBADF])
+def test_a_directory_that_refuses_fsync_is_tolerated_as_by_files_fsync_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    # The same rule as the collection's own helper (and PostgreSQL's fsync_fname): not a failure of the archive.
+    _refusing_directory_fsync(monkeypatch, _files, code)
+    _files.fsync_dir(str(tmp_path))
+    refused = _refusing_directory_fsync(monkeypatch, _archive, code)
+    source = tmp_path / "000000010000000000000001"
+    source.write_bytes(b"wal" * 100)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    assert _archive.archive_file(str(source), str(archive), source.name) == "archived"
+    assert refused == [str(archive)]
+    assert (archive / source.name).read_bytes() == source.read_bytes()
+
+
+def test_other_fsync_errors_still_fail_the_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _refusing_directory_fsync(monkeypatch, _archive, errno.EIO)
+    source = tmp_path / "000000010000000000000001"
+    source.write_bytes(b"wal")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    assert _archive.main(["archive", str(archive), str(source), source.name]) == 1
