@@ -9,7 +9,7 @@ comes back in a single SELECT as one JSON object. Only pg_catalog views and func
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import (
     connect,
@@ -438,6 +438,9 @@ def run_replication_info(module: Any) -> dict[str, Any]:
     return result
 
 
+T = TypeVar("T")
+
+
 # What pg_basebackup copies of a primary, near enough: every database's files (in every tablespace) and the shared
 # catalogs (global/). pg_wal is left out: -X stream brings only the WAL written during the copy, not the WAL the
 # primary keeps (a slot may hold gigabytes of it).
@@ -446,19 +449,29 @@ DATA_SIZE_QUERY = ("SELECT (SELECT sum(pg_catalog.pg_database_size(d.oid)) FROM 
                    " + pg_catalog.pg_tablespace_size('pg_global')")
 
 
-def data_size(params: dict[str, Any]) -> tuple[int | None, list[str]]:
-    """Bytes of data of the server (see DATA_SIZE_QUERY), or None with a warning saying why it is unknown."""
+def _ask_once(params: dict[str, Any], unknown: str, ask: Callable[[Any], T]) -> tuple[T | None, list[str]]:
+    """ask(connection) on a connection of its own, closed after; None with a warning '<unknown> of <server> ...:
+    why' when the server cannot be reached or the query fails (a fact a module can do without)."""
     try:
         conn = connect(params)
     except PgreplError as exc:
-        return None, [f"the data size of {describe_target(params)} is unknown: {exc}"]
+        return None, [unknown.format(describe_target(params)) + f": {exc}"]
     try:
-        row = query_one(conn, DATA_SIZE_QUERY)
+        return ask(conn), []
     except psycopg.Error as exc:
-        return None, [f"the data size of {describe_target(params)} is unknown: {str(exc).strip()}"]
+        return None, [unknown.format(describe_target(params)) + f": {str(exc).strip()}"]
     finally:
         conn.close()
-    return (int(row[0]) if row and row[0] is not None else None), []
+
+
+def _data_size_of(conn: Any) -> int | None:
+    row = query_one(conn, DATA_SIZE_QUERY)
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def data_size(params: dict[str, Any]) -> tuple[int | None, list[str]]:
+    """Bytes of data of the server (see DATA_SIZE_QUERY), or None with a warning saying why it is unknown."""
+    return _ask_once(params, "the data size of {} is unknown", _data_size_of)
 
 
 # The tablespaces a copy of the primary must place (standby_clone's tablespaces): every one but pg_default and
@@ -470,16 +483,11 @@ TABLESPACES_QUERY = ("SELECT t.spcname AS name, pg_catalog.pg_tablespace_locatio
                      " WHERE t.spcname NOT IN ('pg_default', 'pg_global') ORDER BY t.spcname")
 
 
+def _tablespaces_of(conn: Any) -> list[dict[str, Any]]:
+    return [{"name": row["name"], "location": row["location"], "size": row["size"]}
+            for row in query_all(conn, TABLESPACES_QUERY)]
+
+
 def tablespaces(params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """[{name, location, size}] of the server's tablespaces (see TABLESPACES_QUERY), or None with a warning."""
-    try:
-        conn = connect(params)
-    except PgreplError as exc:
-        return None, [f"the tablespaces of {describe_target(params)} are unknown: {exc}"]
-    try:
-        rows = query_all(conn, TABLESPACES_QUERY)
-    except psycopg.Error as exc:
-        return None, [f"the tablespaces of {describe_target(params)} are unknown: {str(exc).strip()}"]
-    finally:
-        conn.close()
-    return [{"name": row["name"], "location": row["location"], "size": row["size"]} for row in rows], []
+    return _ask_once(params, "the tablespaces of {} are unknown", _tablespaces_of)
