@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from psycopg import sql
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._rewind_grants import rewind_grant_statements
 
-from ansible_runner import run_module, run_tasks
+from ansible_runner import VENV_BIN, ansible_env, run_module, run_tasks
 from cluster import CloneBench, Clusters, PgCluster, _as_postgres, clone_bench, find_bin_dir, free_port, moved_siblings
 
 MODULE = "pgrepl.streaming.standby_clone"
@@ -731,25 +732,79 @@ def test_preflight_proves_the_connection_past_a_running_server_and_changes_nothi
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Reports of the copy during which the watcher holds pg_basebackup until clone_wait printed one more line.
+HOLDS = 2
+HOLD_LIMIT = 120.0  # seconds one hold may last (a clone_wait look takes interval, 1 s, plus Ansible's own time)
+
+
+def progress_lines(text: str) -> list[str]:
+    """clone_wait's lines that give the copy's progress: "localhost - 42% of 60.1 MB, 8.0 MB/s, about 4 s left"."""
+    return [line for line in text.splitlines() if line.startswith("localhost - ") and "% of " in line]
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
 @dataclass
 class Watch:
-    """What a thread saw while the copy ran: pg_basebackup command lines and the progress file's contents."""
+    """What a thread saw while the copy ran: pg_basebackup command lines and the progress file's contents.
 
+    How many lines clone_wait prints during the copy depends on how long each of its looks takes, that is on the
+    machine's load, against a copy of a few seconds. So on each of the first HOLDS new reports of the copy in the
+    progress file, the watcher stops pg_basebackup (SIGSTOP) until the playbook's output (a file) shows one more
+    progress line, then lets it go on: the lines printed during the copy are facts, not a race. The time held is
+    kept, so the copy's own time (what max_rate bounds) leaves it out."""
+
+    output: Path
     commands: list[str] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    held_seconds: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, data_dir: Path) -> None:
         progress = data_dir.parent / f".{data_dir.name}.pgrepl-progress"
         while not self.stop.is_set():
+            pids = []
             for line in processes_mentioning(f"{data_dir}.pgrepl-clone-"):
-                if "pg_basebackup" in line and line not in self.commands:
-                    self.commands.append(line)
+                if "pg_basebackup" in line:
+                    pids.append(int(line.split(":", 1)[0]))
+                    if line not in self.commands:
+                        self.commands.append(line)
             try:
-                self.reports.append(json.loads(progress.read_text(encoding="utf-8")))
+                report = json.loads(progress.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                pass
-            time.sleep(0.3)
+                report = None
+            if isinstance(report, dict):
+                self.reports.append(report)
+                if (pids and len(self.held) < HOLDS and report.get("phase") in ("copying", "finishing")
+                        and report not in self.held):
+                    self.hold(pids, report)
+            time.sleep(0.1)
+
+    def printed(self) -> list[str]:
+        try:
+            return progress_lines(self.output.read_text(encoding="utf-8"))
+        except OSError:
+            return []
+
+    def hold(self, pids: list[int], report: dict[str, Any]) -> None:
+        shown = len(self.printed())
+        started = time.monotonic()
+        signal_all(pids, signal.SIGSTOP)
+        try:
+            while (len(self.printed()) <= shown and time.monotonic() - started < HOLD_LIMIT
+                   and not self.stop.is_set()):
+                time.sleep(0.1)
+        finally:
+            signal_all(pids, signal.SIGCONT)
+            self.held_seconds += time.monotonic() - started
+            self.held.append(report)
 
 
 RATE = "8M"
@@ -759,7 +814,8 @@ RATE_BYTES = 8 * 1024 * 1024
 def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Bench, tmp_path: Path) -> None:
     """A primary of this test's own with about 60 MB: the copy in the background (async, poll 0) with max_rate 8M,
     clone_wait printing its progress every second. The rate is proven on pg_basebackup's own command line and by
-    the time the copy took; the progress file existed during the copy with a plausible percent, and is gone."""
+    the time the copy took (less the time the watcher held it); the progress file existed during the copy with a
+    plausible percent, clone_wait printed it while the copy ran, and the file is gone."""
     source = PgCluster(bench.work, "rateprimary")
     source.init()
     bench.clusters.append(source)
@@ -776,31 +832,43 @@ def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Benc
     args = bench.args(cluster.data_dir, primary_port=source.port, passfile=str(passfile), slot_name=None,
                       max_rate=RATE, timeout=600)
     saved = tmp_path / "waited.json"
-    watch = Watch()
+    tasks = [
+        {"name": "copy in the background", MODULE: args, "async": 600, "poll": 0, "register": "job"},
+        {"name": "wait", "pgrepl.streaming.clone_wait": {"jid": "{{ job.ansible_job_id }}",
+                                                         "data_dir": str(cluster.data_dir), "interval": 1},
+         "register": "waited"},
+        {"name": "keep", "ansible.builtin.copy": {"content": "{{ waited | to_json }}", "dest": str(saved)}},
+    ]
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                                     "tasks": tasks}]), encoding="utf-8")
+    # The text output goes to a file the watcher reads while the playbook runs.
+    watch = Watch(tmp_path / "play.out")
     watcher = threading.Thread(target=watch.run, args=(cluster.data_dir,), daemon=True)
     watcher.start()
     started = time.monotonic()
     try:
-        run = run_tasks([
-            {"name": "copy in the background", MODULE: args, "async": 600, "poll": 0, "register": "job"},
-            {"name": "wait", "pgrepl.streaming.clone_wait": {"jid": "{{ job.ansible_job_id }}",
-                                                             "data_dir": str(cluster.data_dir), "interval": 1},
-             "register": "waited"},
-            {"name": "keep", "ansible.builtin.copy": {"content": "{{ waited | to_json }}", "dest": str(saved)}},
-        ], json_output=False)
+        with watch.output.open("w", encoding="utf-8") as output:
+            run = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+                                 stdout=output, stderr=subprocess.PIPE, text=True, env=ansible_env("default"),
+                                 timeout=900, check=False)
     finally:
         watch.stop.set()
         watcher.join()
     took = time.monotonic() - started
-    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    stdout = watch.output.read_text(encoding="utf-8")
+    assert run.returncode == 0, f"{stdout}\n{run.stderr}"
     waited = json.loads(saved.read_text(encoding="utf-8"))
     # The task's own result, through clone_wait: a real copy of the source.
     assert (bool(waited.get("failed")), waited["outcome"], waited["changed"]) == (False, "cloned", True), waited
     assert sysid_of(cluster.data_dir) == waited["system_identifier"] == sysid_of(source.data_dir)
-    # The limit reached pg_basebackup, and the copy took at least the size at that rate (80 %: the estimate).
+    # The limit reached pg_basebackup, and the copy took at least the size at that rate (80 %: the estimate),
+    # not counting the time it was held (within pg_basebackup's run: the holds end with it still there).
     assert watch.commands and all(f"--max-rate={RATE}" in line for line in watch.commands), watch.commands
-    assert took >= 0.8 * size / RATE_BYTES, (took, size)
-    assert 0.8 * size / RATE_BYTES <= waited["basebackup_seconds"] <= waited["duration_seconds"] <= took
+    assert len(watch.held) == HOLDS, (watch.held, watch.reports)
+    assert took - watch.held_seconds >= 0.8 * size / RATE_BYTES, (took, watch.held_seconds, size)
+    assert 0.8 * size / RATE_BYTES <= waited["basebackup_seconds"] - watch.held_seconds, (waited, watch.held_seconds)
+    assert waited["basebackup_seconds"] <= waited["duration_seconds"] <= took
     # The progress file during the copy: growing percent below 100, the rate near the limit.
     copying = [report for report in watch.reports if report.get("phase") == "copying"]
     assert copying, watch.reports
@@ -810,9 +878,10 @@ def test_max_rate_limits_the_copy_and_clone_wait_prints_its_progress(bench: Benc
     rates = [report["rate_bytes_per_second"] for report in copying if report["rate_bytes_per_second"]]
     assert rates and max(rates) <= RATE_BYTES * 1.3, rates
     assert abs(copying[-1]["bytes_total"] - size) < size * 0.3
-    # clone_wait printed lines such as "localhost - 42% of 60.1 MB, 8.0 MB/s, about 4 s left" as it went.
-    printed = [line for line in run.stdout.splitlines() if line.startswith("localhost - ") and "% of " in line]
-    assert len(printed) >= 2 and printed == [line for line in waited["progress"] if "% of " in line], run.stdout
+    # clone_wait printed lines such as "localhost - 42% of 60.1 MB, 8.0 MB/s, about 4 s left" as it went: at
+    # least one during each hold, each the task's own progress.
+    printed = progress_lines(stdout)
+    assert len(printed) >= HOLDS and printed == progress_lines("\n".join(waited["progress"])), stdout
     # Nothing left beside the data directory: no progress file, no lock, no temporary copy.
     assert pgrepl_siblings(cluster.data_dir) == []
     assert sorted(name for name in os.listdir(cluster.data_dir.parent) if name.startswith(".")) == []
