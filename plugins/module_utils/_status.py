@@ -10,6 +10,8 @@ status lives here: the replication state of a standby from both ends, which numb
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance
@@ -282,13 +284,33 @@ def archive_entry(server: dict[str, Any]) -> dict[str, Any] | None:
     return entry
 
 
+_FRACTION_RE = re.compile(r"\.([0-9]{1,6})[0-9]*")
+
+
+def timestamp_instant(text: Any) -> datetime | None:
+    """A timestamptz as PostgreSQL's JSON spells it ('2026-10-25T02:10:00.1+01:00') as an aware datetime, None for
+    anything else. The texts alone do not order: the same server's offset changes with daylight saving time (at
+    the autumn change, 02:30+02:00 comes before 02:10+01:00). Fractions padded to 6 digits for Python < 3.11."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.fromisoformat(_FRACTION_RE.sub(lambda m: "." + m.group(1).ljust(6, "0"), text, count=1))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
 def archive_problem(archive: dict[str, Any] | None) -> str | None:
     """Archiving fails now: the archiver's last failure is later than its last success (or it never succeeded).
-    Timestamps of one server compare as its ISO texts (same time zone)."""
+    Compared as instants (timestamp_instant); as texts only when one is not a timestamp."""
     if not archive or not archive["archives"] or not archive.get("last_failed_time"):
         return None
     last_ok = archive.get("last_archived_time")
-    if last_ok and str(last_ok) >= str(archive["last_failed_time"]):
+    ok_at, failed_at = timestamp_instant(last_ok), timestamp_instant(archive["last_failed_time"])
+    if ok_at is not None and failed_at is not None:
+        if ok_at >= failed_at:
+            return None
+    elif last_ok and str(last_ok) >= str(archive["last_failed_time"]):
         return None
     return (f"archiving fails: {archive.get('last_failed_wal')} at {archive['last_failed_time']} "
             f"({archive.get('failed_count')} failures; archive_command's message is in the server log), WAL "

@@ -70,3 +70,28 @@ def test_node_facts_read_pg_stat_archiver_and_the_archive_settings() -> None:
     assert "pg_stat_archiver" in text
     assert {"archive_mode", "archive_command", "restore_command"} <= set(_info.SETTINGS_NAMES)
     assert _info.empty_live_facts()["archiver"] is None
+
+
+# PostgreSQL's JSON texts of one server in Europe/Berlin around the autumn change (SET TimeZone, row_to_json):
+# 00:30 UTC is 02:30+02:00, 01:10 UTC (later) is 02:10+01:00.
+BEFORE_FALL_BACK = "2026-10-25T02:30:00+02:00"
+AFTER_FALL_BACK = "2026-10-25T02:10:00+01:00"
+
+
+def test_a_failure_after_the_last_success_across_the_autumn_change_is_a_problem() -> None:
+    archive = {"archives": True, "last_archived_time": BEFORE_FALL_BACK, "last_failed_time": AFTER_FALL_BACK,
+               "last_failed_wal": "000000010000000000000006", "failed_count": 1}
+    assert st.archive_problem(archive) is not None
+    assert st.archive_problem(dict(archive, last_archived_time=AFTER_FALL_BACK,
+                                   last_failed_time=BEFORE_FALL_BACK)) is None
+
+
+def test_timestamps_as_postgresql_spells_them() -> None:
+    # A fraction of any length (trailing zeros dropped), offsets with minutes or seconds (LMT).
+    assert st.timestamp_instant("2026-10-25T07:00:00.1+05:30") == st.timestamp_instant("2026-10-25T01:30:00.1+00:00")
+    assert st.timestamp_instant("2026-12-07T14:38:17.952984+05:30") is not None
+    assert st.timestamp_instant("1959-12-31T23:15:30-00:44:30") == st.timestamp_instant("1960-01-01T00:00:00+00:00")
+    assert st.timestamp_instant("2026-12-07T08:00:00.1234567+00:00") == st.timestamp_instant(
+        "2026-12-07T08:00:00.123456+00:00")
+    for nothing in (None, "", "yesterday", "2026-12-07T08:00:00", 5):
+        assert st.timestamp_instant(nothing) is None
