@@ -145,9 +145,8 @@ def wal(tmp_path: Path) -> tuple[Path, Path]:
     return source, archive
 
 
-def test_archive_copies_fsyncs_file_and_directory_and_leaves_no_temp(
-        wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    source, archive = wal
+def _spy_fsync(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths _archive fsyncs, in order (each really synced)."""
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -156,6 +155,13 @@ def test_archive_copies_fsyncs_file_and_directory_and_leaves_no_temp(
         real_fsync(fd)
 
     monkeypatch.setattr(_archive.os, "fsync", spy)
+    return synced
+
+
+def test_archive_copies_fsyncs_file_and_directory_and_leaves_no_temp(
+        wal: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    source, archive = wal
+    synced = _spy_fsync(monkeypatch)
     assert archive_file(str(source), str(archive), SEG) == "archived"
     assert (archive / SEG).read_bytes() == source.read_bytes()
     assert [p.name for p in archive.iterdir()] == [SEG]
@@ -176,19 +182,6 @@ def test_an_identical_archived_file_is_success_a_different_one_a_loud_failure(
     assert "already archived with a different content" in err and "not overwritten" in err
     assert (archive / SEG).read_bytes() == b"x" * 4096  # untouched
     assert [p.name for p in archive.iterdir()] == [SEG]
-
-
-def _spy_fsync(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths _archive fsyncs, in order (each really synced)."""
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(_archive.os, "fsync", spy)
-    return synced
 
 
 def test_an_identical_archived_file_is_flushed_before_it_counts_as_archived(
