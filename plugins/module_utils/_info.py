@@ -32,13 +32,14 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._server import Se
 
 MIN_MAJOR = 10  # pg_current_wal_lsn() and friends; 13 to 18 are the supported and tested ones
 
-# pg_settings read for decisions; primary_conninfo is returned masked.
+# pg_settings read for decisions; primary_conninfo is returned masked. archive_command and restore_command are
+# not read: nothing decides by them, and a user's own tool's command may carry a credential.
 SETTINGS_NAMES = (
     "wal_level", "max_wal_senders", "max_replication_slots", "hot_standby", "hot_standby_feedback",
     "wal_log_hints", "data_checksums", "max_slot_wal_keep_size", "wal_keep_size", "listen_addresses", "port",
     "data_directory", "config_file", "hba_file", "primary_conninfo", "primary_slot_name", "max_connections",
     "max_worker_processes", "max_prepared_transactions", "max_locks_per_transaction", "password_encryption",
-    "archive_mode", "cluster_name", "recovery_min_apply_delay", "archive_command", "restore_command",
+    "archive_mode", "cluster_name", "recovery_min_apply_delay",
 )
 CONNINFO_SETTINGS = ("primary_conninfo",)
 # Settings only superusers and pg_read_all_settings members can see (pg_settings hides their rows).
