@@ -8,6 +8,7 @@ real ansible-playbook processes killed with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -58,6 +59,19 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
+def ancestors(pid: int) -> list[int]:
+    """The parent, grandparent, ... of a process (as long as they are there)."""
+    chain: list[int] = []
+    while pid > 1:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+        except OSError:
+            break
+        pid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
+        chain.append(pid)
+    return chain
+
+
 def wait_until(predicate: Any, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -82,18 +96,25 @@ def test_a_play_killed_mid_copy_leaves_no_pg_basebackup_and_the_rerun_clones(ben
     with tempfile.TemporaryDirectory(prefix="pgrepl-play-") as tmp:
         playbook = Path(tmp) / "play.yml"
         playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "connection": "local",
-                                         "tasks": [{MODULE: bench.args(cluster.data_dir, checkpoint="spread")}]}]))
+                                         # The slowest rate pg_basebackup takes: the kill below always lands
+                                         # mid-copy, however late a loaded machine lets this test look.
+                                         "tasks": [{MODULE: bench.args(cluster.data_dir, checkpoint="spread",
+                                                                       max_rate="32k")}]}]))
         play = subprocess.Popen(["ansible-playbook", "-i", "localhost,", str(playbook)], env=ansible_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             assert wait_until(lambda: processes_naming(partial), 60), "pg_basebackup never started"
             # The play cut off and its module killed, as when the controller's job is killed and its SSH session
             # to the host ends (Ansible's workers run in sessions of their own, so the module is killed by pid).
-            modules = processes_naming("AnsiballZ_standby_clone")
+            # This play's module: the standby_clone process that runs this copy's pg_basebackup (other tests and
+            # other users of the machine run standby_clone at the same time: never a process found by name alone).
+            ours = {pid for copy in processes_naming(partial) for pid in ancestors(copy)}
+            modules = [pid for pid in processes_naming("AnsiballZ_standby_clone") if pid in ours]
             assert modules, "the module's process was not found"
             os.killpg(play.pid, signal.SIGKILL)
             for pid in modules:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # already gone with the play: as good
+                    os.kill(pid, signal.SIGKILL)
             play.wait(timeout=30)
         finally:
             if play.poll() is None:
