@@ -334,25 +334,51 @@ def test_a_reseed_swaps_a_mapped_tablespace_and_keeps_the_old_one(request, prima
         assert standby.psql("SELECT count(*) FROM ts_rows") == "1000"
 
 
-def test_a_tablespace_created_later_needs_its_directory_on_the_standbys_first(primary, standbys) -> None:
-    """Where a scenario maps tablespaces (pg18): a CREATE TABLESPACE on the primary is replayed on each standby at
-    the primary's path (the map applies to copies). A standby that has the directory goes on streaming; one
-    without it stops (its startup process cannot create the tablespace) and streams again once the directory is
-    created and its service started, with the rows. Last: it stops a standby."""
+def test_a_tablespace_created_later_in_a_declared_directory_leaves_every_standby_streaming(primary, standbys) -> None:
+    """pgrepl_tablespace_dirs (pg18: a directory under a parent missing before site): site made it on every node,
+    0700 of postgres, its missing parent root's 0755. A CREATE TABLESPACE there on the primary, which each standby
+    replays at the primary's path, leaves every standby streaming, and a row written into it arrives on each."""
+    declared = primary.var("pgrepl_tablespace_dirs", [])
+    if not declared:
+        return
+    location = declared[0]
+    for node in (primary, *standbys):
+        directory = node.host.file(location)
+        assert (directory.is_directory, directory.user, directory.mode) == (True, "postgres", 0o700), node.name
+        parent = node.host.file(os.path.dirname(location))
+        assert (parent.is_directory, parent.user, parent.mode) == (True, "root", 0o755), node.name
+    primary.psql(f"CREATE TABLESPACE ts2 LOCATION '{location}'")
+    primary.psql("CREATE TABLE ts2_rows TABLESPACE ts2 AS SELECT 1 AS n")
+    primary.psql("INSERT INTO ts2_rows VALUES (2)")
+    for standby in standbys:
+        _wait_for(lambda s=standby: s.psql("SELECT to_regclass('ts2_rows') IS NOT NULL") == "t", "ts2_rows")
+        _wait_for(lambda s=standby: s.psql("SELECT count(*) FROM ts2_rows") == "2", "the row written into ts2")
+        query = "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts2'"
+        assert standby.psql(query) == location, standby.name
+        assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming", standby.name
+        assert standby.host.service(standby.service).is_running, standby.name
+
+
+def test_a_tablespace_created_later_elsewhere_needs_its_directory_on_the_standbys_first(primary, standbys) -> None:
+    """Where a scenario maps tablespaces (pg18): a CREATE TABLESPACE on the primary in a directory not declared in
+    pgrepl_tablespace_dirs is replayed on each standby at the primary's path (the map applies to copies). A standby
+    that has the directory goes on streaming; one without it stops (its startup process cannot create the
+    tablespace) and streams again once the directory is created and its service started, with the rows. Last: it
+    stops a standby."""
     if not any(standby.var("pgrepl_tablespace_map", {}) for standby in standbys):
         return
-    location = "/srv/pgrepl-ts2"
+    location = "/srv/pgrepl-ts3"
     bare, prepared = standbys[0], standbys[1:]
     make = f"install -d -o postgres -g postgres -m 0700 {location}"
     for node in (primary, *prepared):
         assert node.host.run(make).rc == 0, node.name
-    primary.psql(f"CREATE TABLESPACE ts2 LOCATION '{location}'")
-    primary.psql("CREATE TABLE ts2_rows TABLESPACE ts2 AS SELECT 1 AS n")
+    primary.psql(f"CREATE TABLESPACE ts3 LOCATION '{location}'")
+    primary.psql("CREATE TABLE ts3_rows TABLESPACE ts3 AS SELECT 1 AS n")
     for standby in prepared:
-        _wait_for(lambda s=standby: s.psql("SELECT to_regclass('ts2_rows') IS NOT NULL") == "t", "ts2_rows")
-        assert standby.psql("SELECT count(*) FROM ts2_rows") == "1"
+        _wait_for(lambda s=standby: s.psql("SELECT to_regclass('ts3_rows') IS NOT NULL") == "t", "ts3_rows")
+        assert standby.psql("SELECT count(*) FROM ts3_rows") == "1"
         assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
-        query = "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts2'"
+        query = "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts3'"
         assert standby.psql(query) == location
     _wait_for(lambda: not bare.host.service(bare.service).is_running, f"{bare.name} to stop")
     assert location in bare.server_logs()
@@ -360,6 +386,6 @@ def test_a_tablespace_created_later_needs_its_directory_on_the_standbys_first(pr
     assert bare.host.run(f"systemctl start {bare.service}").rc == 0
     _wait_for(lambda: bare.host.run(f"{bare.bin_dir}/pg_isready -q -h {bare.socket_dir} -p {bare.port}").rc == 0,
               f"{bare.name} to accept connections")
-    _wait_for(lambda: bare.psql("SELECT to_regclass('ts2_rows') IS NOT NULL") == "t", "ts2_rows on the restarted")
-    assert bare.psql("SELECT count(*) FROM ts2_rows") == "1"
+    _wait_for(lambda: bare.psql("SELECT to_regclass('ts3_rows') IS NOT NULL") == "t", "ts3_rows on the restarted")
+    assert bare.psql("SELECT count(*) FROM ts3_rows") == "1"
     _wait_for(lambda: bare.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming", "streaming again")
