@@ -24,6 +24,7 @@ FORMER_SLOT_JINJA = """
 {%- set base = inventory_hostname | lower | regex_replace('[^a-z0-9_]', '_') -%}
 {{ base if base | length <= 63 else base[:54] ~ '_' ~ (inventory_hostname | hash('sha256'))[:8] }}"""
 
+
 def play(down: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     """The variables of a failover play over db1 (stopped) and db2, db3 (streaming); `down` did not answer; the
     operations role's vars rendered last, as Ansible renders them when a task reads them."""

@@ -57,7 +57,7 @@ def test_stat_covers_the_directories_and_their_parents_and_find_only_existing_di
 
 
 def test_without_existing_directories_the_find_is_skipped_and_everything_is_prepared() -> None:
-    _, find, block = _tasks()
+    find, block = _tasks()[1:]
     results = [_stat("/data/ts2"), _stat("/data", isdir=True, islnk=False)]
     variables = {"__pgrepl_tablespace_dirs": ["/data/ts2"], "__pgrepl_tablespace_dir_stats": {"results": results}}
     assert render(find["vars"]["__existing"], variables) == []

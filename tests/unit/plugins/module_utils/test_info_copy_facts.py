@@ -59,8 +59,8 @@ def test_tablespaces(conn: FakeConnection) -> None:
 
 @pytest.mark.parametrize(("ask", "words"), [(_info.data_size, "the data size of"),
                                             (_info.tablespaces, "the tablespaces of")])
-def test_a_failing_query_is_a_warning_and_the_connection_is_closed(conn: FakeConnection, ask: Any,
-                                                                    words: str) -> None:
+def test_a_failing_query_is_a_warning_and_the_connection_is_closed(
+        conn: FakeConnection, ask: Any, words: str) -> None:
     conn.rows = psycopg.errors.InsufficientPrivilege("permission denied for function pg_tablespace_size\n")
     value, warnings = ask(PARAMS)
     assert value is None and conn.closed
