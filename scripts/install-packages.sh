@@ -34,6 +34,7 @@ make         make            always      the README commands
 pg:*         postgresql      always      throwaway PostgreSQL servers of the integration tests
 py:venv      python3-venv    always      scripts/deps.sh makes the venv with python3 -m venv
 python3      python3         always      the interpreter of the venv
+/usr/bin/python3 python3     always      the system interpreter named by the shebang of the WAL archive program (test_archive)
 rsync        rsync           always      scripts/test.sh sanity: the ansible_collections copy
 shellcheck   shellcheck      always      ansible-test sanity runs its shellcheck test only when it is installed
 ssh          openssh-client  always      the ssh Molecule scenario (Ansible ssh connection)
