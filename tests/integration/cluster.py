@@ -21,6 +21,18 @@ from psycopg import sql
 SUPERUSER_PASSWORD = "bench-superuser-pw-7Qx"  # only for the throwaway test clusters
 
 
+def wait_for(what: str, probe: Any, timeout: float = 40.0) -> Any:
+    """Poll probe() until it returns something truthy, and return that (bounded: an AssertionError naming what)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
 def find_bin_dir() -> Path:
     """The newest installed PostgreSQL server binaries (Debian layout), or PG_BIN_DIR."""
     if os.environ.get("PG_BIN_DIR"):

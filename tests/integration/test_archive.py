@@ -10,7 +10,6 @@ import os
 import pwd
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import INTERPRETER, archive_plan
 
 from ansible_runner import run_module
-from cluster import Clusters, PgCluster
+from cluster import Clusters, PgCluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "plugins" / "module_utils" / "_archive.py"
@@ -36,15 +35,6 @@ def _chown(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def wait_for(what: str, probe: Any, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +54,8 @@ def bench(throwaway: Clusters) -> Iterator[dict[str, Any]]:
     conf = (f"archive_mode = on\narchive_command = '{script} archive {archive} %p %f'\n"
             "wal_keep_size = 0\nmax_wal_size = 64MB\n")
     primary = throwaway.server("archiving", conf=conf)
+    # Here, not in the first test that writes: pytest-xdist may run any test of this file first on a worker.
+    primary.sql("CREATE TABLE filler (v text)")
     yield {"script": script, "archive": archive, "primary": primary}
 
 
@@ -74,7 +66,6 @@ def archiver(primary: PgCluster) -> dict[str, Any]:
 
 def switch(primary: PgCluster) -> str:
     """Write something, close the segment; its name."""
-    primary.sql("CREATE TABLE IF NOT EXISTS filler (v text)")
     primary.sql("INSERT INTO filler SELECT 'x' FROM generate_series(1, 100)")
     return primary.scalar("SELECT pg_walfile_name(pg_switch_wal())")
 

@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from ansible_runner import run_module
-from cluster import PgCluster, free_port
+from cluster import PgCluster, free_port, wait_for
 
 MODULE = "standby_config"
 SLOT = "standby_config_sc"
@@ -33,16 +33,6 @@ MASK = "********"
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def wait_for(what: str, probe: Any, timeout: float = 40.0) -> Any:
-    """Poll probe() until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def sighups(cluster: PgCluster) -> int:
