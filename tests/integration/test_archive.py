@@ -35,8 +35,6 @@ def _chown(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-
-
 @pytest.fixture(scope="module")
 def bench(throwaway: Clusters) -> Iterator[dict[str, Any]]:
     """The program as the role installs it (a shebang, then _archive.py's text), an archive directory, and a primary

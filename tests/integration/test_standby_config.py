@@ -34,7 +34,6 @@ MASK = "********"
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-
 def sighups(cluster: PgCluster) -> int:
     return cluster.log_text().count("received SIGHUP")
 
