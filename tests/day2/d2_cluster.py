@@ -32,7 +32,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 # Names of the chained test's containers and network (scripts/bench_day2.py uses pgrepl-bd2-), and the client image.
-TEST_PREFIX = "pgrepl-d2-"
+# PGREPL_D2_PREFIX gives a run its own names: the session start removes every container with the prefix, so two
+# runs at once (two developers' sessions on one engine) must not share it.
+TEST_PREFIX = os.environ.get("PGREPL_D2_PREFIX", "pgrepl-d2-")
 CLIENT_IMAGE = "pgrepl-test/client:current"
 VENV_BIN = Path(sys.executable).parent
 # Throwaway secrets for throwaway containers.
