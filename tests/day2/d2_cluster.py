@@ -143,8 +143,13 @@ class DayTwoCluster:
     `<prefix><tag>`; files under `workdir`."""
 
     def __init__(self, prefix: str, tag: str, image: str, client_image: str, workdir: Path, standbys: int = 2,
-                 sync: tuple[int, ...] = (2,), kind: HostKind = HostKind()) -> None:
+                 sync: tuple[int, ...] = (2,), kind: HostKind = HostKind(),
+                 host_vars: Optional[dict[int, dict[str, object]]] = None,
+                 group_vars: Optional[dict[str, object]] = None) -> None:
         self.prefix = prefix
+        # Inventory variables a test adds: per node (by index) and for all nodes.
+        self.extra_host_vars = host_vars or {}
+        self.extra_group_vars = group_vars or {}
         self.tag = tag
         self.image = image
         self.client_image = client_image
@@ -260,10 +265,11 @@ class DayTwoCluster:
 
     def write_inventory(self) -> None:
         hosts = {}
-        for name in self.names:
-            host = {"pgrepl_sync": True} if name in self.sync_hosts else {}
+        for index, name in enumerate(self.names):
+            host: dict[str, object] = {"pgrepl_sync": True} if name in self.sync_hosts else {}
             if self.kind.addressing != "auto" and name not in self.flushed:
                 host["pgrepl_address"] = self.peer_host[name]
+            host.update(self.extra_host_vars.get(index, {}))
             hosts[name] = host or None
         base = {"all": {
             "hosts": hosts,
@@ -272,6 +278,7 @@ class DayTwoCluster:
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "ansible_become_method": "ansible.builtin.su",
                 "pgrepl_replication_password": REPLICATION_PASSWORD,
+                **self.extra_group_vars,
             },
         }}
         self.base_file.write_text(yaml.safe_dump(base, default_flow_style=False, sort_keys=False))
