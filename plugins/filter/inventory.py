@@ -1,22 +1,33 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filter inventory_problems: whether the inventory describes the cluster the hosts run. The logic is in
-module_utils/_inventory.py; the documentation is in the sidecar file inventory_problems.yml beside this file.
+"""Filters of the inventory: inventory_problems (whether the inventory describes the clusters the hosts run) and the
+clusters of an inventory (pgrepl_cluster_id): cluster_members, cluster_nodes, cluster_selected,
+cluster_lease_path, cluster_regroup. The logic is in module_utils/_inventory.py; the documentation is in the
+sidecar files beside this file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import (
+    DEFAULT_CLUSTER_ID,
+    Clusters,
     InventoryError,
+    cluster_id,
+    day2_cluster,
+    inventory_clusters,
     inventory_view,
+    regroup,
+    selected_clusters,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import (
     inventory_problems as problems_of,
 )
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import cluster_lease_path as lease_path_of
 
 
 def inventory_problems(view: Any, facts: bool = True) -> list[str]:
@@ -27,8 +38,79 @@ def inventory_problems(view: Any, facts: bool = True) -> list[str]:
         raise AnsibleFilterError(f"inventory_problems: {exc}") from None
 
 
+def _clusters(groups: Any, hostvars: Any) -> Clusters:
+    """The inventory's clusters from Ansible's groups and hostvars (each host's pgrepl_cluster_id)."""
+    if not isinstance(groups, Mapping):
+        raise InventoryError(f"groups: expected Ansible's groups, got {type(groups).__name__}")
+    primary, standby = groups.get("primary") or [], groups.get("standby") or []
+    ids: dict[str, Any] = {}
+    for host in [*primary, *standby]:
+        variables = hostvars[host] if host in hostvars else {}
+        ids[host] = variables.get("pgrepl_cluster_id")
+    return inventory_clusters(primary, standby, ids)
+
+
+def _call(name: str, function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except InventoryError as exc:
+        raise AnsibleFilterError(f"{name}: {exc}") from None
+
+
+def cluster_members(groups: Any, hostvars: Any, hosts: Any = None) -> dict[str, Any]:
+    """The groups primary and standby and each node's cluster id, of the clusters that have a host among ``hosts``
+    (None: every cluster of the inventory): what the inventory check reads."""
+    def run() -> dict[str, Any]:
+        clusters = _clusters(groups, hostvars)
+        if hosts is None:
+            return clusters.members()
+        ids = [cid for cid in clusters.ids if any(clusters.of.get(host) == cid for host in hosts)]
+        return clusters.members(ids)
+    return _call("cluster_members", run)
+
+
+def cluster_nodes(groups: Any, hostvars: Any, host: str) -> list[str]:
+    """Every node of ``host``'s cluster, its primaries first, in inventory order."""
+    def run() -> list[str]:
+        clusters = _clusters(groups, hostvars)
+        return clusters.nodes([clusters.of.get(host, DEFAULT_CLUSTER_ID)])
+    return _call("cluster_nodes", run)
+
+
+def cluster_selected(groups: Any, hostvars: Any, host: str, selector: Any = "", target: Any = "",
+                     day2_host: Any = "", day2: bool = False) -> bool:
+    """Whether this run acts on ``host``: its cluster is among those pgrepl_clusters names (empty: every one), or
+    with ``day2`` it is the one cluster of the operation's target or host. A selector that names no cluster, or a
+    day-2 run whose cluster cannot be told, is refused."""
+    def run() -> bool:
+        clusters = _clusters(groups, hostvars)
+        mine = clusters.of.get(host, DEFAULT_CLUSTER_ID)
+        if day2:
+            return mine == day2_cluster(clusters, target, day2_host, selector)
+        return mine in selected_clusters(clusters, selector)
+    return _call("cluster_selected", run)
+
+
+def cluster_lease_path(value: Any) -> str:
+    """The lease file of a node of the cluster ``value`` (its pgrepl_cluster_id)."""
+    return _call("cluster_lease_path", lambda: lease_path_of(cluster_id(value), DEFAULT_CLUSTER_ID))
+
+
+def cluster_regroup(groups: Any, hostvars: Any, primary: str, standbys: Any) -> dict[str, list[str]]:
+    """The groups primary and standby after a day-2 operation made ``primary`` and ``standbys`` the nodes of
+    ``primary``'s cluster; the other clusters' entries stay as they are."""
+    def run() -> dict[str, list[str]]:
+        clusters = _clusters(groups, hostvars)
+        cluster = clusters.of.get(primary) or cluster_id((hostvars[primary] if primary in hostvars else {})
+                                                          .get("pgrepl_cluster_id"), primary)
+        return regroup(clusters, cluster, primary, list(standbys))
+    return _call("cluster_regroup", run)
+
+
 class FilterModule:
-    """The collection's inventory check."""
+    """The collection's inventory check and the clusters of an inventory."""
 
     def filters(self) -> dict[str, Any]:
-        return {"inventory_problems": inventory_problems}
+        return {"inventory_problems": inventory_problems, "cluster_members": cluster_members,
+                "cluster_nodes": cluster_nodes, "cluster_selected": cluster_selected,
+                "cluster_lease_path": cluster_lease_path, "cluster_regroup": cluster_regroup}

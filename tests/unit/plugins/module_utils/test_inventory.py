@@ -1,7 +1,8 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The inventory check (module_utils/_inventory.py, filter inventory_problems): groups, addresses, peers' names
-resolving on each node, servers' roles against their groups."""
+resolving on each node, servers' roles against their groups; the clusters of an inventory (pgrepl_cluster_id) and
+the selector pgrepl_clusters."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from typing import Any
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.pgrepl.streaming.plugins.filter import inventory as inventory_filters
 from ansible_collections.pgrepl.streaming.plugins.filter.inventory import FilterModule, inventory_problems
 from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import (
     InventoryError,
+    cluster_id,
+    day2_cluster,
     groups_problem,
+    inventory_clusters,
     inventory_view,
+    regroup,
     role_problems,
+    selected_clusters,
 )
 
 PRIMARY = {"role": "primary", "walsenders_count": 2, "active_slots_count": 2}
@@ -133,4 +140,144 @@ def test_malformed_input_is_a_clear_error(value: Any, said: str) -> None:
 
 
 def test_the_filter_is_registered() -> None:
-    assert FilterModule().filters() == {"inventory_problems": inventory_problems}
+    assert FilterModule().filters()["inventory_problems"] is inventory_problems
+
+
+# --- Many clusters per inventory (pgrepl_cluster_id) ---------------------------------------------------------------
+
+TWO = {"primary": ["a0", "b0"], "standby": ["a1", "b1", "b2"]}
+TWO_IDS = {"a0": {"pgrepl_cluster_id": "a"}, "a1": {"pgrepl_cluster_id": "a"},
+           "b0": {"pgrepl_cluster_id": "b"}, "b1": {"pgrepl_cluster_id": "b"}, "b2": {"pgrepl_cluster_id": "b"}}
+
+
+def two_clusters() -> Any:
+    return inventory_clusters(TWO["primary"], TWO["standby"], {h: v["pgrepl_cluster_id"] for h, v in TWO_IDS.items()})
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "default"), ("", "default"), ("a", "a"), ("prod-eu.1_x", "prod-eu.1_x"), (7, "7"), ("A" * 63, "A" * 63)])
+def test_a_cluster_id_is_checked_and_defaults_to_default(value: Any, expected: str) -> None:
+    assert cluster_id(value) == expected
+
+
+@pytest.mark.parametrize("value", ["a,b", "a b", "-a", "é", "A" * 64, True, ["a"], 1.5, "../x"])
+def test_a_bad_cluster_id_is_refused_naming_the_option_the_host_and_the_value(value: Any) -> None:
+    with pytest.raises(InventoryError, match=r"^pgrepl_cluster_id of db1: .* is not a cluster id \(1 to 63"):
+        cluster_id(value, "db1")
+    with pytest.raises(AnsibleFilterError, match="cluster_members: pgrepl_cluster_id of db1: "):
+        inventory_filters.cluster_members({"primary": ["db1"]}, {"db1": {"pgrepl_cluster_id": value}})
+
+
+def test_the_clusters_of_an_inventory_in_inventory_order() -> None:
+    clusters = two_clusters()
+    assert clusters.ids == ["a", "b"]
+    assert clusters.nodes(["b"]) == ["b0", "b1", "b2"] and clusters.nodes() == ["a0", "b0", "a1", "b1", "b2"]
+    assert clusters.members(["a"]) == {"primary": ["a0"], "standby": ["a1"], "clusters": {"a0": "a", "a1": "a"}}
+    # Without any pgrepl_cluster_id: one cluster, "default".
+    one = inventory_clusters(["db1"], ["db2"], {})
+    assert one.ids == ["default"] and one.nodes() == ["db1", "db2"]
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ("", ["a", "b"]), (None, ["a", "b"]), ([], ["a", "b"]), ("b", ["b"]), ("b,a", ["a", "b"]), (" a , b ", ["a", "b"]),
+    (["b"], ["b"])])
+def test_the_selector_names_clusters_by_comma_string_or_list(selector: Any, expected: list[str]) -> None:
+    assert selected_clusters(two_clusters(), selector) == expected
+
+
+@pytest.mark.parametrize(("selector", "said"), [
+    ("c", r"pgrepl_clusters: 'c' names no cluster of the inventory \(its clusters, by pgrepl_cluster_id: a, b\)"),
+    ("a,zz", r"pgrepl_clusters: 'zz' names no cluster"),
+    ({"a": 1}, r"pgrepl_clusters: expected cluster ids as a comma-separated string or a list, got dict"),
+])
+def test_a_selector_naming_no_cluster_is_refused_naming_the_value(selector: Any, said: str) -> None:
+    with pytest.raises(InventoryError, match=said):
+        selected_clusters(two_clusters(), selector)
+    with pytest.raises(AnsibleFilterError, match="cluster_selected: " + said):
+        inventory_filters.cluster_selected(TWO, TWO_IDS, "a0", selector)
+
+
+def test_only_the_selected_clusters_hosts_are_in_the_run() -> None:
+    chosen = [h for h in ["a0", "a1", "b0", "b1", "b2"] if inventory_filters.cluster_selected(TWO, TWO_IDS, h, "b")]
+    assert chosen == ["b0", "b1", "b2"]
+    assert all(inventory_filters.cluster_selected(TWO, TWO_IDS, h) for h in ["a0", "b2"])
+
+
+def test_a_day2_operation_acts_on_the_cluster_of_its_target_or_host() -> None:
+    clusters = two_clusters()
+    assert day2_cluster(clusters, target="a1") == "a"
+    assert day2_cluster(clusters, host="b2") == "b"
+    assert day2_cluster(clusters, selector="b") == "b"
+    assert day2_cluster(clusters, target="b1", selector="b") == "b"
+    assert day2_cluster(inventory_clusters(["db1"], ["db2"], {})) == "default"
+    assert [h for h in ["a0", "a1", "b0"] if inventory_filters.cluster_selected(TWO, TWO_IDS, h, target="a1",
+                                                                                 day2=True)] == ["a0", "a1"]
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ({}, r"the inventory holds several clusters \(a, b\): name the cluster by pgrepl_target or pgrepl_host"),
+    ({"target": "a1", "host": "b1"}, r"name different clusters \(pgrepl_target=a1 is in cluster 'a', "
+                                     r"pgrepl_host=b1 is in cluster 'b'\)"),
+    ({"target": "a1", "selector": "b"}, r"pgrepl_target=a1 is in cluster 'a', pgrepl_clusters='b'"),
+    ({"selector": "a,b"}, r"pgrepl_clusters: a day-2 operation acts on one cluster; 'a,b' names 2 \(a, b\)"),
+])
+def test_a_day2_operation_whose_cluster_cannot_be_told_is_refused(options: dict[str, Any], said: str) -> None:
+    with pytest.raises(InventoryError, match=said):
+        day2_cluster(two_clusters(), **options)
+
+
+def test_each_cluster_needs_one_primary_named_in_the_refusal() -> None:
+    groups = {"primary": ["a0", "a9", "b0"], "standby": ["a1", "b1"],
+              "clusters": {"a0": "a", "a9": "a", "a1": "a", "b0": "b", "b1": "b"}}
+    assert inventory_problems(groups, facts=False) == [
+        "cluster 'a' (pgrepl_cluster_id) needs exactly one host in group primary (it has 2: a0, a9) and no host in "
+        "both primary and standby (both: none)"]
+    no_primary = {"primary": ["a0"], "standby": ["a1", "b1"], "clusters": {"a0": "a", "a1": "a", "b1": "b"}}
+    assert inventory_problems(no_primary, facts=False) == [
+        "cluster 'b' (pgrepl_cluster_id) needs exactly one host in group primary (it has 0: ) and no host in both "
+        "primary and standby (both: none)"]
+    # Two primaries, each of its own cluster: right.
+    assert inventory_problems({"primary": ["a0", "b0"], "standby": ["a1", "b1"],
+                               "clusters": {"a0": "a", "a1": "a", "b0": "b", "b1": "b"}}, facts=False) == []
+
+
+def test_the_fact_checks_hold_per_cluster() -> None:
+    # Cluster a on IPv4, cluster b on IPv6: no mix within a cluster. b's old primary is in recovery and its
+    # standby is the primary now: the message names b's standby, never a's.
+    problems = inventory_problems({
+        "primary": ["a0", "b0"], "standby": ["a1", "b1"],
+        "clusters": {"a0": "a", "a1": "a", "b0": "b", "b1": "b"},
+        "addresses": {"a0": "10.0.0.1", "a1": "10.0.0.2", "b0": "fd00::1", "b1": "fd00::2"},
+        "servers": {"a0": PRIMARY, "a1": STANDBY, "b0": STANDBY, "b1": {"role": "primary"}}})
+    assert problems == [
+        "b0 is in group primary but its server is in recovery (a standby). The primary now is b1 (group standby): "
+        "after a switchover or failover put it in group primary (the playbook printed the new groups, and wrote "
+        "them to pgrepl_inventory_file if set)"]
+    mixed = inventory_problems({"primary": ["a0"], "standby": ["a1"], "clusters": {"a0": "a", "a1": "a"},
+                                "addresses": {"a0": "10.0.0.1", "a1": "fd00::2"}})
+    assert len(mixed) == 1 and mixed[0].startswith("cluster 'a': the nodes' addresses mix IPv4")
+
+
+def test_the_members_the_nodes_and_the_lease_of_a_cluster() -> None:
+    assert inventory_filters.cluster_members(TWO, TWO_IDS, ["b1"]) == {
+        "primary": ["b0"], "standby": ["b1", "b2"], "clusters": {"b0": "b", "b1": "b", "b2": "b"}}
+    assert inventory_filters.cluster_members(TWO, TWO_IDS)["primary"] == ["a0", "b0"]
+    assert inventory_filters.cluster_nodes(TWO, TWO_IDS, "a1") == ["a0", "a1"]
+    assert inventory_filters.cluster_nodes({"primary": ["db1"], "standby": ["db2"]}, {}, "db2") == ["db1", "db2"]
+    assert inventory_filters.cluster_lease_path(None) == "/var/lib/pgrepl/run.lease"
+    assert inventory_filters.cluster_lease_path("default") == "/var/lib/pgrepl/run.lease"
+    assert inventory_filters.cluster_lease_path("b") == "/var/lib/pgrepl/run.b.lease"
+    with pytest.raises(AnsibleFilterError, match="cluster_lease_path: pgrepl_cluster_id: '../x' is not"):
+        inventory_filters.cluster_lease_path("../x")
+
+
+def test_the_groups_after_an_operation_move_only_that_clusters_hosts() -> None:
+    clusters = two_clusters()
+    # Switchover of a to a1: b's entries stay exactly, in their places and order.
+    assert regroup(clusters, "a", "a1", ["a0"]) == {"primary": ["a1", "b0"], "standby": ["a0", "b1", "b2"]}
+    assert regroup(clusters, "b", "b2", ["b1", "b0"]) == {"primary": ["a0", "b2"], "standby": ["a1", "b1", "b0"]}
+    # A standby removed from b.
+    assert regroup(clusters, "b", "b0", ["b1"]) == {"primary": ["a0", "b0"], "standby": ["a1", "b1"]}
+    assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"])["standby"] == ["a0", "b1", "b2"]
+    # No groups at all (the role called alone): the new groups only.
+    assert inventory_filters.cluster_regroup({}, {}, "db2", ["db1"]) == {"primary": ["db2"], "standby": ["db1"]}
