@@ -33,8 +33,10 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
     build,
+    check_sslrootcert,
     has_password,
     mentions_password,
+    tls_pairs,
     validate_host,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
@@ -150,6 +152,8 @@ class CloneRequest:
     slot_name: str | None = None
     application_name: str | None = None
     sslmode: str = "prefer"
+    # The CA file that verifies the primary (sslmode verify-ca/verify-full); None: libpq's default.
+    sslrootcert: str | None = None
     os_user: str = "postgres"
     move_aside: bool = True
     checkpoint: str = "fast"
@@ -207,6 +211,7 @@ def request_from_params(params: dict[str, Any]) -> CloneRequest:
         slot_name=slot_name,
         application_name=validate_application_name(params.get("application_name")),
         sslmode=require_choice(params, "sslmode", SSL_MODES, "prefer"),
+        sslrootcert=check_sslrootcert(params.get("sslrootcert")),
         os_user=os_user,
         move_aside=require_bool(params, "move_aside", True),
         checkpoint=require_choice(params, "checkpoint", CHECKPOINTS, "fast"),
@@ -247,7 +252,7 @@ def conninfo_pairs(request: CloneRequest) -> list[tuple[str, str]]:
         ("port", str(request.primary_port)),
         ("user", request.replication_user),
         ("passfile", request.passfile),
-        ("sslmode", request.sslmode),
+        *tls_pairs(request.sslmode, request.sslrootcert),
         ("connect_timeout", str(CONNECT_TIMEOUT)),
     ]
     if request.application_name:
@@ -1291,6 +1296,7 @@ STANDBY_CLONE_SPEC = ModuleSpec(
         "slot_name": {"type": "str"},
         "application_name": {"type": "str"},
         "sslmode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "sslrootcert": {"type": "path"},
         "os_user": {"type": "str", "default": "postgres"},
         "move_aside": {"type": "bool", "default": True},
         "checkpoint": {"type": "str", "default": "fast", "choices": ["fast", "spread"]},

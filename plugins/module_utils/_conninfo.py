@@ -76,6 +76,25 @@ def validate_host(option: str, value: Any) -> str:
     return value
 
 
+def check_sslrootcert(value: Any, option: str = "sslrootcert") -> str | None:
+    """The CA file that verifies the server, an absolute path on the host that connects; None when not given."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in "\x00\n\r"):
+        raise PgreplError(f"{option}: {value!r} is not an absolute path of a CA certificate file")
+    return value
+
+
+def tls_pairs(sslmode: str, sslrootcert: str | None) -> list[tuple[str, str]]:
+    """The TLS keywords of every connection string the modules build (primary_conninfo, pg_basebackup's and
+    pg_rewind's): sslmode, then the CA file that verifies the server when one is given (without one, verify-ca
+    and verify-full read the OS user's ~/.postgresql/root.crt, libpq's default)."""
+    pairs = [("sslmode", sslmode)]
+    if sslrootcert:
+        pairs.append(("sslrootcert", sslrootcert))
+    return pairs
+
+
 def is_uri(text: str) -> bool:
     """Whether a connection string is a URI rather than keyword=value pairs."""
     return _URI_RE.match(text) is not None

@@ -27,6 +27,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import LEA
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._osuser import lookup_os_user
 from ansible_collections.pgrepl.streaming.plugins.module_utils._systemd import unit_enabled
+from ansible_collections.pgrepl.streaming.plugins.module_utils._tls import libpq_version
 
 # node_prepare's options: where the layout is (documented in doc_fragments/node_layout.py), what to resolve, and
 # whether to install psycopg first.
@@ -105,6 +106,8 @@ def gather(module) -> dict:
               "data_dir_state": state, "data_dir_facts": None, "running": False, "server": None,
               "data_size": None, "tablespaces": None,
               "addresses": host_addresses(module),
+              # pgrepl_tls: whether this host's connections can verify an IP address against a certificate.
+              "libpq_version": libpq_version(),
               # Whether systemd starts the service at boot: lets the roles skip a no-op task.
               "service_enabled": unit_enabled(layout["service"]) if layout["service"] else None}
     result["resolved"], result["resolve_errors"] = resolve_names(params.get("resolve") or [])

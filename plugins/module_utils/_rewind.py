@@ -51,8 +51,10 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import (
     build,
+    check_sslrootcert,
     mask,
     mask_embedded,
+    tls_pairs,
     validate_host,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
@@ -131,6 +133,7 @@ REWIND_SPEC = ModuleSpec({
     "source_dbname": {"type": "str", "default": "postgres"},
     "passfile": {"type": "path", "required": True},
     "sslmode": {"type": "str", "default": "prefer", "choices": list(SSL_MODES)},
+    "sslrootcert": {"type": "path"},
     "os_user": {"type": "str", "default": "postgres"},
     "timeout": {"type": "int", "default": 3600},
     "keep_config": {"type": "bool", "default": True},
@@ -160,6 +163,8 @@ class RewindRequest:
     source_port: int = 5432
     source_dbname: str = "postgres"
     sslmode: str = "prefer"
+    # The CA file that verifies the source (sslmode verify-ca/verify-full); None: libpq's default.
+    sslrootcert: str | None = None
     os_user: str = "postgres"
     timeout: int = 3600
     bin_dir: str | None = None
@@ -187,6 +192,7 @@ def rewind_request(params: dict[str, Any]) -> RewindRequest:
         source_dbname=validate_plain_name("source_dbname", "postgres" if dbname is None else dbname, PLAIN_NAME_RE,
                                           PLAIN_NAME_CHARS, "database name"),
         sslmode=require_choice(params, "sslmode", SSL_MODES, "prefer"),
+        sslrootcert=check_sslrootcert(params.get("sslrootcert")),
         os_user=validate_os_user_name(params.get("os_user") or "postgres"),
         timeout=require_int(params, "timeout", 3600, 1, TIMEOUT_MAX, "a number of seconds"),
         bin_dir=bin_dir,
@@ -202,7 +208,7 @@ def source_pairs(request: RewindRequest) -> list[tuple[str, str]]:
         ("user", request.source_user),
         ("dbname", request.source_dbname),
         ("passfile", request.passfile),
-        ("sslmode", request.sslmode),
+        *tls_pairs(request.sslmode, request.sslrootcert),
         ("connect_timeout", str(CONNECT_TIMEOUT)),
         ("application_name", APPLICATION_NAME),
     ]

@@ -34,11 +34,13 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._conninfo import 
     SECRET_KEYWORDS,
     ConninfoError,
     build,
+    check_sslrootcert,
     differences,
     has_password,
     is_valid_keyword,
     mask,
     parse,
+    tls_pairs,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import (
     read_pg_version,
@@ -88,6 +90,7 @@ DEDICATED_KEYWORDS = {
     "passfile": "passfile",
     "application_name": "application_name",
     "sslmode": "sslmode",
+    "sslrootcert": "sslrootcert",
 }
 # The WAL receiver sets these itself.
 RECEIVER_KEYWORDS = frozenset({"replication", "fallback_application_name"})
@@ -207,7 +210,7 @@ def build_standby_request(params: dict[str, Any]) -> StandbyRequest:
         pairs.append(("passfile", passfile))
     if params.get("application_name") is not None:
         pairs.append(("application_name", check_application_name(params["application_name"])))
-    pairs.append(("sslmode", params.get("sslmode") or "prefer"))
+    pairs.extend(tls_pairs(params.get("sslmode") or "prefer", check_sslrootcert(params.get("sslrootcert"))))
     pairs.extend(conninfo_option_pairs(params.get("conninfo_options")))
 
     slot = params.get("primary_slot_name")
@@ -610,6 +613,7 @@ STANDBY_CONFIG_SPEC = ModuleSpec(
         "passfile": {"type": "path"},
         "application_name": {"type": "str"},
         "sslmode": {"type": "str", "default": "prefer", "choices": SSL_MODES},
+        "sslrootcert": {"type": "path"},
         "conninfo_options": {"type": "dict"},
         "primary_slot_name": {"type": "str"},
         "remove_settings": {"type": "list", "elements": "str", "default": ["synchronous_standby_names"]},

@@ -90,6 +90,12 @@ options:
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  sslrootcert:
+    description:
+      - CA certificate file on this host that verifies the source's certificate (libpq C(sslrootcert)), for
+        O(sslmode=verify-ca) or O(sslmode=verify-full). Omitted, libpq reads the OS user's
+        C(~/.postgresql/root.crt).
+    type: path
   os_user:
     description: OS user that owns O(data_dir) and runs pg_rewind (not root).
     type: str
@@ -156,6 +162,7 @@ EXAMPLES = r'''
     source_dbname: postgres
     passfile: /var/lib/pgsql/.pgpass
     sslmode: verify-full
+    sslrootcert: /var/lib/pgsql/16/pgrepl-tls/ca.crt
     timeout: 14400
   become: true
 

@@ -113,6 +113,12 @@ options:
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  sslrootcert:
+    description:
+      - CA certificate file on this host that verifies the primary's certificate (libpq C(sslrootcert)), for
+        O(sslmode=verify-ca) or O(sslmode=verify-full) (written into C(primary_conninfo) too). Omitted, libpq
+        reads the OS user's C(~/.postgresql/root.crt).
+    type: path
   os_user:
     description: OS user that runs pg_basebackup and owns the copy (not root).
     type: str
@@ -272,6 +278,7 @@ EXAMPLES = r'''
     passfile: /var/lib/pgsql/.pgpass
     slot_name: db3
     sslmode: verify-full
+    sslrootcert: /var/lib/pgsql/16/pgrepl-tls/ca.crt
     move_aside: false
   become: true
 

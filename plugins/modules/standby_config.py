@@ -24,8 +24,8 @@ description:
     (see M(pgrepl.streaming.passfile)) whose path is given as O(passfile). A password already in an existing
     C(primary_conninfo) is dropped (with a warning) when the value is rewritten.
   - C(primary_conninfo) is built as C(host), C(port), C(user), C(passfile), C(application_name), C(sslmode),
-    then the O(conninfo_options) sorted by keyword. It is compared to the existing value by its keywords and
-    values, not by its text, so a value written by C(pg_basebackup -R) with other quoting, another order or
+    C(sslrootcert), then the O(conninfo_options) sorted by keyword. It is compared to the existing value by its
+    keywords and values, not by its text, so a value written by C(pg_basebackup -R) with other quoting, another order or
     extra libpq defaults is unchanged when it means the same connection. Keywords absent from the request are
     ignored when the existing value holds libpq's default for them, namely C(channel_binding=prefer),
     C(sslcompression=0), C(sslsni=1), C(ssl_min_protocol_version=TLSv1.2), C(gssencmode=prefer) or
@@ -86,13 +86,19 @@ options:
     type: str
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
     default: prefer
+  sslrootcert:
+    description:
+      - CA certificate file on this host that verifies the primary's certificate (libpq C(sslrootcert)), for
+        O(sslmode=verify-ca) or O(sslmode=verify-full). Omitted, libpq reads the OS user's
+        C(~/.postgresql/root.crt).
+    type: path
   conninfo_options:
     description:
-      - Other libpq keywords and values for C(primary_conninfo), for example C(keepalives_idle), C(sslrootcert),
+      - Other libpq keywords and values for C(primary_conninfo), for example C(keepalives_idle), C(sslcrl),
         C(target_session_attrs) or C(connect_timeout). Values are strings or numbers.
       - C(password) and C(sslpassword) are refused (use O(passfile)); keywords that have their own option
-        (C(host), C(port), C(user), C(passfile), C(application_name), C(sslmode)) are refused, and so are
-        C(replication) and C(fallback_application_name), which the WAL receiver sets itself.
+        (C(host), C(port), C(user), C(passfile), C(application_name), C(sslmode), C(sslrootcert)) are refused,
+        and so are C(replication) and C(fallback_application_name), which the WAL receiver sets itself.
     type: dict
   primary_slot_name:
     description:
@@ -189,8 +195,8 @@ EXAMPLES = r'''
     replication_user: replicator
     passfile: /var/lib/pgsql/.pgpass
     sslmode: verify-full
+    sslrootcert: /etc/pki/postgresql/root.crt
     conninfo_options:
-      sslrootcert: /etc/pki/postgresql/root.crt
       keepalives_idle: 30
     primary_slot_name: db3
   become: true
