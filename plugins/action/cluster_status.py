@@ -23,6 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._status import (
     render_json,
     render_table,
     strict_message,
+    tree_lines,
 )
 
 display = Display()
@@ -30,6 +31,8 @@ display = Display()
 # The host variables the node role registers (facts.yml / gather.yml).
 NODE_FACTS_VAR = "__pgrepl_node"
 SLOT_VAR = "__pgrepl_slot"
+# The inventory's cascading standbys: the node each streams from.
+UPSTREAM_VAR = "pgrepl_upstream"
 
 
 def plain(value: Any) -> Any:
@@ -75,17 +78,20 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars") or {}
         nodes: dict[str, Any] = {}
         slots: dict[str, str] = {}
+        upstreams: dict[str, Any] = {}
         for host in primaries + standbys:
             variables = hostvars.get(host) if host in hostvars else None
             if variables is None:
                 continue
             nodes[host] = plain(variables.get(NODE_FACTS_VAR))
+            if variables.get(UPSTREAM_VAR):
+                upstreams[host] = plain(variables.get(UPSTREAM_VAR))
             slot = variables.get(SLOT_VAR)
             if slot:
                 slots[host] = str(slot)
         play_hosts = task_vars.get("ansible_play_hosts_all")
         document = build_status(primaries, standbys, nodes, slots,
-                                list(play_hosts) if play_hosts is not None else None)
+                                list(play_hosts) if play_hosts is not None else None, upstreams)
 
         if machine_readable_callback():
             pass
@@ -98,6 +104,8 @@ class ActionModule(ActionBase):
                 display.display(line, color=C.COLOR_ERROR if entry["problems"] else None)
             for problem in document["cluster_problems"]:
                 display.display(problem, color=C.COLOR_ERROR)
+            for line in tree_lines(document):
+                display.display(line)
             for line in archive_lines(document):
                 display.display(line)
 

@@ -14,6 +14,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._cascade import cascade_plan, upstream_problems
+from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance
 
 FORMAT_VERSION = 1
@@ -245,8 +247,8 @@ def slot_problems(slot: dict[str, Any], owner: str | None, owner_replicates: boo
     return found
 
 
-def receiver_problem(view: dict[str, Any], state: str) -> str | None:
-    """Why a running standby does not replicate, in its WAL receiver's words."""
+def receiver_problem(view: dict[str, Any], state: str, upstream: str = "the primary") -> str | None:
+    """Why a running standby does not replicate, in its WAL receiver's words (upstream: what it streams from)."""
     server = view.get("server") or {}
     receiver = server.get("wal_receiver")
     if state == NO_RECEIVER:
@@ -258,8 +260,8 @@ def receiver_problem(view: dict[str, Any], state: str) -> str | None:
         sender = receiver.get("sender_host")
         where = f" from {sender}:{receiver.get('sender_port')}" if sender else ""
         if receiver.get("status") == "streaming":
-            return f"its WAL receiver streams{where}, but the primary has no WAL sender for it"
-        return f"WAL receiver {receiver.get('status')}{where}: not streaming from the primary"
+            return f"its WAL receiver streams{where}, but {upstream} has no WAL sender for it"
+        return f"WAL receiver {receiver.get('status')}{where}: not streaming from {upstream}"
     return None
 
 
@@ -339,6 +341,8 @@ def _base_entry(host: str, group: str, view: dict[str, Any]) -> dict[str, Any]:
         "upstream_replay_lag_seconds": None, "replay_pause_state": server.get("replay_pause_state"),
         "system_identifier": server.get("system_identifier") or files.get("system_identifier"),
         "cluster_state": files.get("cluster_state"), "slot": None, "problems": [],
+        # Where it streams from (pgrepl_upstream; the primary for a direct standby) and how far from the primary.
+        "upstream": None, "level": 1 if group == "standby" else 0,
         "archive": archive_entry(server) if server else None,
     }
 
@@ -361,11 +365,18 @@ def primary_entry(host: str, view: dict[str, Any]) -> dict[str, Any]:
 
 
 def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] | None,
-                  slot_name: str | None, primary_entry_: dict[str, Any] | None) -> dict[str, Any]:
+                  slot_name: str | None, primary_entry_: dict[str, Any] | None,
+                  cascade: tuple[str, int] | None = None) -> dict[str, Any]:
+    """One standby's entry. primary_view: the view of the node it streams from; cascade: (that node's name, the
+    standby's level) for a cascaded standby (pgrepl_upstream), whose upstream is a standby: its WAL sender there
+    says the state, and its lag is counted from the primary's position."""
     entry = _base_entry(host, "standby", view)
     server = view["server"] or {}
     upstream = (primary_view or {}).get("server") or {}
-    upstream_known = bool(upstream) and not upstream.get("in_recovery")
+    upstream_known = bool(upstream) and (cascade is not None or not upstream.get("in_recovery"))
+    where = f"its upstream {cascade[0]}" if cascade else "the primary"
+    if cascade:
+        entry.update(upstream=cascade[0], level=cascade[1])
     slots = {slot.get("slot_name"): slot for slot in upstream.get("slots") or []}
     slot = slots.get(slot_name) if slot_name else None
     sender = pick_sender(upstream.get("replication") or [], host[:63], slot) if upstream else None
@@ -383,7 +394,8 @@ def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] 
     if sender is not None and sender.get("replay_lag_bytes") is not None:
         entry["lag_bytes"] = sender["replay_lag_bytes"]
     elif upstream_known and server.get("in_recovery"):
-        entry["lag_bytes"] = lsn_distance(upstream.get("current_lsn"), server.get("replay_lsn"))
+        head_lsn = (primary_entry_ or {}).get("lsn") if cascade else upstream.get("current_lsn")
+        entry["lag_bytes"] = lsn_distance(head_lsn, server.get("replay_lsn")) if head_lsn else None
     entry["lag"] = size_pretty(entry["lag_bytes"])
     entry["replay_delay"] = duration_pretty(entry["replay_delay_seconds"])
     if upstream:
@@ -398,7 +410,7 @@ def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] 
     if state in SENDER_STATES and state not in REPLICATING:
         problems.append(f"not streaming: its WAL sender is in state {state}")
     elif state in (DISCONNECTED, NO_RECEIVER):
-        problems.append(receiver_problem(view, state) or "not streaming: the primary has no WAL sender for it")
+        problems.append(receiver_problem(view, state, where) or f"not streaming: {where} has no WAL sender for it")
     if server.get("replay_paused"):
         problems.append(f"replay {server.get('replay_pause_state') or 'paused'} (pg_wal_replay_resume() resumes it)")
     primary_id = (primary_entry_ or {}).get("system_identifier")
@@ -411,7 +423,7 @@ def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] 
         problems.append(f"on timeline {entry['timeline']}, the primary on {primary_entry_['timeline']}")
     if upstream_known and slot_name:
         if slot is None:
-            problems.append(f"no slot {slot_name} on the primary")
+            problems.append(f"no slot {slot_name} on {where}")
         else:
             problems.extend(slot_problems(slot, host, state in REPLICATING))
     for own in server.get("slots") or []:  # slots on the standby itself (kept from a time as a primary)
@@ -421,13 +433,16 @@ def standby_entry(host: str, view: dict[str, Any], primary_view: dict[str, Any] 
 
 
 def build_status(primaries: list[str], standbys: list[str], nodes: dict[str, Any],
-                 slot_names: dict[str, str] | None = None, play_hosts: list[str] | None = None) -> dict[str, Any]:
+                 slot_names: dict[str, str] | None = None, play_hosts: list[str] | None = None,
+                 upstreams: dict[str, Any] | None = None) -> dict[str, Any]:
     """The status document of the cluster: one entry per host (primary first), each with its problems.
 
-    nodes: host -> its registered node facts (None when missing); slot_names: host -> the slot the primary keeps
-    for it; play_hosts: the hosts of this run (a host outside it is said to be left out, e.g. by --limit).
+    nodes: host -> its registered node facts (None when missing); slot_names: host -> the slot its upstream keeps
+    for it; play_hosts: the hosts of this run (a host outside it is said to be left out, e.g. by --limit);
+    upstreams: host -> its pgrepl_upstream (cascading standbys: their state, slot and lag read on that node).
     """
     slot_names = slot_names or {}
+    upstreams = upstreams or {}
     in_play = set(play_hosts) if play_hosts is not None else None
     views = {host: node_view(nodes.get(host), in_play is None or host in in_play)
              for host in list(primaries) + list(standbys)}
@@ -441,19 +456,31 @@ def build_status(primaries: list[str], standbys: list[str], nodes: dict[str, Any
         if index == 0:
             head = entry
         entries.append(entry)
+    cluster_problems = [] if primary else ["the inventory has no host in group primary"]
+    nodes_order = ([primary] if primary else []) + [host for host in standbys if host not in primaries]
+    plan: dict[str, dict[str, Any]] = {}
+    if primary and any(upstreams.get(host) for host in nodes_order):
+        cluster_problems.extend(upstream_problems(nodes_order, primary, upstreams))
+        try:
+            plan = cascade_plan(nodes_order, primary, upstreams)
+        except PgreplError as exc:
+            cluster_problems.append(str(exc))
     for host in standbys:
         if host in primaries:
             continue
-        entries.append(standby_entry(host, views[host], views.get(primary) if primary else None,
-                                     slot_names.get(host), head))
+        above = (plan.get(host) or {}).get("upstream") or primary
+        cascade = (above, plan[host]["level"]) if above != primary and host in plan else None
+        entries.append(standby_entry(host, views[host], views.get(above) if above else None,
+                                     slot_names.get(host), head, cascade))
     if head is not None:
         upstream = views[primary].get("server") or {}
         if upstream and not upstream.get("in_recovery"):
-            owned = {slot_names.get(host) for host in standbys if slot_names.get(host)}
+            # A cascaded standby's slot on the primary is not its own any more (it streams from its upstream).
+            owned = {slot_names.get(host) for host in standbys
+                     if slot_names.get(host) and (plan.get(host) or {}).get("level", 1) == 1}
             for slot in upstream.get("slots") or []:
                 if slot.get("slot_name") not in owned:
                     head["problems"].extend(slot_problems(slot, None))
-    cluster_problems = [] if primary else ["the inventory has no host in group primary"]
     problems = cluster_problems + [f"{entry['host']}: {problem}" for entry in entries for problem in entry["problems"]]
     return {"format_version": FORMAT_VERSION, "primary": primary,
             "timeline": head["timeline"] if head else None, "current_lsn": head["lsn"] if head else None,
@@ -515,6 +542,32 @@ def render_table(document: dict[str, Any]) -> list[str]:
             last = index == len(COLUMNS) - 1
             cells.append(cell if last else (cell.rjust(widths[index]) if right else cell.ljust(widths[index])))
         lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def tree_lines(document: dict[str, Any]) -> list[str]:
+    """Below the table when a standby cascades (pgrepl_upstream): the tree of who streams from whom, each
+    standby with its state as its upstream's WAL sender says it. None otherwise."""
+    entries = document["nodes"]
+    if not any(entry.get("upstream") for entry in entries):
+        return []
+    primary = document.get("primary")
+    children: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if entry["group"] == "standby":
+            children.setdefault(entry.get("upstream") or primary or "", []).append(entry)
+    lines = ["replication tree (pgrepl_upstream):", f"{primary} (primary)"]
+
+    def walk(host: str, depth: int) -> None:
+        for child in children.get(host, []):
+            if depth > len(entries):  # a loop in the inventory: the cluster problems name it
+                return
+            slot = child.get("slot") or {}
+            where = f", slot {slot['name']} on {host}" if slot.get("present") else ""
+            lines.append(f"{'  ' * depth}{child['host']} <- {host}: {_cell(child['state'])}{where}")
+            walk(child["host"], depth + 1)
+
+    walk(primary or "", 1)
     return lines
 
 

@@ -218,10 +218,19 @@ def test_the_inventory_check_as_the_node_role_renders_it() -> None:
 def test_synchronous_standby_names_as_the_node_role_renders_them() -> None:
     """roles/node/vars/main.yml's __pgrepl_want_sync_names over hostvars as a play has them (role defaults are not
     in hostvars: a standby without pgrepl_sync is not synchronous)."""
-    hostvars = {"db2": {"pgrepl_sync": "yes"}, "db3": {}, "db-4.example": {"pgrepl_sync": True}}
+    hostvars = {"db1": {}, "db2": {"pgrepl_sync": "yes"}, "db3": {}, "db-4.example": {"pgrepl_sync": True}}
     variables: dict[str, Any] = {"hostvars": hostvars, "__pgrepl_standby_names": ["db2", "db3", "db-4.example"],
+                                 "__pgrepl_primary_name": "db1", "inventory_hostname": "db1",
                                  "pgrepl_sync_method": "FIRST", "pgrepl_sync_count": "1"}
     expression = role_vars("node")["__pgrepl_want_sync_names"]
-    assert render(expression, variables) == 'FIRST 1 ("db2", "db-4.example")'
+
+    def rendered() -> Any:
+        variables["__pgrepl_cascade"] = render(role_vars("node")["__pgrepl_cascade"], variables)
+        return render(expression, variables)
+
+    assert rendered() == 'FIRST 1 ("db2", "db-4.example")'
+    # A cascaded standby (pgrepl_upstream: a standby) is never named: it does not acknowledge to the primary.
+    hostvars["db-4.example"]["pgrepl_upstream"] = "db3"
+    assert rendered() == 'FIRST 1 ("db2")'
     variables["__pgrepl_standby_names"] = ["db3"]
-    assert render(expression, variables) == ""
+    assert rendered() == ""

@@ -61,11 +61,19 @@ def test_a_delayed_standby_applies_a_commit_only_after_its_delay(primary, standb
         assert time.monotonic() - committed >= 2.5, f"{standby.name} applied it before its delay"
 
 
-def test_every_standby_streams_through_its_active_slot(primary, standbys) -> None:
+def _upstream(standby, primary, nodes):
+    """The node a standby streams from: the one its pgrepl_upstream names (a cascade: test_cascade.py), else the
+    primary."""
+    name = standby.var("pgrepl_upstream", "")
+    return nodes[name] if name and name != primary.name else primary
+
+
+def test_every_standby_streams_through_its_active_slot(primary, standbys, nodes) -> None:
+    direct = [s for s in standbys if _upstream(s, primary, nodes) is primary]
     rows = primary.psql("SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1").splitlines()
-    assert rows == [f"{s.name}:streaming" for s in standbys]
+    assert rows == [f"{s.name}:streaming" for s in direct]
     slots = primary.psql("SELECT slot_name || ':' || active FROM pg_replication_slots ORDER BY 1").splitlines()
-    assert slots == [f"{s.name.replace('-', '_')}:true" for s in standbys]
+    assert slots == [f"{s.name.replace('-', '_')}:true" for s in direct]
     for standby in standbys:
         assert standby.psql("SELECT status FROM pg_stat_wal_receiver") == "streaming"
         assert standby.psql("SELECT pg_is_in_recovery()") == "t"
@@ -237,7 +245,7 @@ def _status(inventory: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
-def test_status_prints_a_table_with_every_standby_streaming(request, primary, standbys) -> None:
+def test_status_prints_a_table_with_every_standby_streaming(request, primary, standbys, nodes) -> None:
     """The status playbook, strict, passes on the converged cluster and prints plain text rows (no quotes, escapes
     or list commas) that say what pg_stat_replication says."""
     run = _status(request.config.option.ansible_inventory, "pgrepl_status_strict=true")
@@ -249,8 +257,11 @@ def test_status_prints_a_table_with_every_standby_streaming(request, primary, st
                               "(wal_status)", "problems"]
     cells = {row.split()[0]: row.split() for row in rows}
     assert cells[primary.name][:3] == [primary.name, "primary", "-"] and cells[primary.name][-1] == "ok"
-    real = dict(line.split("|") for line in primary.psql(
-        "SELECT application_name || '|' || state FROM pg_stat_replication").splitlines())
+    # Each standby's WAL sender on the node it streams from (a cascade's on its upstream).
+    real = {}
+    for upstream in {_upstream(s, primary, nodes).name: _upstream(s, primary, nodes) for s in standbys}.values():
+        real.update(line.split("|") for line in upstream.psql(
+            "SELECT application_name || '|' || state FROM pg_stat_replication").splitlines())
     for standby in standbys:
         assert cells[standby.name][:3] == [standby.name, "standby", real[standby.name]]
         assert real[standby.name] == "streaming" and cells[standby.name][-1] == "ok", rows
