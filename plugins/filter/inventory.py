@@ -57,14 +57,17 @@ def _call(name: str, function: Any, *args: Any) -> Any:
         raise AnsibleFilterError(f"{name}: {exc}") from None
 
 
-def cluster_members(groups: Any, hostvars: Any, hosts: Any = None) -> dict[str, Any]:
+def cluster_members(groups: Any, hostvars: Any, hosts: Any = None, split: bool = False) -> Any:
     """The groups primary and standby and each node's cluster id, of the clusters that have a host among ``hosts``
-    (None: every cluster of the inventory): what the inventory check reads."""
-    def run() -> dict[str, Any]:
+    (None: every cluster of the inventory): what the inventory check reads. ``split``: a list, one dict per
+    cluster with its ``id``, ``primary`` and ``standby`` (the status playbook's table per cluster)."""
+    def run() -> Any:
         clusters = _clusters(groups, hostvars)
-        if hosts is None:
-            return clusters.members()
-        ids = [cid for cid in clusters.ids if any(clusters.of.get(host) == cid for host in hosts)]
+        ids = clusters.ids if hosts is None else [
+            cid for cid in clusters.ids if any(clusters.of.get(host) == cid for host in hosts)]
+        if split:
+            return [{"id": cid, "primary": clusters.members([cid])["primary"],
+                     "standby": clusters.members([cid])["standby"]} for cid in ids]
         return clusters.members(ids)
     return _call("cluster_members", run)
 

@@ -40,6 +40,7 @@ def play(down: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     hostvars["db2"]["pgrepl_sync"] = "true"
     variables = {"groups": {"primary": ["db1"], "standby": ["db2", "db3"], "all": nodes}, "hostvars": hostvars,
                  "ansible_play_hosts": [name for name in nodes if name not in down], "__pgrepl_down_nodes": list(down),
+                 "inventory_hostname": "db2",
                  "pgrepl_target": "", "pgrepl_host": "", "pgrepl_force": False,
                  "pgrepl_switchover_max_lag_bytes": 16777216, "pgrepl_standby_move_aside": True,
                  "pgrepl_fence_tasks": [], "pgrepl_confirm_dead": "", "__pgrepl_operation": "failover", **extra}
@@ -197,7 +198,7 @@ def test_the_inventory_check_as_the_node_role_renders_it() -> None:
                        "__pgrepl_node": {"server": servers[name], "resolved": {}, "resolve_errors": {}}}
                 for index, name in enumerate(nodes)}
     variables: dict[str, Any] = {"groups": {"primary": ["db1"], "standby": ["db2", "db3"], "all": nodes},
-                                 "hostvars": hostvars, "__pgrepl_cluster_nodes": nodes}
+                                 "hostvars": hostvars, "__pgrepl_cluster_nodes": nodes, "ansible_play_hosts_all": nodes}
     variables["__pgrepl_inventory_view"] = render(role_vars("node")["__pgrepl_inventory_view"], variables)
     assert variables["__pgrepl_inventory_view"]["servers"] == servers
     problems = task_var("roles/node/tasks/inventory_checks.yml", "Refuse an inventory that does not match",
@@ -213,6 +214,15 @@ def test_the_inventory_check_as_the_node_role_renders_it() -> None:
     assert render(groups_only, variables) == [
         "the inventory needs exactly one host in group primary (it has 2: db1, db2) and no host in both primary and "
         "standby (both: none)"]
+    # Two clusters (pgrepl_cluster_id), one primary each: right; only this play's cluster is checked.
+    hostvars["db2"]["pgrepl_cluster_id"] = "b"
+    assert render(groups_only, variables) == []
+    variables["groups"] = {"primary": ["db1", "db2", "db3"], "standby": []}
+    hostvars["db3"]["pgrepl_cluster_id"] = "b"
+    assert render(groups_only, variables) == [
+        "cluster 'b' (pgrepl_cluster_id) needs exactly one host in group primary (it has 2: db2, db3) and no host in "
+        "both primary and standby (both: none)"]
+    assert render(groups_only, dict(variables, ansible_play_hosts_all=["db1"])) == []
 
 
 def test_synchronous_standby_names_as_the_node_role_renders_them() -> None:

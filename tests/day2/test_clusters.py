@@ -1,0 +1,173 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Many clusters per inventory (pgrepl_cluster_id, docs/runbooks.md): one inventory, cluster a (n0 primary, n1
+standby) and cluster b (n2 primary, n3 standby), both primaries in group primary. site builds both, each standby
+streaming from its own primary, slots, pg_hba and passfile lines only within its cluster; status with
+-e pgrepl_clusters=b shows b alone; a selector naming no cluster is refused; a switchover of a leaves b's nodes
+untouched (postmasters not restarted, configuration files as they were, every write to b during it kept) and the
+rewritten inventory file holds b's entries as they were; site again changes nothing. PostgreSQL 15."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import yaml
+from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
+from d2_cluster import TEST_PREFIX as PREFIX
+from d2_docker import dexec
+
+TAG = "clusters"
+
+
+def ok(run: PlaybookRun, what: str) -> PlaybookRun:
+    assert run.returncode == 0, f"{what} failed:\n{run.describe()}"
+    return run
+
+
+def recap(run: PlaybookRun) -> dict[str, dict[str, int]]:
+    """PLAY RECAP: host -> its counters."""
+    hosts = {}
+    for line in run.output.split("PLAY RECAP", 1)[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if match:
+            hosts[match.group(1)] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return hosts
+
+
+def table_hosts(run: PlaybookRun, names: list[str]) -> list[str]:
+    """The hosts that have a row in the status table(s) of the run's output."""
+    return [name for name in names if re.search(rf"^{re.escape(name)}\s+(primary|standby)\b", run.output, re.M)]
+
+
+def write_groups(cluster: DayTwoCluster, primaries: list[str], standbys: list[str]) -> None:
+    groups = {"all": {"children": {"primary": {"hosts": dict.fromkeys(primaries)},
+                                   "standby": {"hosts": dict.fromkeys(standbys)}}}}
+    cluster.groups_file.write_text(yaml.safe_dump(groups, default_flow_style=False, sort_keys=False))
+
+
+def read_groups(cluster: DayTwoCluster) -> dict[str, list[str]]:
+    children = yaml.safe_load(cluster.groups_file.read_text())["all"]["children"]
+    return {group: list((children.get(group) or {}).get("hosts") or {}) for group in ("primary", "standby")}
+
+
+def slots(cluster: DayTwoCluster, node: str) -> list[str]:
+    return cluster.psql(node, "SELECT slot_name FROM pg_replication_slots ORDER BY 1").split()
+
+
+def sender(cluster: DayTwoCluster, node: str) -> str:
+    return cluster.psql(node, "SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+
+
+def untouched_marks(cluster: DayTwoCluster, node: str) -> dict[str, str]:
+    """What a run that touched the node would change: its postmaster's start, its files' content."""
+    return {"started": cluster.psql(node, "SELECT pg_postmaster_start_time()"),
+            "auto.conf": dexec(node, "cat", f"{cluster.data_dir}/postgresql.auto.conf"),
+            "pg_hba": dexec(node, "cat", f"{cluster.conf_dir}/pg_hba.conf"),
+            "pgpass": dexec(node, "sh", "-c", "cat ~postgres/.pgpass 2>/dev/null || true"),
+            "recovery": cluster.psql(node, "SELECT pg_is_in_recovery()")}
+
+
+class Writer(threading.Thread):
+    """Inserts a row into cluster b's primary every 50 ms until stopped; every insert must succeed."""
+
+    def __init__(self, cluster: DayTwoCluster, node: str) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.node = cluster, node
+        self.stop = threading.Event()
+        self.written = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.cluster.psql(self.node, "INSERT INTO b_writes SELECT coalesce(max(id), 0) + 1 FROM b_writes",
+                                  timeout=30)
+                self.written += 1
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                self.errors.append(str(exc)[:300])
+            time.sleep(0.05)
+
+
+def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
+    workdir = ROOT / ".build" / "day2" / TAG
+    ids = {0: "a", 1: "a", 2: "b", 3: "b"}
+    cluster = DayTwoCluster(PREFIX, TAG, images["pg15"], CLIENT_IMAGE, workdir, standbys=3, sync=(),
+                            host_vars={index: {"pgrepl_cluster_id": cid} for index, cid in ids.items()})
+    n0, n1, n2, n3 = cluster.names
+    try:
+        cluster.start()
+        cluster.write_inventory()
+        write_groups(cluster, [n0, n2], [n1, n3])
+
+        # A selector that names no cluster: refused naming it, before any host is asked anything.
+        refused = cluster.playbook("site", "pgrepl_clusters=a,zz", label="bad-selector")
+        assert refused.returncode != 0
+        assert "pgrepl_clusters: 'zz' names no cluster of the inventory (its clusters, by pgrepl_cluster_id: a, b)" \
+            in refused.output, refused.tail()
+        assert dexec(n0, "sh", "-c", "test -e /var/lib/pgrepl/run.a.lease && echo yes || echo no") == "no"
+
+        ok(cluster.playbook("site", label="build"), "site")
+        cluster.wait_streaming(n0, [n1])
+        cluster.wait_streaming(n2, [n3])
+        # Each standby streams from its own primary; slots only there, one per standby of that cluster.
+        assert sender(cluster, n1) == cluster.peer_host[n0] and sender(cluster, n3) == cluster.peer_host[n2]
+        assert slots(cluster, n0) == [cluster.psql(n1, "SHOW primary_slot_name")]
+        assert slots(cluster, n2) == [cluster.psql(n3, "SHOW primary_slot_name")]
+        assert slots(cluster, n1) == [] and slots(cluster, n3) == []
+        # pg_hba and passfile lines only for the nodes of the same cluster.
+        for node, own, other in ((n0, [n1], [n2, n3]), (n1, [n0], [n2, n3]), (n2, [n3], [n0, n1]),
+                                 (n3, [n2], [n0, n1])):
+            marks = untouched_marks(cluster, node)
+            for peer in own:
+                assert f"{cluster.address[peer]}/32" in marks["pg_hba"], (node, peer)
+                assert cluster.address[peer] in marks["pgpass"], (node, peer)
+            for peer in other:
+                assert cluster.address[peer] not in marks["pg_hba"], (node, peer, marks["pg_hba"])
+                assert cluster.address[peer] not in marks["pgpass"], (node, peer)
+        # Each cluster's lease file, released.
+        assert dexec(n0, "cat", "/var/lib/pgrepl/run.a.lease") == ""
+        assert dexec(n3, "cat", "/var/lib/pgrepl/run.b.lease") == ""
+
+        # status of cluster b only: a's nodes have no row, and no module ran on them.
+        status = ok(cluster.playbook("status", "pgrepl_clusters=b", label="b"), "status b")
+        assert table_hosts(status, cluster.names) == [n2, n3], status.tail(60)
+        counts = recap(status)
+        assert counts[n0]["ok"] == 1 and counts[n1]["ok"] == 1, counts  # the selection, on the controller only
+        both = ok(cluster.playbook("status", label="all"), "status")
+        assert table_hosts(both, cluster.names) == cluster.names
+
+        # Switchover of cluster a while b takes writes: b untouched.
+        cluster.psql(n2, "CREATE TABLE b_writes (id int PRIMARY KEY)")
+        before = {node: untouched_marks(cluster, node) for node in (n2, n3)}
+        writer = Writer(cluster, n2)
+        writer.start()
+        try:
+            run = ok(cluster.playbook("switchover", f"pgrepl_target={n1}", label="a"), "switchover of a")
+        finally:
+            writer.stop.set()
+            writer.join(60)
+        assert writer.errors == [] and writer.written > 0, writer.errors[:3]
+        assert cluster.psql(n2, "SELECT count(*) FROM b_writes") == str(writer.written)
+        cluster.wait_replayed([n3], cluster.wal_position(n2))
+        assert cluster.psql(n3, "SELECT count(*) FROM b_writes") == str(writer.written)
+        after = {node: untouched_marks(cluster, node) for node in (n2, n3)}
+        assert after == before
+        counts = recap(run)
+        assert counts[n2]["ok"] == 1 and counts[n3]["ok"] == 1 and counts[n2]["changed"] == 0, counts
+        cluster.wait_streaming(n1, [n0])
+        assert cluster.psql(n1, "SELECT pg_is_in_recovery()") == "f"
+        # The inventory file: a's hosts moved, b's entries exactly where they were.
+        assert read_groups(cluster) == {"primary": [n1, n2], "standby": [n0, n3]}
+
+        # A day-2 run without a target on an inventory of two clusters is refused; with one it is that cluster's.
+        refused = cluster.playbook("rolling_restart", label="no-cluster", check=True)
+        assert refused.returncode != 0 and "the inventory holds several clusters (a, b)" in refused.output
+
+        again = ok(cluster.playbook("site", label="again"), "site again")
+        assert all(counts["changed"] == 0 for counts in recap(again).values()), recap(again)
+        cluster.wait_streaming(n1, [n0])
+        cluster.wait_streaming(n2, [n3])
+    finally:
+        cluster.destroy()
