@@ -74,7 +74,7 @@ def steps(down: list[str]) -> list[str]:
     env = jinja2.Environment(trim_blocks=True, autoescape=False)  # noqa: S701 - text for a debug message, no HTML
     template = env.from_string((ROOT / "roles" / "operations" / "templates" / "failover_steps.j2").read_text())
     text = template.render(
-        groups={"primary": ["db1"]}, __pgrepl_inventory_primary="db1", __pgrepl_down_nodes=down, __pgrepl_candidates=["db2", "db3"],
+        __pgrepl_inventory_primary="db1", __pgrepl_down_nodes=down, __pgrepl_candidates=["db2", "db3"],
         __pgrepl_failover_target="db3", ansible_check_mode=False, pgrepl_fence_tasks=[], pgrepl_cutover_post_tasks=[],
         hostvars={"db1": {"__pgrepl_node": {"server": None}},
                   "db3": {"__pgrepl_node": {"server": {"receive_lsn": "0/7000000"}}}})
