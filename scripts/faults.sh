@@ -4,14 +4,15 @@
 # ledger and one write sampler per node running; the table of faults tried, converged, split-brain instants and
 # commits lost.
 # Usage: scripts/faults.sh [full|ci|clean]
-#   full   every fault and every task boundary of switchover, failover, reseed and rejoin (`make faults`),
+#   full   every fault and every task boundary of site on fresh hosts, switchover, failover, reseed and rejoin
+#          (`make faults`),
 #          table in .build/faults/table.md
 #   ci     the deterministic subset and the unit tests of the split-brain rule (stage `faults` of scripts/test.sh)
 #   clean  remove every pgrepl-flt-* container and network
 # Options (environment):
 #   PGREPL_FAULTS_ONLY        a regex: only the named faults (FAULTS in tests/faults/flt_bench.py) it matches
-#   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "switchover failover
-#                             reseed rejoin"; "" for none)
+#   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "site switchover
+#                             failover reseed rejoin", site on fresh hosts; "" for none)
 #   PGREPL_FAULTS_STEP        every n-th task boundary only, each with SIGKILL and SIGINT (default 1: all)
 #   PGREPL_FAULTS_LIMIT       the first N faults only
 #   PGREPL_FAULTS_IMAGE       host image (default pgrepl-test/pg15:current)

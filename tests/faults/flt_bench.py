@@ -21,7 +21,11 @@ For each fault, in sequence on the same cluster (each fault's re-run leaves it h
      on the primary (must be 0; a failover may lose only commits past the promoted node's received LSN).
 
 Faults: FAULTS below; `ci` marks the deterministic subset of `make test` (stage faults); `make faults` adds every
-task boundary of switchover, failover, reseed and rejoin (counted from a clean run of each), SIGKILL and SIGINT.
+task boundary of site on fresh hosts, switchover, failover, reseed and rejoin (counted from a clean run of each),
+SIGKILL and SIGINT. Site on fresh hosts (operation `site-fresh`, FreshSiteBench) gets new containers for every
+fault, as a first run meets them: the image's own cluster on every node, nothing replicated yet; it has no ledger
+or samplers (until the standbys are copied, each node's server is an unrelated cluster, writable by design), so its
+figures are convergence (the same site again, then status strict, exactly one primary) and the data kept.
 Writes .build/faults/table.md and results.json; playbook logs under .build/faults/<tag>/logs.
 """
 
@@ -63,7 +67,8 @@ IMAGE = os.environ.get("PGREPL_FAULTS_IMAGE", "pgrepl-test/pg15:current")
 OUT = ROOT / ".build" / "faults"
 # The bench's network has a subnet of its own, so a node cut off (docker network disconnect) comes back on its
 # address (docker network connect --ip).
-SUBNETS = {"ci": os.environ.get("PGREPL_FAULTS_SUBNET", "10.213.57.0/24"), "full": "10.213.58.0/24"}
+SUBNETS = {"ci": os.environ.get("PGREPL_FAULTS_SUBNET", "10.213.57.0/24"), "full": "10.213.58.0/24",
+           "fresh": "10.213.59.0/24"}
 SAMPLE_INTERVAL = 0.02
 DISTURB_SECONDS = 8.0     # how long a node stays paused or cut off
 SIGINT_GRACE = 90.0       # after SIGINT, ansible-playbook's time to stop before SIGKILL
@@ -100,6 +105,8 @@ class Fault:
     setup: str = ""      # "role-lock": a transaction holds the replication role's row while the run goes
 
 
+# The operation `site` on new containers for every fault (FreshSiteBench).
+FRESH_SITE = "site-fresh"
 HANDOVER_SW = "task:Hand over from the old primary - switchover#2"  # the first is the check-mode call
 FAULTS = [
     Fault("switchover: module killed on the old primary at its stop", "switchover", "state:stopped", "kill-module",
@@ -127,6 +134,10 @@ FAULTS = [
     Fault("reseed: standby cut off mid-copy", "reseed", "state:copying", "disconnect", node="target"),
     Fault("reseed: primary's server frozen mid-copy", "reseed", "state:copying", "pause", node="old"),
     Fault("reseed: the standby's filesystem filled mid-copy", "reseed", "state:copying", "fill", node="target"),
+    Fault("site on fresh hosts: SIGKILL of the run mid-copy of a standby", FRESH_SITE, "state:copying", "sigkill",
+          node="target"),
+    Fault("site on fresh hosts: SIGINT mid-copy of a standby", FRESH_SITE, "state:copying", "sigint",
+          node="target"),
     Fault("site: a transaction holds the replication role (ALTER ROLE waits)", "site", "never", "none",
           setup="role-lock"),
 ]
@@ -818,6 +829,73 @@ class Bench:
         return tasks
 
 
+
+class FreshSiteBench(Bench):
+    """Site on fresh hosts: every fault gets new containers (the image's own cluster on each node, nothing
+    replicated yet) and its own directory of logs; no ledger or samplers (see the module's docstring)."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("fresh", workdir)
+        self.root = workdir
+        self.runs_made = 0
+
+    def start(self) -> None:
+        """New hosts for the next fault (the earlier ones removed)."""
+        remove_prefixed(f"{PREFIX}{self.tag}")
+        self.runs_made += 1
+        self.cluster = DayTwoCluster(PREFIX, self.tag, IMAGE, CLIENT_IMAGE, self.root / f"{self.runs_made:03d}",
+                                     standbys=2, sync=())
+        self.samplers = Samplers(self.cluster)
+        docker("network", "create", "--subnet", SUBNETS[self.tag], self.cluster.network)
+        self.cluster.start()
+        self.cluster.write_inventory()
+
+    def stop(self) -> None:
+        remove_prefixed(f"{PREFIX}{self.tag}")
+
+    def run_fault(self, fault: Fault) -> Outcome:
+        out = Outcome(fault, expected_failure=KNOWN.get(fault.name, ""),
+                      note="fresh hosts: no ledger or samplers (unrelated clusters until the copies)")
+        began = time.monotonic()
+        slug = re.sub(r"[^a-z0-9]+", "-", fault.name.lower()).strip("-")[:60]
+        try:
+            self.start()
+            c = self.cluster
+            primary = c.names[0]
+            it = self.interrupter(fault, primary, c.names[1], time.time(), c.logdir / f"live-{slug}.log")
+            try:
+                faulted = c.playbook("site", label=slug, runner=it)
+            finally:
+                for w in getattr(it, "waits", []):
+                    w.close()
+            out.logs.append(str(faulted.log))
+            out.fired = f"{it.fired_task or 'never fired'}: {it.what or '-'}"
+            out.faulted = f"exit {faulted.returncode}" + (f": {failure_message(faulted)}" if faulted.returncode else "")
+            if faulted.returncode == 0:
+                out.path, rerun = "completed", faulted
+            else:
+                rerun = c.playbook("site", label=f"{slug}-rerun")
+                out.logs.append(str(rerun.log))
+                out.path = "re-run"
+            out.rerun = f"exit {rerun.returncode}" + (f": {failure_message(rerun)}" if rerun.returncode else "")
+            if rerun.returncode != 0:
+                return out
+            status = c.playbook("status", "pgrepl_status_strict=true", label=f"{slug}-status")
+            out.logs.append(str(status.log))
+            found = self.primaries()
+            if status.returncode != 0:
+                out.path += f"; status strict failed: {first_message(status)}"
+            elif found != [primary]:
+                out.path += f"; out of recovery: {', '.join(found) or 'none'} (want {primary} alone)"
+            else:
+                out.converged = True
+        except Exception as exc:  # noqa: BLE001 - shown in the table
+            out.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            out.seconds = time.monotonic() - began
+        return out
+
+
 def failure_message(run: PlaybookRun) -> str:
     """The first failed task's message (not a message printed before it), or the last error line; nothing for a
     run killed by a signal (it printed no error of its own)."""
@@ -847,9 +925,11 @@ def table_rows(outcomes: list[Outcome]) -> list[list[str]]:
         conv = "yes" if o.converged else ("EXPECTED FAILURE: " + o.expected_failure if o.expected_failure else "NO")
         lost = str(o.lost) + (f" (+{o.lost_past} past the received LSN)" if o.lost_past else "")
         rerun = o.error or f"{o.rerun} ({o.path})"
+        splits = str(o.splits) + (f": {o.split_detail}" if o.splits else "")
+        if o.fault.op == FRESH_SITE:
+            splits = lost = "not measured"  # no ledger or samplers on fresh hosts (FreshSiteBench)
         rows.append([cell(o.fault.name, 70), cell(o.fired, 80), cell(o.faulted, 80), cell(rerun, 240), conv,
-                     str(o.splits) + (f": {o.split_detail}" if o.splits else ""), lost, f"{o.seconds:.0f}",
-                     cell(o.note, 200)])
+                     splits, lost, f"{o.seconds:.0f}", cell(o.note, 200)])
     return rows
 
 
@@ -869,6 +949,28 @@ def markdown(outcomes: list[Outcome], context: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_fresh_site(bench: Bench, named: list[Fault], boundaries: bool, step: int, limit: int) -> None:
+    """Site on fresh hosts (FreshSiteBench): the named faults, then (`boundaries`) every `step`-th task boundary
+    of a clean run, SIGKILL and SIGINT; outcomes join the bench's table."""
+    fresh = FreshSiteBench(OUT / "fresh")
+    try:
+        faults = list(named)
+        if boundaries:
+            say("site on fresh hosts: counting its task boundaries with a clean run")
+            faults += boundary_faults(FRESH_SITE, fresh.count_tasks(FRESH_SITE), step)
+        for fault in faults:
+            if limit and len(bench.outcomes) + len(fresh.outcomes) >= limit:
+                break
+            say(f"{len(bench.outcomes) + len(fresh.outcomes) + 1}. {fault.name}")
+            out = fresh.run_fault(fault)
+            fresh.outcomes.append(out)
+            say(f"  fired {out.fired}; faulted {out.faulted}; re-run {out.rerun} ({out.path}); converged "
+                f"{out.converged}; {out.seconds:.0f} s" + (f"; ERROR {out.error}" if out.error else ""))
+    finally:
+        fresh.stop()
+        bench.outcomes.extend(fresh.outcomes)
+
+
 def run(matrix: str) -> tuple[list[Outcome], str]:
     """The bench: `ci` (the FAULTS marked ci) or `full` (every FAULT, then every task boundary)."""
     tag = matrix
@@ -881,14 +983,19 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
     only = os.environ.get("PGREPL_FAULTS_ONLY", "")
     control = "not run"
     try:
-        say(f"{matrix}: 1+2 cluster ({IMAGE}) built by site, samplers and ledger started")
-        bench.start()
-        faults = [f for f in FAULTS if (f.ci or matrix == "full") and (not only or re.search(only, f.name))]
+        chosen = [f for f in FAULTS if (f.ci or matrix == "full") and (not only or re.search(only, f.name))]
+        faults = [f for f in chosen if f.op != FRESH_SITE]
         # The filled filesystem first, while its node (the last) is surely a standby.
         faults.sort(key=lambda f: f.action != "fill")
-        boundaries = (os.environ.get("PGREPL_FAULTS_BOUNDARIES", "switchover failover reseed rejoin").split()
+        boundaries = (os.environ.get("PGREPL_FAULTS_BOUNDARIES", "site switchover failover reseed rejoin").split()
                       if matrix == "full" else [])
         step = max(1, int(os.environ.get("PGREPL_FAULTS_STEP", "1")))
+        fresh = [f for f in chosen if f.op == FRESH_SITE]
+        if fresh or "site" in boundaries:
+            run_fresh_site(bench, fresh, "site" in boundaries, step, limit)
+        boundaries = [op for op in boundaries if op != "site"]
+        say(f"{matrix}: 1+2 cluster ({IMAGE}) built by site, samplers and ledger started")
+        bench.start()
         while faults or boundaries:
             if not faults:
                 # The next operation's task boundaries, counted from a clean run of it (a reference row).

@@ -9,6 +9,7 @@ from pathlib import Path
 from d2_cluster import PlaybookRun
 from flt_bench import (
     FAULTS,
+    FRESH_SITE,
     HANDOVER_SW,
     Fault,
     Outcome,
@@ -37,6 +38,8 @@ def test_every_task_boundary_gets_sigkill_and_sigint() -> None:
 
 def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
     ci = [f for f in FAULTS if f.ci]
+    # Fresh hosts are the full matrix's: new containers for every fault cost CI minutes.
+    assert FRESH_SITE in {f.op for f in FAULTS} and FRESH_SITE not in {f.op for f in ci}
     assert {f.op for f in ci} == {"switchover", "failover", "reseed"}
     assert len({f.name for f in FAULTS}) == len(FAULTS)
 
@@ -62,6 +65,10 @@ def test_what_fails_the_bench() -> None:
     assert failures([good], "FAILED: blind") == ["control: FAILED: blind"]
     assert totals([good, split, lost])["split-brain instants"] == 1
     assert "| 3 | 3 | 1 | 2 |" in markdown([good, split, lost], "context")
+    # Fresh hosts have no ledger or samplers: their rows say so rather than a 0 nobody measured.
+    fresh = Outcome(Fault("site on fresh hosts: x", FRESH_SITE, "task#1", "sigint"), converged=True)
+    row = markdown([fresh], "context").splitlines()[-1]
+    assert "| not measured | not measured |" in row
 
 
 def test_when_a_fault_fires() -> None:
