@@ -182,12 +182,27 @@ def test_the_hba_entries_admit_the_replication_user_to_replication_and_postgres(
                  "__pgrepl_layout": {"hba_file": "/etc/postgresql/15/main/pg_hba.conf"},
                  "pgrepl_replication_user": "replicator"}
     variables["__pgrepl_peer_addresses"] = render(role_vars("node")["__pgrepl_peer_addresses"], variables)
-    entries = render(role_vars("node")["__pgrepl_want_hba"], variables)
-    assert [(e["databases"], e["users"], e["address"], e["method"], e["comment"]) for e in entries] == [
-        (["replication"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
-        (["replication"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3"),
-        (["postgres"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
-        (["postgres"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3")]
+    for tls, contype, replaced in ((False, "host", "hostssl"), (True, "hostssl", "host")):
+        variables["__pgrepl_tls"] = render(role_vars("node")["__pgrepl_tls"], dict(
+            variables, pgrepl_tls=tls, pgrepl_tls_dir="", pgrepl_tls_ca_cert="", pgrepl_tls_cert="", pgrepl_tls_key="",
+            pgrepl_tls_ca_dir="/srv/ansible/pgrepl-tls", pgrepl_tls_sslmode="verify-full",
+            __pgrepl_address="10.0.0.1", __pgrepl_layout=dict(variables["__pgrepl_layout"],
+                                                               data_dir="/var/lib/postgresql/15/main",
+                                                               config_dir="/etc/postgresql/15/main")))
+        entries = render(role_vars("node")["__pgrepl_want_hba"], variables)
+        present = [e for e in entries if e.get("state", "present") == "present"]
+        assert [(e["contype"], e["databases"], e["users"], e["address"], e["method"], e["comment"])
+                for e in present] == [
+            (contype, ["replication"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
+            (contype, ["replication"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3"),
+            (contype, ["postgres"], ["replicator"], "10.0.0.2/32", "scram-sha-256", "pgrepl.streaming: db2"),
+            (contype, ["postgres"], ["replicator"], "2001:db8::3/128", "scram-sha-256", "pgrepl.streaming: db3")]
+        # pgrepl_tls switched: the other type's entries an earlier run wrote are removed, after the new ones.
+        assert entries[:len(present)] == present
+        assert [(e["contype"], e["databases"], e["address"], e["state"]) for e in entries[len(present):]] == [
+            (replaced, ["replication"], "10.0.0.2/32", "absent"),
+            (replaced, ["replication"], "2001:db8::3/128", "absent"),
+            (replaced, ["postgres"], "10.0.0.2/32", "absent"), (replaced, ["postgres"], "2001:db8::3/128", "absent")]
 
 
 def test_the_inventory_check_as_the_node_role_renders_it() -> None:
