@@ -139,9 +139,11 @@ def test_a_json_stdout_callback_gets_the_document_in_the_result_and_no_text(inve
     run = status(inventory, callback="ansible.posix.json")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     output = json.loads(run.stdout)  # printing the table would have broken this document
-    task = next(task for task in output["plays"][0]["tasks"]
+    # The status play follows the play that selects the clusters (playbooks/status.yml).
+    task = next(task for play in output["plays"] for task in play["tasks"]
                 if task["task"]["name"].endswith(": The status of the cluster"))
-    (result,) = task["hosts"].values()
+    (looped,) = task["hosts"].values()
+    (result,) = looped["results"]  # one item per cluster of the inventory (pgrepl_cluster_id): one here
     states = {entry["host"]: entry["state"] for entry in result["status"]["nodes"]}
     assert states == {PRIMARY: None, STREAMING: "streaming", STOPPED: "stopped"}
     assert result["ok"] is False
