@@ -21,6 +21,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import
     day2_cluster,
     inventory_clusters,
     inventory_view,
+    previous_entries,
     regroup,
     selected_clusters,
 )
@@ -99,14 +100,16 @@ def cluster_lease_path(value: Any) -> str:
     return _call("cluster_lease_path", lambda: lease_path_of(cluster_id(value), DEFAULT_CLUSTER_ID))
 
 
-def cluster_regroup(groups: Any, hostvars: Any, primary: str, standbys: Any) -> dict[str, list[str]]:
+def cluster_regroup(groups: Any, hostvars: Any, primary: str, standbys: Any, previous: Any = None) -> dict[str, Any]:
     """The groups primary and standby after a day-2 operation made ``primary`` and ``standbys`` the nodes of
-    ``primary``'s cluster; the other clusters' entries stay as they are."""
-    def run() -> dict[str, list[str]]:
+    ``primary``'s cluster; the other clusters' entries stay as they are - with ``previous`` (the groups file's YAML
+    before), their values there too (key ``entries``: host -> its value)."""
+    def run() -> dict[str, Any]:
         clusters = _clusters(groups, hostvars)
         cluster = clusters.of.get(primary) or cluster_id((hostvars[primary] if primary in hostvars else {})
                                                           .get("pgrepl_cluster_id"), primary)
-        return regroup(clusters, cluster, primary, list(standbys))
+        return {**regroup(clusters, cluster, primary, list(standbys)),
+                "entries": previous_entries(previous, clusters, cluster)}
     return _call("cluster_regroup", run)
 
 

@@ -260,6 +260,22 @@ def day2_cluster(clusters: Clusters, target: Any = "", host: Any = "", selector:
                          "Nothing was changed")
 
 
+def previous_entries(previous: Any, clusters: Clusters, cluster: str) -> dict[str, Any]:
+    """The entries (host -> its value there) the groups file held for the hosts of every cluster but ``cluster``
+    (``previous``: the file's YAML, None when there was none), so that they are written back exactly; a value
+    that is not a mapping is written as {}."""
+    entries: dict[str, Any] = {}
+    children = ((previous or {}).get("all") or {}).get("children") if isinstance(previous, Mapping) else None
+    if not isinstance(children, Mapping):
+        return entries
+    for group in ("primary", "standby"):
+        hosts = (children.get(group) or {}).get("hosts") if isinstance(children.get(group), Mapping) else None
+        for host, value in (hosts or {}).items() if isinstance(hosts, Mapping) else ():
+            if clusters.of.get(str(host), DEFAULT_CLUSTER_ID) != cluster and isinstance(value, Mapping):
+                entries[str(host)] = dict(value)
+    return entries
+
+
 def regroup(clusters: Clusters, cluster: str, primary: str, standbys: Sequence[str]) -> dict[str, list[str]]:
     """The groups primary and standby after a day-2 operation on ``cluster``: its nodes leave both groups and come
     back as ``primary`` and ``standbys``, where the cluster's first entry of each group was (at the end if it had

@@ -282,4 +282,12 @@ def test_the_groups_after_an_operation_move_only_that_clusters_hosts() -> None:
     assert regroup(clusters, "b", "b0", ["b1"]) == {"primary": ["a0", "b0"], "standby": ["a1", "b1"]}
     assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"])["standby"] == ["a0", "b1", "b2"]
     # No groups at all (the role called alone): the new groups only.
-    assert inventory_filters.cluster_regroup({}, {}, "db2", ["db1"]) == {"primary": ["db2"], "standby": ["db1"]}
+    assert inventory_filters.cluster_regroup({}, {}, "db2", ["db1"]) == {"primary": ["db2"], "standby": ["db1"],
+                                                                         "entries": {}}
+    # The other clusters' entries keep their values from the file; this cluster's moved hosts get none.
+    previous = {"all": {"children": {"primary": {"hosts": {"a0": {"x": 1}, "b0": {"ansible_host": "10.9.0.1"}}},
+                                     "standby": {"hosts": {"a1": None, "b1": None, "b2": {"note": "kept"}}}}}}
+    assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"], previous)["entries"] == {
+        "b0": {"ansible_host": "10.9.0.1"}, "b2": {"note": "kept"}}
+    assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"], "not yaml of groups")["entries"] == {}
+    assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"], {"all": None})["entries"] == {}
