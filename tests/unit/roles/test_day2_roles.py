@@ -186,9 +186,9 @@ def test_the_hba_entries_admit_the_replication_user_to_replication_and_postgres(
         variables["__pgrepl_tls"] = render(role_vars("node")["__pgrepl_tls"], dict(
             variables, pgrepl_tls=tls, pgrepl_tls_dir="", pgrepl_tls_ca_cert="", pgrepl_tls_cert="", pgrepl_tls_key="",
             pgrepl_tls_ca_dir="/srv/ansible/pgrepl-tls", pgrepl_tls_sslmode="verify-full",
-            __pgrepl_address="10.0.0.1", __pgrepl_layout=dict(variables["__pgrepl_layout"],
-                                                               data_dir="/var/lib/postgresql/15/main",
-                                                               config_dir="/etc/postgresql/15/main")))
+            __pgrepl_address="10.0.0.1",
+            __pgrepl_layout=dict(variables["__pgrepl_layout"], data_dir="/var/lib/postgresql/15/main",
+                                 config_dir="/etc/postgresql/15/main")))
         entries = render(role_vars("node")["__pgrepl_want_hba"], variables)
         present = [e for e in entries if e.get("state", "present") == "present"]
         assert [(e["contype"], e["databases"], e["users"], e["address"], e["method"], e["comment"])
