@@ -41,15 +41,18 @@ def table_hosts(run: PlaybookRun, names: list[str]) -> list[str]:
     return [name for name in names if re.search(rf"^{re.escape(name)}\s+(primary|standby)\b", run.output, re.M)]
 
 
-def write_groups(cluster: DayTwoCluster, primaries: list[str], standbys: list[str]) -> None:
-    groups = {"all": {"children": {"primary": {"hosts": dict.fromkeys(primaries)},
-                                   "standby": {"hosts": dict.fromkeys(standbys)}}}}
+def write_groups(cluster: DayTwoCluster, primaries: list[str], standbys: list[str],
+                 entries: dict[str, dict[str, str]]) -> None:
+    """groups.yml with both clusters' primaries in group primary; `entries`: a host's value there (None else)."""
+    groups = {"all": {"children": {"primary": {"hosts": {host: entries.get(host) for host in primaries}},
+                                   "standby": {"hosts": {host: entries.get(host) for host in standbys}}}}}
     cluster.groups_file.write_text(yaml.safe_dump(groups, default_flow_style=False, sort_keys=False))
 
 
-def read_groups(cluster: DayTwoCluster) -> dict[str, list[str]]:
+def read_groups(cluster: DayTwoCluster) -> dict[str, dict[str, object]]:
+    """Group -> its entries (host -> value), in the file's order."""
     children = yaml.safe_load(cluster.groups_file.read_text())["all"]["children"]
-    return {group: list((children.get(group) or {}).get("hosts") or {}) for group in ("primary", "standby")}
+    return {group: dict((children.get(group) or {}).get("hosts") or {}) for group in ("primary", "standby")}
 
 
 def slots(cluster: DayTwoCluster, node: str) -> list[str]:
@@ -99,7 +102,9 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
     try:
         cluster.start()
         cluster.write_inventory()
-        write_groups(cluster, [n0, n2], [n1, n3])
+        # b's entries carry a value (a host variable no role reads): the rewrite must keep it.
+        b_entries = {n2: {"pgrepl_test_entry": "b primary"}, n3: {"pgrepl_test_entry": "b standby"}}
+        write_groups(cluster, [n0, n2], [n1, n3], b_entries)
 
         # A selector that names no cluster: refused naming it, before any host is asked anything.
         refused = cluster.playbook("site", "pgrepl_clusters=a,zz", label="bad-selector")
@@ -159,7 +164,9 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
         cluster.wait_streaming(n1, [n0])
         assert cluster.psql(n1, "SELECT pg_is_in_recovery()") == "f"
         # The inventory file: a's hosts moved, b's entries exactly where they were.
-        assert read_groups(cluster) == {"primary": [n1, n2], "standby": [n0, n3]}
+        groups = read_groups(cluster)
+        assert list(groups["primary"]) == [n1, n2] and list(groups["standby"]) == [n0, n3], groups
+        assert {host: groups[group][host] for group, host in (("primary", n2), ("standby", n3))} == b_entries
 
         # A day-2 run without a target on an inventory of two clusters is refused; with one it is that cluster's.
         refused = cluster.playbook("rolling_restart", label="no-cluster", check=True)
