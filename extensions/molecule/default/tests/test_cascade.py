@@ -113,7 +113,8 @@ def test_a_cascade_marked_synchronous_is_refused_and_nothing_changes(request, no
     before = primary.psql("SHOW synchronous_standby_names")
     run = _playbook(request.config.option.ansible_inventory, "site", "pgrepl_sync=true")
     assert run.returncode != 0
+    said = run.stdout + run.stderr  # the failed task's message goes to stderr
     for standby in cascades:
-        assert f"{standby.name}: pgrepl_sync: true with pgrepl_upstream: " in run.stdout, run.stdout[-3000:]
-    assert "synchronous replication counts the acknowledgements of the primary's direct standbys only" in run.stdout
+        assert f"{standby.name}: pgrepl_sync: true with pgrepl_upstream: " in said, said[-3000:]
+    assert "synchronous replication counts the acknowledgements of the primary's direct standbys only" in said
     assert primary.psql("SHOW synchronous_standby_names") == before
