@@ -106,8 +106,8 @@ def cluster_regroup(groups: Any, hostvars: Any, primary: str, standbys: Any, pre
     before), their values there too (key ``entries``: host -> its value)."""
     def run() -> dict[str, Any]:
         clusters = _clusters(groups, hostvars)
-        cluster = clusters.of.get(primary) or cluster_id((hostvars[primary] if primary in hostvars else {})
-                                                          .get("pgrepl_cluster_id"), primary)
+        variables = hostvars[primary] if primary in hostvars else {}
+        cluster = clusters.of.get(primary) or cluster_id(variables.get("pgrepl_cluster_id"), primary)
         return {**regroup(clusters, cluster, primary, list(standbys)),
                 "entries": previous_entries(previous, clusters, cluster)}
     return _call("cluster_regroup", run)

@@ -30,6 +30,8 @@ def cluster_lease_path(cluster: str, default_cluster: str = "default") -> str:
     """The lease file of a node of ``cluster`` (a checked pgrepl_cluster_id): LEASE_PATH for the default cluster, its
     own file for any other, so that a run on one cluster never holds a host another cluster also runs on."""
     return LEASE_PATH if cluster == default_cluster else f"/var/lib/pgrepl/run.{cluster}.lease"
+
+
 # The fields of a run, filled on the controller by the action plugin (plugins/action/node_prepare.py).
 RUN_FIELDS = ("run_id", "controller", "user", "pid", "pid_start", "playbook")
 
