@@ -116,6 +116,8 @@ def as_os_user(name: str | None, option: str = "login_os_user") -> Iterator[None
     Peer authentication reads the credentials of the process at connect() time, so a module that runs as root
     can open a unix-socket connection as the server's OS user without an extra become (su/sudo) round trip;
     everything after the connect runs as root again. Without ``name``, or when already that user, a no-op.
+    HOME is that user's inside the block: libpq looks for ~/.postgresql/postgresql.crt (a TLS client certificate)
+    and ~/.pgpass under HOME, and root's home is unreadable to the user (a connection with TLS then fails).
     """
     if not name:
         yield
@@ -132,6 +134,8 @@ def as_os_user(name: str | None, option: str = "login_os_user") -> Iterator[None
     if current != 0:
         raise PgreplError(f"{option}: connecting as OS user {name!r} needs the module to run as root "
                           f"(it runs as uid {current}): use become: true, or leave {option} unset")
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = entry.pw_dir
     os.setegid(gid)
     os.seteuid(uid)
     try:
@@ -139,6 +143,10 @@ def as_os_user(name: str | None, option: str = "login_os_user") -> Iterator[None
     finally:
         os.seteuid(0)
         os.setegid(0)
+        if home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = home
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -408,7 +408,13 @@ def test_as_os_user_switches_back_even_when_the_block_fails(monkeypatch: pytest.
     monkeypatch.setattr(_connection.os, "geteuid", lambda: 0)
     monkeypatch.setattr(_connection.os, "seteuid", lambda uid: seen.append(("uid", uid)))
     monkeypatch.setattr(_connection.os, "setegid", lambda gid: seen.append(("gid", gid)))
+    monkeypatch.setenv("HOME", "/root")
+    homes: list[str] = []
     with pytest.raises(RuntimeError):
         with _connection.as_os_user("postgres"):
+            homes.append(_connection.os.environ["HOME"])
             raise RuntimeError("boom")
     assert seen == [("gid", target.pw_gid), ("uid", target.pw_uid), ("uid", 0), ("gid", 0)]
+    # libpq reads the user's own ~/.postgresql (root's is unreadable to it: a TLS connection would fail), and
+    # root's HOME comes back after.
+    assert homes == [target.pw_dir] and _connection.os.environ["HOME"] == "/root"
