@@ -215,8 +215,8 @@ resolve_errors:
 libpq_version:
   description:
     - What PQlibVersion returns for the libpq the host's dynamic loader finds (the one its WAL receiver,
-      pg_basebackup and pg_rewind use on Debian), such as V(170004); null when there is none. The roles refuse C(pgrepl_tls) with
-      C(sslmode=verify-full) to a node addressed by IP from a host whose libpq is older than 15.
+      pg_basebackup and pg_rewind use on Debian), such as V(170004); null when there is none. The roles refuse
+      C(pgrepl_tls) with C(sslmode=verify-full) to a node addressed by IP from a host whose libpq is older than 15.
   returned: unless O(lease=release)
   type: int
 service_enabled:
