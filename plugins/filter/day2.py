@@ -82,13 +82,16 @@ def reseed_slot_action(facts: Any, host: Any) -> str:
         raise _filter_error("reseed_slot_action", exc) from None
 
 
-def stale_slots(server: Any, cluster_slots: Any) -> list[str]:
-    """The physical slots on a node named for a node of the cluster (kept from its time as a primary)."""
+def stale_slots(server: Any, cluster_slots: Any, keep: Any = None) -> list[str]:
+    """The physical slots on a node named for a node of the cluster (kept from its time as a primary), but for the
+    slots it keeps for its cascades."""
     if server is not None and not isinstance(server, Mapping):
         raise AnsibleFilterError(f"stale_slots: the node's server facts (a dict) are expected, got {server!r}")
     if isinstance(cluster_slots, (str, bytes)) or not isinstance(cluster_slots, (list, tuple)):
         raise AnsibleFilterError(f"stale_slots: a list of slot names is expected, got {cluster_slots!r}")
-    return stale(server, cluster_slots)
+    if keep is not None and (isinstance(keep, (str, bytes)) or not isinstance(keep, (list, tuple))):
+        raise AnsibleFilterError(f"stale_slots: keep: a list of slot names is expected, got {keep!r}")
+    return stale(server, cluster_slots, keep or ())
 
 
 class FilterModule:

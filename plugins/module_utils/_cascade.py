@@ -37,6 +37,8 @@ def upstream_problems(nodes: Iterable[str], primary: str, upstreams: Mapping[str
     valid: dict[str, str] = {}
     for host in nodes:
         raw = upstreams.get(host)
+        if host == primary and isinstance(raw, str) and raw.strip() in members and raw.strip() != host:
+            valid[host] = raw.strip()  # checked only for a loop once another node is primary
         if host == primary or raw is None or raw == "":
             continue
         if not isinstance(raw, str):
@@ -52,7 +54,7 @@ def upstream_problems(nodes: Iterable[str], primary: str, upstreams: Mapping[str
         else:
             valid[host] = wanted
     for host in nodes:
-        if host not in valid:
+        if host not in valid or host == primary:
             continue
         chain = [host]
         current = host
@@ -74,6 +76,18 @@ def upstream_problems(nodes: Iterable[str], primary: str, upstreams: Mapping[str
                                 "synchronous replication counts the acknowledgements of the primary's direct "
                                 "standbys only, so no commit would ever wait for a cascaded one; drop pgrepl_sync "
                                 "or pgrepl_upstream")
+    if not problems:
+        # The primary ignores its own pgrepl_upstream, until a switchover or failover makes another node primary:
+        # refused now, not in the middle of that operation.
+        for other in nodes:
+            if other == primary:
+                continue
+            try:
+                effective_upstreams(nodes, other, valid)
+            except PgreplError as exc:
+                problems.append(f"{primary}: {exc} (after a switchover or failover to {other}; the primary's own "
+                                f"pgrepl_upstream is {valid.get(primary, upstreams.get(primary))!r})")
+                break
     return problems
 
 

@@ -499,8 +499,10 @@ def reseed_slot_action(facts: ClusterFacts, host: str) -> str:
     return "keep" if slot else "create"
 
 
-def stale_slots(server: Mapping[str, Any] | None, cluster_slots: Iterable[str]) -> list[str]:
-    """The physical slots a node kept from its time as a primary that are named for a node of the cluster."""
-    names = set(cluster_slots)
+def stale_slots(server: Mapping[str, Any] | None, cluster_slots: Iterable[str],
+                keep: Iterable[str] = ()) -> list[str]:
+    """The physical slots a node kept from its time as a primary that are named for a node of the cluster, but for
+    those in keep (the slots of the cascading standbys that stream from it: pgrepl_upstream)."""
+    names = set(cluster_slots) - set(keep)
     return [row["slot_name"] for row in (server or {}).get("slots") or []
             if row.get("slot_type") == "physical" and row.get("slot_name") in names]

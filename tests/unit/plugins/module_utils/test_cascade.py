@@ -105,3 +105,14 @@ def test_a_chain_longer_than_supported_is_refused() -> None:
 
 def test_the_primary_and_empty_values_are_never_refused() -> None:
     assert upstream_problems(NODES, "db1", {"db1": "db9", "db2": "", "db3": None}) == []
+
+
+def test_a_loop_through_the_primarys_own_upstream_is_refused_before_any_switchover() -> None:
+    # db1 (primary) names db3, db3 names db1: fine while db1 is primary, a loop once db2 is.
+    problems = upstream_problems(NODES, "db1", {"db1": "db3", "db3": "db1"})
+    assert len(problems) == 1
+    assert problems[0].startswith("db1: pgrepl_upstream: with db2 as the primary the upstreams make a loop "
+                                  "(db1 -> db3 -> db1)")
+    assert "the primary's own pgrepl_upstream is 'db3'" in problems[0]
+    # A primary naming a standby that does not lead back to it is fine (it cascades after a switchover).
+    assert upstream_problems(NODES, "db1", {"db1": "db3"}) == []

@@ -507,6 +507,8 @@ def test_stale_slots() -> None:
                         {"slot_name": "backup", "slot_type": "physical"},
                         {"slot_name": "db1", "slot_type": "physical"}]}
     assert stale_slots(server, ["db1", "db2", "db3"]) == ["db2", "db1"]
+    # A cascade streaming from the node keeps its slot there.
+    assert stale_slots(server, ["db1", "db2", "db3"], ["db2"]) == ["db1"]
     assert stale_slots({"slots": None}, ["db1"]) == []
     assert stale_slots(None, ["db1"]) == []
     with pytest.raises(AnsibleFilterError, match="stale_slots: a list of slot names"):

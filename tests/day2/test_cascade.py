@@ -1,0 +1,116 @@
+# Copyright: contributors to pgrepl.streaming
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cascading standbys (pgrepl_upstream) through site, a switchover and a failover (PostgreSQL 15, one primary and
+four standbys): every cascade streams from its upstream through its slot there, and a row written on the primary
+reaches every node, after each operation.
+
+- site: n2 streams from n1, n4 from n3; n3 names the primary n0 (a direct standby while n0 is primary).
+- switchover to n1 (the upstream of n2): n2 keeps streaming from n1, its timeline following; the old primary n0
+  becomes a standby of n1 and keeps feeding n3 (which named it), n4 still streams from n3.
+- failover to n4 with the primary n1 and the standby n0 dead: n2, whose upstream was the dead old primary, is
+  repointed to the new primary n4 with its slot created there; n3, whose upstream n0 died, is repointed to the
+  primary too (the next node up n0's chain). n4's own pgrepl_upstream is ignored while it is primary.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
+from d2_cluster import TEST_PREFIX as PREFIX
+from d2_docker import remove_prefixed
+
+TAG = "cascade"
+
+
+def ok(run: PlaybookRun, what: str) -> PlaybookRun:
+    assert run.returncode == 0, f"{what} failed:\n{run.describe()}"
+    return run
+
+
+def slot(node: str) -> str:
+    return node.replace("-", "_")  # the slot of an inventory name of letters, digits and dashes
+
+
+def wait_for(what: str, probe, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def assert_tree(cluster: DayTwoCluster, primary: str, upstream_of: dict[str, str], table: str) -> None:
+    """Each standby streams from its upstream (pg_stat_wal_receiver.sender_host), through its slot there, active;
+    a cascade has no slot on the primary; a row written on the primary arrives on every standby."""
+    for standby, upstream in upstream_of.items():
+        cluster.wait_streaming(upstream, [standby])
+        query = ("SELECT count(*) FROM pg_replication_slots WHERE active AND slot_name = "  # noqa: S608
+                 f"'{slot(standby)}'")
+        wait_for(f"{standby}'s slot active on {upstream}", lambda u=upstream, q=query: cluster.psql(u, q) == "1")
+        if upstream != primary:
+            assert cluster.psql(upstream, "SELECT pg_is_in_recovery()") == "t"
+            gone = ("SELECT count(*) FROM pg_replication_slots WHERE slot_name = "  # noqa: S608
+                    f"'{slot(standby)}'")
+            assert cluster.psql(primary, gone) == "0", f"{standby} still has a slot on the primary {primary}"
+    marker = str(time.time_ns())
+    cluster.psql(primary, f"CREATE TABLE IF NOT EXISTS {table} (marker text)")
+    cluster.psql(primary, f"INSERT INTO {table} VALUES ('{marker}')")  # noqa: S608 (digits we made)
+    for standby in upstream_of:
+        wait_for(f"the row on {standby}", lambda s=standby: arrived(cluster, s, table, marker))
+
+
+def arrived(cluster: DayTwoCluster, node: str, table: str, marker: str) -> bool:
+    if cluster.psql(node, f"SELECT to_regclass('{table}') IS NOT NULL") != "t":
+        return False
+    return cluster.psql(node, f"SELECT count(*) FROM {table} WHERE marker = '{marker}'") == "1"  # noqa: S608
+
+
+def test_cascades_survive_switchover_and_failover(images: dict[str, str]) -> None:
+    workdir = ROOT / ".build" / "day2" / TAG
+    names = [f"{PREFIX}{TAG}-n{index}" for index in range(5)]
+    n0, n1, n2, n3, n4 = names
+    cluster = DayTwoCluster(PREFIX, TAG, images["pg15"], CLIENT_IMAGE, workdir, standbys=4, sync=(),
+                            host_vars={2: {"pgrepl_upstream": n1}, 3: {"pgrepl_upstream": n0},
+                                       4: {"pgrepl_upstream": n3}})
+    assert cluster.names == names
+    try:
+        cluster.start()
+        cluster.write_inventory()
+        ok(cluster.playbook("site", label="build"), "site")
+        assert_tree(cluster, n0, {n1: n0, n2: n1, n3: n0, n4: n3}, "after_site")
+        status = ok(cluster.playbook("status", "pgrepl_status_strict=true"), "status")
+        assert f"{n2} <- {n1}: streaming, slot {slot(n2)} on {n1}" in status.output, status.output[-3000:]
+        assert f"{n4} <- {n3}: streaming, slot {slot(n4)} on {n3}" in status.output
+
+        # Switchover to the upstream of a cascade.
+        timeline = cluster.psql(n2, "SELECT received_tli FROM pg_stat_wal_receiver")
+        ok(cluster.playbook("switchover", f"pgrepl_target={n1}"), "switchover")
+        assert cluster.groups() == (n1, [n0, n2, n3, n4])
+        assert_tree(cluster, n1, {n0: n1, n2: n1, n3: n0, n4: n3}, "after_switchover")
+        assert int(cluster.psql(n2, "SELECT received_tli FROM pg_stat_wal_receiver")) > int(timeline)
+        # The old primary kept the slot of the cascade that named it, not those of the others.
+        assert cluster.psql(n0, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots") \
+            == slot(n3)
+        ok(cluster.playbook("status", "pgrepl_status_strict=true"), "status after the switchover")
+
+        # Failover: the primary n1 and the standby n0 (the upstream of n3) die; n4 is promoted.
+        cluster.wait_replayed([n2, n3, n4], cluster.wal_position(n1))
+        cluster.kill_server(n1)
+        cluster.kill_server(n0)
+        cluster.set_groups(n1, [n0, n2, n3, n4], unreachable=(n1, n0))
+        ok(cluster.playbook("failover", f"pgrepl_target={n4}", f"pgrepl_confirm_dead={n1}"), "failover")
+        assert cluster.psql(n4, "SELECT pg_is_in_recovery()") == "f"
+        assert_tree(cluster, n4, {n2: n4, n3: n4}, "after_failover")
+        # The promoted leaf had no slot: both followers' are created there (n3 dropped n4's, now stale).
+        slots = cluster.psql(n4, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots")
+        assert slots == ",".join(sorted([slot(n2), slot(n3)])), slots
+        assert cluster.psql(n3, "SELECT count(*) FROM pg_replication_slots") == "0"
+    finally:
+        cluster.destroy()
+        remove_prefixed(f"{PREFIX}{TAG}")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> None:
+    remove_prefixed(f"{PREFIX}{TAG}")
