@@ -90,8 +90,11 @@ class ActionModule(ActionBase):
             if slot:
                 slots[host] = str(slot)
         play_hosts = task_vars.get("ansible_play_hosts_all")
-        document = build_status(primaries, standbys, nodes, slots,
-                                list(play_hosts) if play_hosts is not None else None, upstreams)
+        document: dict[str, Any] = build_status(primaries, standbys, nodes, slots,
+                                                list(play_hosts) if play_hosts is not None else None, upstreams)
+        if args["cluster"]:
+            # One table per cluster of the inventory (the status playbook loops): say whose.
+            document["cluster"] = args["cluster"]
 
         if machine_readable_callback():
             pass
@@ -99,6 +102,8 @@ class ActionModule(ActionBase):
             display.display(render_json(document))
         else:
             lines = render_table(document)
+            if args["cluster"]:
+                display.display(f"cluster {args['cluster']} (pgrepl_cluster_id):")
             display.display(lines[0])
             for line, entry in zip(lines[1:], document["nodes"]):
                 display.display(line, color=C.COLOR_ERROR if entry["problems"] else None)

@@ -67,7 +67,9 @@ def cluster_members(groups: Any, hostvars: Any, hosts: Any = None, split: bool =
         ids = clusters.ids if hosts is None else [
             cid for cid in clusters.ids if any(clusters.of.get(host) == cid for host in hosts)]
         if split:
-            return [{"id": cid, "primary": clusters.members([cid])["primary"],
+            # title: the id, unless the inventory holds only the default cluster (whose tables show no name).
+            named = clusters.ids not in ([DEFAULT_CLUSTER_ID], [])
+            return [{"id": cid, "title": cid if named else "", "primary": clusters.members([cid])["primary"],
                      "standby": clusters.members([cid])["standby"]} for cid in ids]
         return clusters.members(ids)
     return _call("cluster_members", run)

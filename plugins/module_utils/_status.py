@@ -27,6 +27,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "strict": {"type": "bool", "default": False},
     "primary": {"type": "list", "elements": "str"},
     "standbys": {"type": "list", "elements": "str"},
+    "cluster": {"type": "str", "default": ""},
 }
 
 # pg_stat_replication.state, as the upstream's WAL sender names it.

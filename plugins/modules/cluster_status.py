@@ -55,6 +55,12 @@ options:
     description: Hosts of the standby group. Default C(groups['standby']).
     type: list
     elements: str
+  cluster:
+    description:
+      - The cluster (C(pgrepl_cluster_id)) of O(primary) and O(standbys), when the inventory holds several - printed
+        above the table, and RV(status.cluster) of the document. Empty - no such line, no such key.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
@@ -112,6 +118,10 @@ status:
     format_version:
       description: Version of this document's layout (1).
       type: int
+    cluster:
+      description: The cluster the document is of (O(cluster)); only when O(cluster) is given.
+      type: str
+      returned: when O(cluster) is given
     primary:
       description: The host taken as the primary (first of O(primary)); null when there is none.
       type: str

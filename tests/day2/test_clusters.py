@@ -41,6 +41,13 @@ def table_hosts(run: PlaybookRun, names: list[str]) -> list[str]:
     return [name for name in names if re.search(rf"^{re.escape(name)}\s+(primary|standby)\b", run.output, re.M)]
 
 
+def row_at(run: PlaybookRun, name: str) -> int:
+    """Where the host's row of a status table starts in the run's output."""
+    match = re.search(rf"^{re.escape(name)}\s+(primary|standby)\b", run.output, re.M)
+    assert match, name
+    return match.start()
+
+
 def write_groups(cluster: DayTwoCluster, primaries: list[str], standbys: list[str],
                  entries: dict[str, dict[str, str]]) -> None:
     """groups.yml with both clusters' primaries in group primary; `entries`: a host's value there (None else)."""
@@ -138,10 +145,15 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
         # status of cluster b only: a's nodes have no row, and no module ran on them.
         status = ok(cluster.playbook("status", "pgrepl_clusters=b", label="b"), "status b")
         assert table_hosts(status, cluster.names) == [n2, n3], status.tail(60)
+        assert "cluster b (pgrepl_cluster_id):" in status.output and "cluster a (" not in status.output
         counts = recap(status)
         assert counts[n0]["ok"] == 1 and counts[n1]["ok"] == 1, counts  # the selection, on the controller only
         both = ok(cluster.playbook("status", label="all"), "status")
         assert table_hosts(both, cluster.names) == cluster.names
+        # Each table under its cluster's name, in inventory order.
+        marks = [both.output.index("cluster a (pgrepl_cluster_id):"), row_at(both, n0), row_at(both, n1),
+                 both.output.index("cluster b (pgrepl_cluster_id):"), row_at(both, n2), row_at(both, n3)]
+        assert marks == sorted(marks), marks
 
         # Switchover of cluster a while b takes writes: b untouched.
         cluster.psql(n2, "CREATE TABLE b_writes (id int PRIMARY KEY)")

@@ -264,7 +264,10 @@ def test_the_members_the_nodes_and_the_lease_of_a_cluster() -> None:
         "primary": ["b0"], "standby": ["b1", "b2"], "clusters": {"b0": "b", "b1": "b", "b2": "b"}}
     assert inventory_filters.cluster_members(TWO, TWO_IDS)["primary"] == ["a0", "b0"]
     assert inventory_filters.cluster_members(TWO, TWO_IDS, ["b1", "a0"], split=True) == [
-        {"id": "a", "primary": ["a0"], "standby": ["a1"]}, {"id": "b", "primary": ["b0"], "standby": ["b1", "b2"]}]
+        {"id": "a", "title": "a", "primary": ["a0"], "standby": ["a1"]},
+        {"id": "b", "title": "b", "primary": ["b0"], "standby": ["b1", "b2"]}]
+    assert inventory_filters.cluster_members({"primary": ["db1"], "standby": ["db2"]}, {}, split=True) == [
+        {"id": "default", "title": "", "primary": ["db1"], "standby": ["db2"]}]
     assert inventory_filters.cluster_nodes(TWO, TWO_IDS, "a1") == ["a0", "a1"]
     assert inventory_filters.cluster_nodes({"primary": ["db1"], "standby": ["db2"]}, {}, "db2") == ["db1", "db2"]
     assert inventory_filters.cluster_lease_path(None) == "/var/lib/pgrepl/run.lease"
