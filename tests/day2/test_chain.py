@@ -42,6 +42,10 @@ KINDS = {
     "pg17": HostKind(cluster_opts="--locale tr_TR.UTF-8", host_locale="tr_TR.UTF-8",
                      ipv6_subnet="fd00:d2:17::/64", addressing="dns"),
 }
+# PostgreSQL 17's chain runs with TLS for replication (the CA the role makes, beside the chain's inventory): its
+# switchover (handover over SQL), failover, rejoin (pg_rewind), reseed (pg_basebackup) all connect with
+# sslmode=verify-full to the DNS names its nodes are addressed by, and pg_hba admits them over TLS only.
+GROUP_VARS: dict[str, dict[str, object]] = {"pg17": {"pgrepl_tls": True}}
 CHAIN_BUDGET = 12 * 60  # seconds per version; the chain must stay well under it
 
 
@@ -185,7 +189,8 @@ def test_chain(tag: str, images: dict[str, str], capsys: pytest.CaptureFixture[s
     # lost), and the removed standby is the one synchronous_standby_names names (commits wait until it is gone).
     # PostgreSQL 17: all asynchronous, so the failover is proven by the received-LSN rule.
     cluster = DayTwoCluster(PREFIX, tag, images[tag], CLIENT_IMAGE, workdir, standbys=2,
-                            sync=SYNC_NODES.get(tag, ()), kind=KINDS.get(tag, HostKind()))
+                            sync=SYNC_NODES.get(tag, ()), kind=KINDS.get(tag, HostKind()),
+                            group_vars=GROUP_VARS.get(tag))
     notes: list[str] = []
     proofs: list[Proof] = []
     deferred: list[str] = []
@@ -244,6 +249,25 @@ def check_cluster_kind(cluster: DayTwoCluster) -> None:
             problems.append(f"{name} streams from {addr}, want an IPv6 address")
     if problems:
         raise ProofError(f"the cluster is not of the kind the chain tests ({kind.describe()}): {'; '.join(problems)}")
+    check_tls(cluster, primary, cluster.names[1:])
+
+
+def check_tls(cluster: DayTwoCluster, primary: str, standbys: list[str]) -> None:
+    """With pgrepl_tls, every standby streams from the primary over TLS (pg_stat_ssl of its WAL sender) and its
+    primary_conninfo verifies the primary's name with the CA on the node."""
+    if not cluster.extra_group_vars.get("pgrepl_tls"):
+        return
+    rows = cluster.psql(primary, "SELECT string_agg(r.application_name || '=' || s.ssl, ' ' "
+                                 "ORDER BY r.application_name) "
+                                 "FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+    want = " ".join(f"{name}=true" for name in sorted(standbys))
+    problems = [] if rows == want else [f"the WAL senders of {primary} and their TLS: {rows}, want {want}"]
+    for name in standbys:
+        conninfo = cluster.psql(name, "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'")
+        if "sslmode='verify-full'" not in conninfo or "sslrootcert=" not in conninfo:
+            problems.append(f"{name}: primary_conninfo {conninfo!r} does not verify the primary with the CA")
+    if problems:
+        raise ProofError("TLS for replication: " + "; ".join(problems))
 
 
 def run_chain(cluster: DayTwoCluster, notes: list[str], proofs: list[Proof], deferred: list[str]) -> None:
@@ -270,6 +294,11 @@ def run_chain(cluster: DayTwoCluster, notes: list[str], proofs: list[Proof], def
         chain_steps(cluster, proof, notes, deferred)
     finally:
         ledger.stop()
+    # After the switchover, failover, rejoin (pg_rewind) and reseed: still TLS only, from the last primary.
+    primary, standbys = cluster.groups()
+    check_tls(cluster, primary, standbys)
+    if cluster.extra_group_vars.get("pgrepl_tls"):
+        notes.append(f"TLS: every standby streams from {primary} over TLS, primary_conninfo sslmode=verify-full")
 
 
 def chain_steps(cluster: DayTwoCluster, proof: Proof, notes: list[str], deferred: list[str]) -> None:
