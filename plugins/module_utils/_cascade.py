@@ -148,4 +148,3 @@ def cascade_plan(nodes: Iterable[str], primary: str, upstreams: Mapping[str, Any
 def wanted_slot_names(plan: Mapping[str, Mapping[str, Any]], host: str, slot_names: Mapping[str, str]) -> list[str]:
     """The slots a node keeps: one for each node streaming from it."""
     return [slot_names[other] for other in (plan.get(host) or {}).get("cascades") or [] if slot_names.get(other)]
-

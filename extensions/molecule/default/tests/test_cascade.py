@@ -59,8 +59,8 @@ def test_each_standby_streams_from_its_upstream_through_its_slot_there(nodes, pr
     primary_slots = primary.psql("SELECT slot_name FROM pg_replication_slots").split()
     for standby in standbys:
         upstream = upstream_of(standby, primary, nodes)
-        _status, sender = wait_for(f"{standby.name} streaming",
-                                  lambda s=standby: receiver(s) if receiver(s)[0] == "streaming" else None)
+        _status, sender = wait_for(
+            f"{standby.name} streaming", lambda s=standby: receiver(s) if receiver(s)[0] == "streaming" else None)
         assert sender in addresses(upstream), (standby.name, sender, upstream.name)
         query = ("SELECT r.state || '|' || s.active FROM pg_stat_replication AS r "  # noqa: S608 (our names)
                  "JOIN pg_replication_slots AS s ON s.active_pid = r.pid "
