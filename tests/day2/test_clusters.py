@@ -120,6 +120,18 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
             in refused.output, refused.tail()
         assert dexec(n0, "sh", "-c", "test -e /var/lib/pgrepl/run.a.lease && echo yes || echo no") == "no"
 
+        # A cascade of b whose upstream is a node of a: refused in the preflight by b's own check (the per-cluster
+        # checks run once per cluster, not only for the first node's cluster).
+        cluster.extra_host_vars[3] = {**cluster.extra_host_vars[3], "pgrepl_upstream": n1}
+        cluster.write_inventory()
+        write_groups(cluster, [n0, n2], [n1, n3], b_entries)
+        refused = cluster.playbook("site", label="cross-cluster-upstream")
+        assert refused.returncode != 0
+        assert f"{n3}: pgrepl_upstream: {n1!r} is not a node of this cluster" in refused.output, refused.tail()
+        del cluster.extra_host_vars[3]["pgrepl_upstream"]
+        cluster.write_inventory()
+        write_groups(cluster, [n0, n2], [n1, n3], b_entries)
+
         ok(cluster.playbook("site", label="build"), "site")
         cluster.wait_streaming(n0, [n1])
         cluster.wait_streaming(n2, [n3])
