@@ -241,6 +241,10 @@ def day2_cluster(clusters: Clusters, target: Any = "", host: Any = "", selector:
     for option, name in named.items():
         if name in clusters.of:
             from_hosts[option] = clusters.of[name]
+        elif len(clusters.ids) > 1:
+            # One cluster: the operation's own check names the unknown host among that cluster's nodes.
+            raise InventoryError(f"{option}: {name} is not a node of the inventory (groups primary and standby), "
+                                 "so its cluster cannot be told. Nothing was changed")
     chosen = selected_clusters(clusters, selector) if selector not in (None, "", []) else None
     if chosen is not None and len(chosen) != 1:
         raise InventoryError(f"pgrepl_clusters: a day-2 operation acts on one cluster; {selector!r} names "

@@ -210,6 +210,8 @@ def test_a_day2_operation_acts_on_the_cluster_of_its_target_or_host() -> None:
     assert day2_cluster(clusters, selector="b") == "b"
     assert day2_cluster(clusters, target="b1", selector="b") == "b"
     assert day2_cluster(inventory_clusters(["db1"], ["db2"], {})) == "default"
+    # One cluster: an unknown target is the operation's own refusal, naming that cluster's standbys.
+    assert day2_cluster(inventory_clusters(["db1"], ["db2"], {}), target="zz") == "default"
     chosen = [h for h in ["a0", "a1", "b0"]
               if inventory_filters.cluster_selected(TWO, TWO_IDS, h, target="a1", day2=True)]
     assert chosen == ["a0", "a1"]
@@ -221,6 +223,8 @@ def test_a_day2_operation_acts_on_the_cluster_of_its_target_or_host() -> None:
                                      r"pgrepl_host=b1 is in cluster 'b'\)"),
     ({"target": "a1", "selector": "b"}, r"pgrepl_target=a1 is in cluster 'a', pgrepl_clusters='b'"),
     ({"selector": "a,b"}, r"pgrepl_clusters: a day-2 operation acts on one cluster; 'a,b' names 2 \(a, b\)"),
+    ({"target": "zz"}, r"pgrepl_target: zz is not a node of the inventory \(groups primary and standby\), so its "
+                       r"cluster cannot be told"),
 ])
 def test_a_day2_operation_whose_cluster_cannot_be_told_is_refused(options: dict[str, Any], said: str) -> None:
     with pytest.raises(InventoryError, match=said):
