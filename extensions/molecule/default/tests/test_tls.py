@@ -5,12 +5,17 @@ returns at once).
 Proven on the servers, not from what a module said: the primary's WAL senders run over TLS (pg_stat_ssl), a
 replication connection without TLS from a standby is refused while the same one with TLS is let in, a verify-full
 connection to a name the certificate does not carry fails where verify-ca (same CA, name not checked) gets in and
-the node's own names get in, and every primary_conninfo says verify-full with the CA on the node.
+the node's own names get in, and every primary_conninfo says verify-full with the CA on the node. Last, TLS
+turned off and on again by site: the pg_hba entries change type both ways (the old ones removed), check mode
+predicts the change and makes none, and no server restarts.
 """
 
 from __future__ import annotations
 
 import json
+import time
+
+from test_default import _changed_tasks, _playbook, _site_in_check_mode
 
 CERT_NAMES = ("import json, ssl, sys; "
               "print(json.dumps([v for k, v in ssl._ssl._test_decode_cert(sys.argv[1]).get('subjectAltName', ())]))")
@@ -72,8 +77,7 @@ def test_every_node_serves_its_own_certificate_naming_it(nodes) -> None:
 def test_the_primarys_wal_senders_run_over_tls(nodes, primary, standbys) -> None:
     if not tls(nodes):
         return
-    rows = primary.psql("SELECT r.application_name || ':' || s.ssl FROM pg_stat_replication r "
-                        "JOIN pg_stat_ssl s USING (pid) ORDER BY 1").splitlines()
+    rows = wait_walsenders_tls(primary, standbys, timeout=0)
     assert rows == sorted(f"{standby.name}:true" for standby in standbys), rows
 
 
@@ -81,9 +85,7 @@ def test_pg_hba_admits_the_other_nodes_over_tls_only(nodes) -> None:
     if not tls(nodes):
         return
     for name, node in nodes.items():
-        types = node.psql("SELECT string_agg(DISTINCT type, ',') FROM pg_hba_file_rules "
-                          "WHERE 'replicator' = ANY(user_name)")
-        assert types == "hostssl", (name, types)
+        assert hba_types(node) == "hostssl", name
 
 
 def test_every_primary_conninfo_verifies_the_primarys_name_with_the_nodes_ca(nodes, standbys) -> None:
@@ -125,3 +127,54 @@ def test_verify_full_checks_the_certificates_name(nodes, primary, standbys) -> N
     assert connect(standby, wrong, hostaddr=address, sslmode="verify-ca").rc == 0
     refused = connect(standby, wrong, hostaddr=address, sslmode="verify-full")
     assert refused.rc != 0, refused.stdout
+
+
+def hba_types(node) -> str:
+    return node.psql("SELECT string_agg(DISTINCT type, ',') FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name)")
+
+
+def wait_walsenders_tls(primary, standbys, want: str = "true", timeout: float = 90.0) -> list[str]:
+    expected = sorted(f"{standby.name}:{want}" for standby in standbys)
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = primary.psql("SELECT r.application_name || ':' || s.ssl FROM pg_stat_replication r "
+                            "JOIN pg_stat_ssl s USING (pid) ORDER BY 1").splitlines()
+        if rows == expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, nodes, primary, standbys) -> None:
+    if not tls(nodes):
+        return
+    inventory = request.config.option.ansible_inventory
+    started = {name: node.psql("SELECT pg_postmaster_start_time()") for name, node in nodes.items()}
+    standby = standbys[0]
+    target = conninfo(standby)["host"]
+
+    off = _playbook(inventory, "site", json.dumps({"pgrepl_tls": False}))
+    assert off.returncode == 0, off.stdout[-4000:] + off.stderr[-2000:]
+    for name, node in nodes.items():
+        assert hba_types(node) == "host", name
+    for each in standbys:
+        pairs = conninfo(each)
+        assert pairs["sslmode"] == "prefer" and "sslrootcert" not in pairs, pairs
+    # Without TLS a plain connection is let in again.
+    assert connect(standby, target, sslmode="disable", database="replication", query="IDENTIFY_SYSTEM").rc == 0
+
+    # Check mode predicts turning it on (the entries and primary_conninfo) on every node and changes nothing.
+    check = _site_in_check_mode(inventory)
+    assert check["rc"] == 0, check["stderr"][-3000:]
+    assert sorted(_changed_tasks(check)) == sorted(nodes), _changed_tasks(check)
+    for name, node in nodes.items():
+        assert hba_types(node) == "host", name
+
+    on = _playbook(inventory, "site")
+    assert on.returncode == 0, on.stdout[-4000:] + on.stderr[-2000:]
+    for name, node in nodes.items():
+        assert hba_types(node) == "hostssl", name
+    assert conninfo(standby)["sslmode"] == "verify-full"
+    assert connect(standby, target, sslmode="disable", database="replication", query="IDENTIFY_SYSTEM").rc != 0
+    assert wait_walsenders_tls(primary, standbys) == sorted(f"{s.name}:true" for s in standbys)
+    # ssl, pg_hba and primary_conninfo are all reloaded: no server restarted.
+    assert {name: node.psql("SELECT pg_postmaster_start_time()") for name, node in nodes.items()} == started
