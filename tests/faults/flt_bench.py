@@ -829,7 +829,6 @@ class Bench:
         return tasks
 
 
-
 class FreshSiteBench(Bench):
     """Site on fresh hosts: every fault gets new containers (the image's own cluster on each node, nothing
     replicated yet) and its own directory of logs; no ledger or samplers (see the module's docstring)."""
