@@ -245,12 +245,21 @@ def tls_problems(nodes: Mapping[str, Mapping[str, Any]], crypto_available: bool 
         return problems
     if not any(enabled.values()):
         return problems
+    dirs: dict[str, str] = {}
     for name, node in nodes.items():
         try:
             check_options(name, node.get("sslmode"), node.get("ca_cert"), node.get("cert"), node.get("key"), reader)
-            node_tls_dir(node.get("layout") or {}, node.get("tls_dir"))
+            if (node.get("layout") or {}).get("data_dir") or node.get("tls_dir"):
+                dirs[name] = node_tls_dir(node.get("layout") or {}, node.get("tls_dir"))
         except TlsError as exc:
             problems.append(str(exc) if str(exc).startswith(f"{name}: ") else f"{name}: {exc}")
+    if len(set(dirs.values())) > 1:
+        # The primary's postgresql.auto.conf (ssl_cert_file & co) comes over with pg_basebackup and pg_rewind: a
+        # node whose files are elsewhere would not start with it.
+        problems.append("the nodes keep their TLS files in different directories (" + ", ".join(
+            f"{name}: {path}" for name, path in dirs.items()) + "): a copy or a rewind brings the primary's "
+            "ssl_cert_file, ssl_key_file and ssl_ca_file along, with which such a node would not start; set "
+            "pgrepl_tls_dir to one path for every node (group_vars/all)")
     cas = {str(node.get("ca_cert") or "").strip() for node in nodes.values()}
     if len(cas) > 1:
         problems.append("pgrepl_tls_ca_cert differs between the nodes (" + ", ".join(

@@ -250,3 +250,16 @@ def test_every_module_connection_takes_the_same_tls_keywords() -> None:
     assert "password" not in standby.conninfo
     with pytest.raises(PgreplError, match=r"conninfo_options: 'sslrootcert' has its own option, use sslrootcert"):
         build_standby_request({"data_dir": "/d", "primary_host": "h", "conninfo_options": {"sslrootcert": ca}})
+
+
+def test_tls_files_in_different_directories_are_refused() -> None:
+    """A copy or a rewind brings the primary's ssl_*_file settings along: every node keeps its files at one path."""
+    problems = problems_of({"db1": node(), "db2": node(layout=RHEL)})
+    assert problems == [
+        "the nodes keep their TLS files in different directories (db1: /etc/postgresql/17/main/pgrepl-tls, db2: "
+        "/var/lib/pgsql/17/pgrepl-tls): a copy or a rewind brings the primary's ssl_cert_file, ssl_key_file and "
+        "ssl_ca_file along, with which such a node would not start; set pgrepl_tls_dir to one path for every node "
+        "(group_vars/all)"]
+    assert problems_of({"db1": node(tls_dir="/etc/pg-tls"), "db2": node(layout=RHEL, tls_dir="/etc/pg-tls")}) == []
+    # A node whose layout is unknown (it did not answer) is left out.
+    assert problems_of({"db1": node(), "db2": node(layout={})}) == []
