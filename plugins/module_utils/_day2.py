@@ -49,6 +49,17 @@ class ClusterFacts:
     # Inventory name -> what its data directory says without a server (node_prepare's data_dir_facts: pg_control's
     # cluster_state, checkpoint_lsn, timeline; standby_signal); None or absent: not known.
     data_dirs: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    # Inventory name -> the node it streams from (pgrepl_upstream as the node role reads it); '' or absent: the
+    # primary. A cascading standby's slot lives there, and its copy comes from there.
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+
+    def upstream(self, host: str) -> str:
+        """The node host streams from: its upstream, or the primary."""
+        return self.upstreams.get(host) or self.primary
+
+    def cascades(self, host: str) -> list[str]:
+        """The standbys that stream from host (pgrepl_upstream), in the inventory's order."""
+        return [other for other in self.standbys if other != host and self.upstreams.get(other) == host]
 
     def server(self, host: str) -> Mapping[str, Any]:
         """The host's server facts; {} when none answered (a stopped server, an unreachable or unknown host)."""
@@ -120,7 +131,8 @@ def _mapping(value: Any, key: str, what: str = "a dict keyed by inventory name")
 
 
 def cluster_facts(value: Any) -> ClusterFacts:
-    """The facts from their plain dict: primary, standbys, servers, down, play_hosts, slots, addresses, sync."""
+    """The facts from their plain dict: primary, standbys, servers, down, play_hosts, slots, addresses, sync,
+    data_dirs, upstreams."""
     facts = _mapping(value, "facts", "a dict of the cluster's facts (primary, standbys, servers, ...)")
     primary = facts.get("primary")
     if not isinstance(primary, str) or not primary:
@@ -145,6 +157,7 @@ def cluster_facts(value: Any) -> ClusterFacts:
         addresses={str(k): str(v) for k, v in _mapping(facts.get("addresses"), "facts.addresses").items()},
         sync={str(k): truthy(v) for k, v in _mapping(facts.get("sync"), "facts.sync").items()},
         data_dirs=data_dirs,
+        upstreams={str(k): shown(v).strip() for k, v in _mapping(facts.get("upstreams"), "facts.upstreams").items()},
     )
 
 
@@ -414,6 +427,14 @@ def reseed_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     if facts.server(host).get("role") == "primary":
         return [f"{host} runs as a primary: a re-seed would throw its writes away (for a former primary use "
                 "pgrepl.streaming.rejoin)"]
+    upstream = facts.upstream(host)
+    u = facts.server(upstream)
+    if upstream != facts.primary and u.get("role") != "standby":
+        # A cascading standby is copied from its upstream, through its slot there.
+        state = "not running" if not u else "not in recovery (a second primary?)"
+        return [f"{host} streams from {upstream} (its pgrepl_upstream), which is {state}: a re-seed copies it from "
+                f"there, through its slot there. Start {upstream} (rejoin or re-seed it), or set pgrepl_upstream of "
+                f"{host} to a running node and run site"]
     return []
 
 
@@ -429,9 +450,19 @@ def remove_standby_problems(facts: ClusterFacts, options: Day2Options) -> list[s
     not_primary = primary_problem(facts)
     if not_primary:
         return [not_primary]
-    slot = slot_row(facts.server(facts.primary), facts.slots.get(host))
+    cascades = facts.cascades(host)
+    if cascades:
+        # Refused rather than repointed here: their pgrepl_upstream would still name a node that left the cluster,
+        # which site then refuses; the inventory says where they stream from, and site moves them there.
+        return [f"{host} feeds the cascading standbys {', '.join(cascades)} (their pgrepl_upstream is {host}): "
+                "removing it would leave them without an upstream. Set their pgrepl_upstream to another node "
+                f"(empty: the primary {facts.primary}) and run site, which creates their slots there and repoints "
+                f"them, then remove {host}"]
+    upstream = facts.upstream(host)
+    slot = slot_row(facts.server(upstream), facts.slots.get(host))
     if slot.get("active") and not options.force:
-        return [f"{host} still streams (its slot {shown(slot.get('slot_name'))} is in use by walsender "
+        where = "" if upstream == facts.primary else f" on {upstream}"
+        return [f"{host} still streams (its slot {shown(slot.get('slot_name'))}{where} is in use by walsender "
                 f"{shown(slot.get('active_pid'))}): stop it first, or -e pgrepl_force=true to cut it off and drop "
                 "the slot"]
     return []
@@ -492,8 +523,9 @@ def rolling_restart_plan(facts: ClusterFacts, pending_only: bool = False) -> Res
 
 
 def reseed_slot_action(facts: ClusterFacts, host: str) -> str:
-    """What a re-seed does with host's slot on the primary: 'recreate' a lost one, 'keep' it, or 'create' it."""
-    slot = slot_row(facts.server(facts.primary), facts.slots.get(host))
+    """What a re-seed does with host's slot on its upstream (the primary, or the node its pgrepl_upstream names):
+    'recreate' a lost one, 'keep' it, or 'create' it."""
+    slot = slot_row(facts.server(facts.upstream(host)), facts.slots.get(host))
     if slot.get("wal_status") == "lost":
         return "recreate"
     return "keep" if slot else "create"
