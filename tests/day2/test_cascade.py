@@ -7,6 +7,8 @@ reaches every node, after each operation.
 - site: n2 streams from n1, n4 from n3; n3 names the primary n0 (a direct standby while n0 is primary).
 - switchover to n1 (the upstream of n2): n2 keeps streaming from n1, its timeline following; the old primary n0
   becomes a standby of n1 and keeps feeding n3 (which named it), n4 still streams from n3.
+- reseed of n4 (n1 -> n0 -> n3 -> n4): copied from n3 through its slot there, none made on the primary;
+  remove_standby of n3 (it feeds n4) is refused naming n4, even with pgrepl_force, and nothing changes.
 - failover to n4 with the primary n1 and the standby n0 dead: n2, whose upstream was the dead old primary, is
   repointed to the new primary n4 with its slot created there; n3, whose upstream n0 died, is repointed to the
   primary too (the next node up n0's chain). n4's own pgrepl_upstream is ignored while it is primary.
@@ -19,7 +21,7 @@ import time
 import pytest
 from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
-from d2_docker import remove_prefixed
+from d2_docker import dexec, remove_prefixed
 
 TAG = "cascade"
 
@@ -93,6 +95,26 @@ def test_cascades_survive_switchover_and_failover(images: dict[str, str]) -> Non
         assert cluster.psql(n0, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots") \
             == slot(n3)
         ok(cluster.playbook("status", "pgrepl_status_strict=true"), "status after the switchover")
+
+        # Re-seed of a cascade two levels down (n1 -> n0 -> n3 -> n4): copied from its upstream n3, through its
+        # slot there (kept), none created on the primary n1.
+        moved = f"ls -d {cluster.data_dir}.pgrepl-moved-* | wc -l"  # site moved the package cluster aside
+        before = int(dexec(n4, "sh", "-c", moved))
+        reseed = ok(cluster.playbook("reseed", f"pgrepl_host={n4}"), "reseed of a cascade")
+        assert f"re-seed {n4} from {n3} (its pgrepl_upstream; the primary is {n1})" in reseed.output, reseed.tail()
+        assert f"1. on {n3}: slot {slot(n4)} kept" in reseed.output, reseed.tail()
+        assert int(dexec(n4, "sh", "-c", moved)) == before + 1  # a new copy, the old one moved aside
+        assert_tree(cluster, n1, {n3: n0, n4: n3}, "after_reseed")
+        assert cluster.psql(n1, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "  # noqa: S608
+                                f"'{slot(n4)}'") == "0"
+
+        # remove_standby of a node that feeds a cascade is refused, naming it; nothing changes.
+        refused = cluster.playbook("remove_standby", f"pgrepl_host={n3}", "pgrepl_force=true")
+        assert refused.returncode != 0, refused.describe()
+        assert (f"{n3} feeds the cascading standbys {n4} (their pgrepl_upstream is {n3}): removing it would leave "
+                "them without an upstream") in refused.output, refused.tail()
+        assert cluster.groups() == (n1, [n0, n2, n3, n4])
+        assert_tree(cluster, n1, {n3: n0, n4: n3}, "after_refused_remove")
 
         # Failover: the primary n1 and the standby n0 (the upstream of n3) die; n4 is promoted.
         cluster.wait_replayed([n2, n3, n4], cluster.wal_position(n1))
