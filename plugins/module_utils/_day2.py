@@ -407,7 +407,8 @@ def rejoin_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
         return [f"{host} runs as a primary and accepts writes: what was written there since it stopped being the "
                 "primary would be thrown away by the rewind. Stop it yourself, or -e pgrepl_force=true to have it "
                 "stopped and rewound"]
-    return []
+    upstream = upstream_problem(facts, host, "a rejoin makes it stream from there")
+    return [upstream] if upstream else []
 
 
 def reseed_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
@@ -427,15 +428,21 @@ def reseed_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
     if facts.server(host).get("role") == "primary":
         return [f"{host} runs as a primary: a re-seed would throw its writes away (for a former primary use "
                 "pgrepl.streaming.rejoin)"]
+    upstream = upstream_problem(facts, host, "a re-seed copies it from there")
+    return [upstream] if upstream else []
+
+
+def upstream_problem(facts: ClusterFacts, host: str, what: str) -> str | None:
+    """The message when host is a cascading standby whose upstream does not run in recovery; None when it does (or
+    host streams from the primary). A cascade is copied from its upstream and streams through its slot there."""
     upstream = facts.upstream(host)
     u = facts.server(upstream)
-    if upstream != facts.primary and u.get("role") != "standby":
-        # A cascading standby is copied from its upstream, through its slot there.
-        state = "not running" if not u else "not in recovery (a second primary?)"
-        return [f"{host} streams from {upstream} (its pgrepl_upstream), which is {state}: a re-seed copies it from "
-                f"there, through its slot there. Start {upstream} (rejoin or re-seed it), or set pgrepl_upstream of "
-                f"{host} to a running node and run site"]
-    return []
+    if upstream == facts.primary or u.get("role") == "standby":
+        return None
+    state = "not running" if not u else "not in recovery (a second primary?)"
+    return (f"{host} streams from {upstream} (its pgrepl_upstream), which is {state}: {what}, through its slot "
+            f"there. Start {upstream} (rejoin or re-seed it), or set pgrepl_upstream of {host} to a running node and "
+            "run site")
 
 
 def remove_standby_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
@@ -504,11 +511,12 @@ def operation_problems(operation: str, facts: ClusterFacts, options: Day2Options
 # --- What the operations do, decided from the facts ---------------------------------------------------------
 
 def rejoin_needed(facts: ClusterFacts, host: str) -> bool:
-    """False when host already streams from the primary's address on the primary's timeline (nothing to do)."""
+    """False when host already streams from its upstream's address (the primary's, or for a cascading standby the
+    node its pgrepl_upstream names) on the primary's timeline (nothing to do)."""
     h = facts.server(host) if facts.in_play(host) else {}
     receiver = h.get("wal_receiver") or {}
     streams_here = (h.get("role") == "standby" and receiver.get("status") == "streaming"
-                    and receiver.get("sender_host") == facts.addresses.get(facts.primary)
+                    and receiver.get("sender_host") == facts.addresses.get(facts.upstream(host))
                     and h.get("timeline") == facts.server(facts.primary).get("timeline"))
     return not streams_here
 

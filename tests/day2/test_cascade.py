@@ -8,7 +8,8 @@ reaches every node, after each operation.
 - switchover to n1 (the upstream of n2): n2 keeps streaming from n1, its timeline following; the old primary n0
   becomes a standby of n1 and keeps feeding n3 (which named it), n4 still streams from n3.
 - reseed of n4 (n1 -> n0 -> n3 -> n4): copied from n3 through its slot there, none made on the primary;
-  remove_standby of n3 (it feeds n4) is refused naming n4, even with pgrepl_force, and nothing changes.
+  a rejoin of n4 has nothing to do (it streams from its upstream); remove_standby of n3 (it feeds n4) is refused
+  naming n4, even with pgrepl_force, and nothing changes.
 - failover to n4 with the primary n1 and the standby n0 dead: n2, whose upstream was the dead old primary, is
   repointed to the new primary n4 with its slot created there; n3, whose upstream n0 died, is repointed to the
   primary too (the next node up n0's chain). n4's own pgrepl_upstream is ignored while it is primary.
@@ -105,6 +106,14 @@ def test_cascades_survive_switchover_and_failover(images: dict[str, str]) -> Non
         assert f"1. on {n3}: slot {slot(n4)} kept" in reseed.output, reseed.tail()
         assert int(dexec(n4, "sh", "-c", moved)) == before + 1  # a new copy, the old one moved aside
         assert_tree(cluster, n1, {n3: n0, n4: n3}, "after_reseed")
+        assert cluster.psql(n1, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "  # noqa: S608
+                                f"'{slot(n4)}'") == "0"
+
+        # A rejoin of a cascade that streams from its upstream on the primary's timeline has nothing to do.
+        started = cluster.psql(n4, "SELECT pg_postmaster_start_time()")
+        rejoin = ok(cluster.playbook("rejoin", f"pgrepl_host={n4}"), "rejoin of a streaming cascade")
+        assert f"{n4} already streams from {n3} on its timeline: nothing to do" in rejoin.output, rejoin.tail()
+        assert cluster.psql(n4, "SELECT pg_postmaster_start_time()") == started
         assert cluster.psql(n1, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "  # noqa: S608
                                 f"'{slot(n4)}'") == "0"
 

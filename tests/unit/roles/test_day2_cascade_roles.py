@@ -49,13 +49,12 @@ def test_the_day2_facts_carry_each_nodes_upstream() -> None:
 
 
 def test_the_reseed_slot_step_runs_on_the_upstream() -> None:
-    block = reseed_block()
-    step = block["block"][0]
+    step = reseed_block()["block"][0]
+    assert step["when"] == "inventory_hostname == __pgrepl_host_upstream"
     for pgrepl_host, upstreams, where, on_standby in (("db3", {"db3": "db2"}, "db2", True),
                                                       ("db3", {}, "db1", False)):
         v = day2("db2", pgrepl_host, **upstreams)
-        v["__reseed_upstream"] = render(block["vars"]["__reseed_upstream"], v)
-        assert v["__reseed_upstream"] == where
+        assert v["__pgrepl_host_upstream"] == where
         v["__slot_name"] = "slot_db3"
         v["__action"] = render(step["vars"]["__action"], v)
         assert v["__action"] == ("keep" if on_standby else "create")  # db2 has db3's slot, the primary none
@@ -80,3 +79,23 @@ def test_the_summaries_name_the_upstream() -> None:
     assert summary("remove_standby_steps.j2", day2("db1", "db3")).splitlines()[1] == (
         "1. on db1: synchronous_standby_names without it (first, so no commit waits for it), then drop its slot "
         "slot_db3")
+
+
+def test_the_rejoin_summary_names_the_upstream() -> None:
+    v = day2("db1", "db3", db3="db2")
+    v.update({"__pgrepl_rejoin_needed": True, "pgrepl_rewind_user": "pgrepl_rewind", "pgrepl_rejoin_reseed": False,
+              "pgrepl_rewind_cleanup": True})
+    lines = summary("rejoin_steps.j2", v).splitlines()
+    assert lines[0] == "rejoin db3 as a standby of db1 streaming from db2 (its pgrepl_upstream)"
+    assert lines[1].startswith("1. on db1: the pg_rewind role pgrepl_rewind (ordinary login, four EXECUTE grants), "
+                               "its pg_hba entry for db3; on db2: the slot slot_db3; on db3: its passfile line")
+    assert "primary_conninfo to db2, its slot" in lines[4]
+    v["__pgrepl_rejoin_needed"] = False
+    assert summary("rejoin_steps.j2", v).splitlines()[1] == (
+        "db3 already streams from db2 on its timeline: nothing to do")
+    v = day2("db1", "db3")
+    v.update({"__pgrepl_rejoin_needed": True, "pgrepl_rewind_user": "pgrepl_rewind", "pgrepl_rejoin_reseed": False,
+              "pgrepl_rewind_cleanup": True})
+    lines = summary("rejoin_steps.j2", v).splitlines()
+    assert lines[0] == "rejoin db3 as a standby of db1"
+    assert ", its pg_hba entry for db3, the slot slot_db3; on db3: its passfile line" in lines[1]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pgrepl.streaming.plugins.filter.day2 import day2_problems, reseed_slot_action
+from ansible_collections.pgrepl.streaming.plugins.filter.day2 import day2_problems, rejoin_needed, reseed_slot_action
 
 
 def cascaded() -> dict[str, Any]:
@@ -102,3 +102,25 @@ def test_upstreams_of_the_wrong_shape_are_named() -> None:
     facts["upstreams"] = ["db2"]
     with pytest.raises(AnsibleFilterError, match=r"facts.upstreams: a dict keyed by inventory name is expected"):
         reseed_slot_action(facts, "db3")
+
+
+def test_rejoin_of_a_cascade_streaming_from_its_upstream_has_nothing_to_do() -> None:
+    facts = cascaded()
+    assert rejoin_needed(facts, "db3") is False  # streams from db2's address, on the primary's timeline
+    facts["servers"]["db3"]["wal_receiver"]["sender_host"] = "10.0.0.1"  # from the primary: not where it belongs
+    assert rejoin_needed(facts, "db3") is True
+    assert rejoin_needed(facts, "db2") is False  # a direct standby, from the primary's address, as before
+    facts["upstreams"] = {}
+    assert rejoin_needed(facts, "db3") is False
+
+
+def test_rejoin_of_a_cascade_needs_its_upstream_in_recovery() -> None:
+    facts = cascaded()
+    facts["servers"]["db3"] = None
+    assert day2_problems(facts, "rejoin", {"host": "db3"}) == []
+    facts["servers"]["db2"] = None
+    assert day2_problems(facts, "rejoin", {"host": "db3"}) == [
+        "db3 streams from db2 (its pgrepl_upstream), which is not running: a rejoin makes it stream from there, "
+        "through its slot there. Start db2 (rejoin or re-seed it), or set pgrepl_upstream of db3 to a running node "
+        "and run site"]
+    assert day2_problems(facts, "rejoin", {"host": "db2"}) == []  # a direct standby: the primary runs
