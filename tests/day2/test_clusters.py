@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Many clusters per inventory (pgrepl_cluster_id, docs/runbooks.md): one inventory, cluster a (n0 primary, n1
 standby) and cluster b (n2 primary, n3 standby), both primaries in group primary. site builds both, each standby
-streaming from its own primary, slots, pg_hba and passfile lines only within its cluster; status with
+streaming from its own primary over TLS with its cluster's own CA (pgrepl_tls_ca_dir per cluster: the role makes
+both), slots, pg_hba and passfile lines only within its cluster; status with
 -e pgrepl_clusters=b shows b alone; a selector naming no cluster is refused; a switchover of a leaves b's nodes
 untouched (postmasters not restarted, configuration files as they were, every write to b during it kept) and the
 rewritten inventory file holds b's entries as they were; site again changes nothing. PostgreSQL 15."""
@@ -103,8 +104,12 @@ class Writer(threading.Thread):
 def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
     workdir = ROOT / ".build" / "day2" / TAG
     ids = {0: "a", 1: "a", 2: "b", 3: "b"}
+    # Each cluster replicates over TLS with a CA of its own (the role makes both, each in its cluster's directory).
+    ca_dirs = {cid: workdir / f"ca-{cid}" for cid in ("a", "b")}
     cluster = DayTwoCluster(PREFIX, TAG, images["pg15"], CLIENT_IMAGE, workdir, standbys=3, sync=(),
-                            host_vars={index: {"pgrepl_cluster_id": cid} for index, cid in ids.items()})
+                            host_vars={index: {"pgrepl_cluster_id": cid, "pgrepl_tls": True,
+                                               "pgrepl_tls_ca_dir": str(ca_dirs[cid])}
+                                       for index, cid in ids.items()})
     n0, n1, n2, n3 = cluster.names
     try:
         cluster.start()
@@ -140,6 +145,15 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
         assert slots(cluster, n0) == [cluster.psql(n1, "SHOW primary_slot_name")]
         assert slots(cluster, n2) == [cluster.psql(n3, "SHOW primary_slot_name")]
         assert slots(cluster, n1) == [] and slots(cluster, n3) == []
+        # TLS with each cluster's own CA: its standby's WAL sender uses TLS, its nodes hold its CA, not the other's.
+        cas = {cid: (ca_dirs[cid] / "ca.crt").read_text() for cid in ca_dirs}
+        assert cas["a"] != cas["b"]
+        for primary, standby, cid in ((n0, n1, "a"), (n2, n3, "b")):
+            assert cluster.psql(primary, "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)") \
+                == "t", (primary, standby)
+            for node in (primary, standby):
+                held = dexec(node, "cat", cluster.psql(node, "SHOW ssl_ca_file"))
+                assert held.strip() == cas[cid].strip(), (node, cid)
         # pg_hba and passfile lines only for the nodes of the same cluster.
         for node, own, other in ((n0, [n1], [n2, n3]), (n1, [n0], [n2, n3]), (n2, [n3], [n0, n1]),
                                  (n3, [n2], [n0, n1])):
