@@ -13,6 +13,7 @@ reaches every node, after each operation.
 - failover to n4 with the primary n1 and the standby n0 dead: n2, whose upstream was the dead old primary, is
   repointed to the new primary n4 with its slot created there; n3, whose upstream n0 died, is repointed to the
   primary too (the next node up n0's chain). n4's own pgrepl_upstream is ignored while it is primary.
+- rejoin of n0: it streams from n4 again; n3 keeps streaming from n4 until a site run repoints it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,15 @@ def test_cascades_survive_switchover_and_failover(images: dict[str, str]) -> Non
         slots = cluster.psql(n4, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots")
         assert slots == ",".join(sorted([slot(n2), slot(n3)])), slots
         assert cluster.psql(n3, "SELECT count(*) FROM pg_replication_slots") == "0"
+
+        # A rejoin of n0, the dead upstream of n3, brings it back as a standby of n4; n3 stays where the failover
+        # put it (the inventory's pgrepl_upstream moves it back at the next site run, not the rejoin).
+        cluster.set_groups(n4, [n0, n1, n2, n3])
+        ok(cluster.playbook("rejoin", f"pgrepl_host={n0}"), "rejoin of the old upstream")
+        cluster.wait_streaming(n4, [n0, n2, n3])
+        # n0 still has the slot it kept for n3 (not rewound: it never diverged), unused until site moves n3 back.
+        assert cluster.psql(n0, "SELECT string_agg(slot_name || ' ' || active, ',') FROM pg_replication_slots") \
+            == f"{slot(n3)} false"
     finally:
         cluster.destroy()
         remove_prefixed(f"{PREFIX}{TAG}")
