@@ -162,6 +162,13 @@ def predicted_without_server(module_name: str, check_mode: bool, can_connect: bo
     return check_mode and not can_connect and MODULES[module_name][2] and module_name != RESTARTS
 
 
+# Modules whose connection reads the password file a passfile item of the same call writes (the copy of the
+# primary). In check mode that file is not written: such an item after a passfile item that would change is
+# reported as the change a real run makes (a copy item is only given where the facts say a copy is needed), not
+# run against a file check mode did not write.
+PASSFILE_READERS = ("standby_clone",)
+
+
 def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], password: str | None,
                check_mode: bool, diff: bool, can_connect: bool | None = None,
                clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
@@ -179,6 +186,9 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
     # Warnings that a setting waits for a restart: left out once a later item restarts (or would restart).
     restart_warnings: list[str] = []
     predicted: list[str] = []
+    # Items left unrun in check mode because they read the password file this call would write first.
+    unwritten_passfile: list[str] = []
+    passfile_pending = False
     restart_pending = False
     for name, (module_name, items) in validate_checks(checks).items():
         body = MODULES[module_name][1]
@@ -192,13 +202,16 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                                        no_log_values)
             if checked is None:
                 raise PgreplError(f"{where}: {error}")
-            if predicted_without_server(module_name, check_mode, can_connect):
+            reads_unwritten = check_mode and passfile_pending and module_name in PASSFILE_READERS
+            if reads_unwritten or predicted_without_server(module_name, check_mode, can_connect):
                 # What the server would say is unknown: reported as the change a real run may make (settings may
                 # then need the restart a later server_start item predicts).
                 result: dict[str, Any] = {"changed": True, "outcome": OUTCOME_PREDICTED,
                                           "restart_required": module_name == "server_settings"}
                 if name not in predicted:
                     predicted.append(name)
+                if reads_unwritten and name not in unwritten_passfile:
+                    unwritten_passfile.append(name)
             else:
                 shim = InProcessModule(checked, no_log_values, check_mode=check_mode, diff=diff)
                 try:
@@ -215,6 +228,8 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                     warnings.append(f"{where}: {warning}")
                     if waits and warning == restart_warning(waits):
                         restart_warnings.append(warnings[-1])
+            if check_mode and module_name == "passfile" and result.get("changed"):
+                passfile_pending = True
             item_diff = result.pop("diff", None)
             if diff and item_diff:
                 diffs.extend(item_diff if isinstance(item_diff, list) else [item_diff])
@@ -227,9 +242,14 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                 restart_pending = restart_pending and result.get("outcome") == "already_running"
             elif result.get("restart_required"):
                 restart_pending = True
-    if predicted:
+    without_psycopg = [name for name in predicted if name not in unwritten_passfile]
+    if without_psycopg:
         warnings.append(f"check mode: psycopg is not installed on this host yet (a real run installs it first), so "
-                        f"{', '.join(predicted)} cannot ask the server and are reported as changes")
+                        f"{', '.join(without_psycopg)} cannot ask the server and are reported as changes")
+    if unwritten_passfile:
+        warnings.append(f"check mode: {', '.join(unwritten_passfile)} would connect with the password file this "
+                        "run writes first (check mode does not write it), so it is reported as a change without "
+                        "asking the primary")
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
     return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
             "warnings": warnings, "restart_required": restart_pending, "predicted": predicted}

@@ -3,7 +3,8 @@
 """Many clusters per inventory (pgrepl_cluster_id, docs/runbooks.md): one inventory, cluster a (n0 primary, n1
 standby) and cluster b (n2 primary, n3 standby), both primaries in group primary. site builds both, each standby
 streaming from its own primary over TLS with its cluster's own CA (pgrepl_tls_ca_dir per cluster: the role makes
-both), slots, pg_hba and passfile lines only within its cluster; status with
+both), slots, pg_hba and passfile lines only within its cluster, check mode first predicting and changing nothing;
+status with
 -e pgrepl_clusters=b shows b alone; a selector naming no cluster is refused; a switchover of a leaves b's nodes
 untouched (postmasters not restarted, configuration files as they were, every write to b during it kept) and the
 rewritten inventory file holds b's entries as they were; site again changes nothing. PostgreSQL 15."""
@@ -136,6 +137,16 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
         del cluster.extra_host_vars[3]["pgrepl_upstream"]
         cluster.write_inventory()
         write_groups(cluster, [n0, n2], [n1, n3], b_entries)
+
+        # Check mode on the fresh hosts of both clusters (psycopg installed by the refused runs above, so every
+        # module asks its server): it completes, predicts changes on every node, and changes nothing (no slot on
+        # either primary, no node in recovery, no pg_hba entry of the collection).
+        predicted = recap(ok(cluster.playbook("site", label="check", check=True), "site --check"))
+        assert all(predicted[node]["changed"] > 0 for node in cluster.names), predicted
+        for node in cluster.names:
+            assert slots(cluster, node) == [], node
+            assert cluster.psql(node, "SELECT pg_is_in_recovery()") == "f", node
+            assert "pgrepl.streaming" not in dexec(node, "cat", cluster.psql(node, "SHOW hba_file")), node
 
         ok(cluster.playbook("site", label="build"), "site")
         cluster.wait_streaming(n0, [n1])

@@ -127,6 +127,37 @@ def test_check_mode_without_psycopg_reports_the_server_items_without_running_the
                for warning in result["warnings"])
 
 
+STANDBY_CHECKS: dict[str, Any] = {
+    "passfile": {"module": "passfile", "params": {"path": "/var/lib/postgresql/.pgpass", "entries": [
+        {"host": "10.0.0.1", "port": "5432", "database": "replication", "user": "replicator"}]}},
+    "clone": {"module": "standby_clone", "params": {
+        "data_dir": "/var/lib/postgresql/15/main", "primary_host": "10.0.0.1", "replication_user": "replicator",
+        "passfile": "/var/lib/postgresql/.pgpass", "slot_name": "s1"}},
+}
+
+
+@pytest.mark.parametrize("passfile_changes", [True, False])
+def test_check_mode_copy_after_a_passfile_to_write_is_predicted_not_run(recorder: Recorder,
+                                                                        passfile_changes: bool) -> None:
+    # A fresh standby with psycopg: check mode does not write the password file, so the copy cannot connect yet.
+    recorder.answers["passfile"] = {"changed": passfile_changes}
+    recorder.answers["standby_clone"] = {"changed": True, "outcome": "would_clone"}
+    result = run(STANDBY_CHECKS, check_mode=True)
+    ran = [module for module, _check, _state in recorder.calls]
+    if passfile_changes:
+        assert ran == ["passfile"]
+        assert result["check_results"]["clone"][0]["outcome"] == OUTCOME_PREDICTED
+        assert result["predicted"] == ["clone"]
+        assert any("password file this run writes first" in warning for warning in result["warnings"])
+        assert not any("psycopg" in warning for warning in result["warnings"])
+    else:
+        assert ran == ["passfile", "standby_clone"] and result["predicted"] == []
+    # A real run always runs the copy after writing the file.
+    recorder.calls.clear()
+    run(STANDBY_CHECKS)
+    assert [module for module, _check, _state in recorder.calls] == ["passfile", "standby_clone"]
+
+
 def test_bad_options_of_a_predicted_item_are_still_refused(recorder: Recorder) -> None:
     checks = {"slots": {"module": "replication_slot", "params": {"name": "s1", "state": "gone"}}}
     with pytest.raises(PgreplError, match=r"^slots\[0\] \(replication_slot\): .*state"):
