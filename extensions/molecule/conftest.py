@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +105,36 @@ def primary(nodes: dict[str, Node]) -> Node:
 @pytest.fixture(scope="session")
 def standbys(nodes: dict[str, Node]) -> list[Node]:
     return [node for node in nodes.values() if "standby" in node.variables["group_names"]]
+
+
+def _wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """probe() until it returns something true (returned), every 0.5 s; fails naming `what` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable[..., Any]:
+    """wait_for(what, probe, timeout=60): the verifiers' one wait."""
+    return _wait_for
+
+
+@pytest.fixture(scope="session")
+def playbook(request) -> Callable[..., subprocess.CompletedProcess]:
+    """playbook(name, *extra): `ansible-playbook -i <Molecule's inventory> pgrepl.streaming.<name> -e ...`, as
+    users run it, with the default text output."""
+    inventory = request.config.option.ansible_inventory
+
+    def run(name: str, *extra: str) -> subprocess.CompletedProcess:
+        program = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="true")
+        argv = [program, "-i", inventory, f"pgrepl.streaming.{name}"]
+        for item in extra:
+            argv += ["-e", item]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
+    return run

@@ -18,16 +18,6 @@ def archiving(nodes) -> bool:
     return bool(next(iter(nodes.values())).var("pgrepl_archive", False))
 
 
-def wait_for(what: str, probe, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def archived_up_to(primary, name: str) -> bool:
     return primary.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= name
 
@@ -63,7 +53,7 @@ def test_every_node_has_the_same_archive_settings_or_none(nodes) -> None:
         assert timer.is_enabled and timer.is_running, name
 
 
-def test_segments_arrive_in_the_shared_archive_without_failures(nodes, primary, standbys) -> None:
+def test_segments_arrive_in_the_shared_archive_without_failures(nodes, primary, standbys, wait_for) -> None:
     if not archiving(nodes):
         assert primary.psql("SELECT archived_count + failed_count FROM pg_stat_archiver") == "0"
         return
@@ -82,7 +72,7 @@ def test_segments_arrive_in_the_shared_archive_without_failures(nodes, primary, 
         assert node.host.file(f"{directory}/{name}").exists
 
 
-def test_a_standby_whose_slot_was_dropped_catches_up_from_the_archive(nodes, primary, standbys) -> None:
+def test_a_standby_whose_slot_was_dropped_catches_up_from_the_archive(nodes, primary, standbys, wait_for) -> None:
     """The standby stops, its slot is dropped, the primary writes and removes the WAL the standby needs; started
     again, the standby fetches it with restore_command and shows the row. Its slot is then made again and it
     streams as before."""

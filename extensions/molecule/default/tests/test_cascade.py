@@ -8,22 +8,7 @@ test_default.py (file order); it changes nothing it does not put back.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
-
-
-def wait_for(what: str, probe, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def upstream_of(standby, primary, nodes):
@@ -44,16 +29,7 @@ def receiver(standby) -> tuple[str, str]:
                  .split("|"))
 
 
-def _playbook(inventory: str, name: str, *extra: str) -> subprocess.CompletedProcess:
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="true")
-    argv = [playbook, "-i", inventory, f"pgrepl.streaming.{name}"]
-    for item in extra:
-        argv += ["-e", item]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
-
-
-def test_each_standby_streams_from_its_upstream_through_its_slot_there(nodes, primary, standbys) -> None:
+def test_each_standby_streams_from_its_upstream_through_its_slot_there(nodes, primary, standbys, wait_for) -> None:
     """The WAL receiver's sender is the upstream (the primary for a direct standby), whose pg_stat_replication
     lists the standby streaming through its slot, active there; a cascade has no slot on the primary."""
     primary_slots = primary.psql("SELECT slot_name FROM pg_replication_slots").split()
@@ -72,7 +48,7 @@ def test_each_standby_streams_from_its_upstream_through_its_slot_there(nodes, pr
             assert slot_of(standby) not in primary_slots, primary_slots
 
 
-def test_a_row_written_on_the_primary_arrives_on_every_cascade(nodes, primary, standbys) -> None:
+def test_a_row_written_on_the_primary_arrives_on_every_cascade(nodes, primary, standbys, wait_for) -> None:
     cascades = [s for s in standbys if upstream_of(s, primary, nodes) is not primary]
     marker = str(time.time_ns())
     primary.psql("CREATE TABLE IF NOT EXISTS verify_cascade (marker text)")
@@ -91,9 +67,9 @@ def test_no_cascade_is_named_synchronous(nodes, primary, standbys) -> None:
             assert standby.name not in names, names
 
 
-def test_status_shows_the_tree(request, nodes, primary, standbys) -> None:
+def test_status_shows_the_tree(playbook, nodes, primary, standbys) -> None:
     cascades = [s for s in standbys if upstream_of(s, primary, nodes) is not primary]
-    run = _playbook(request.config.option.ansible_inventory, "status", "pgrepl_status_strict=true")
+    run = playbook("status", "pgrepl_status_strict=true")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     if not cascades:
         assert "replication tree" not in run.stdout
@@ -104,14 +80,14 @@ def test_status_shows_the_tree(request, nodes, primary, standbys) -> None:
             in run.stdout, run.stdout[-3000:]
 
 
-def test_a_cascade_marked_synchronous_is_refused_and_nothing_changes(request, nodes, primary, standbys) -> None:
+def test_a_cascade_marked_synchronous_is_refused_and_nothing_changes(playbook, nodes, primary, standbys) -> None:
     """pgrepl_sync for every standby (an extra variable) with a cascade among them: site refuses in its preflight,
     saying why, and the primary's synchronous_standby_names stays as it was."""
     cascades = [s for s in standbys if upstream_of(s, primary, nodes) is not primary]
     if not cascades:
         return
     before = primary.psql("SHOW synchronous_standby_names")
-    run = _playbook(request.config.option.ansible_inventory, "site", "pgrepl_sync=true")
+    run = playbook("site", "pgrepl_sync=true")
     assert run.returncode != 0
     said = run.stdout + run.stderr  # the failed task's message goes to stderr
     for standby in cascades:

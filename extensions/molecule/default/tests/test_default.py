@@ -313,17 +313,7 @@ def test_each_standby_keeps_the_primarys_tablespaces_where_its_map_says(primary,
             assert standby.psql("SELECT count(*) FROM ts_rows") == "1000", standby.name
 
 
-def _playbook(inventory: str, name: str, *extra: str) -> subprocess.CompletedProcess:
-    """`ansible-playbook -i inventory pgrepl.streaming.<name> -e ...`, as users run it."""
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="true")
-    argv = [playbook, "-i", inventory, f"pgrepl.streaming.{name}"]
-    for item in extra:
-        argv += ["-e", item]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
-
-
-def test_a_reseed_swaps_a_mapped_tablespace_and_keeps_the_old_one(request, primary, standbys) -> None:
+def test_a_reseed_swaps_a_mapped_tablespace_and_keeps_the_old_one(request, playbook, primary, standbys) -> None:
     """Where a standby maps a tablespace (pg18): the reseed playbook copies it beside its directory and swaps it in
     with the data directory; the old tablespace is moved aside, never deleted, and the moved-aside data directory's
     link points at it, the new one's at the mapped directory."""
@@ -332,7 +322,7 @@ def test_a_reseed_swaps_a_mapped_tablespace_and_keeps_the_old_one(request, prima
         name, location = next((n, loc) for n, loc in spaces.items() if loc in standby.var("pgrepl_tablespace_map", {}))
         path = standby.var("pgrepl_tablespace_map", {})[location]
         oid = primary.psql(f"SELECT oid FROM pg_tablespace WHERE spcname = '{name}'")  # noqa: S608 (our name)
-        run = _playbook(request.config.option.ansible_inventory, "reseed", f"pgrepl_host={standby.name}")
+        run = playbook("reseed", f"pgrepl_host={standby.name}")
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         moved = standby.host.run(f"ls -d {path}.pgrepl-moved-*").stdout.split()
         assert len(moved) == 1, moved

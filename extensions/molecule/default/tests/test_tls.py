@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 
-from test_default import _changed_tasks, _playbook, _site_in_check_mode
+from test_default import _changed_tasks, _site_in_check_mode
 
 CERT_NAMES = ("import json, ssl, sys; "
               "print(json.dumps([v for k, v in ssl._ssl._test_decode_cert(sys.argv[1]).get('subjectAltName', ())]))")
@@ -144,7 +144,8 @@ def wait_walsenders_tls(primary, standbys, want: str = "true", timeout: float = 
         time.sleep(1)
 
 
-def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, nodes, primary, standbys) -> None:
+def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, playbook, nodes, primary,
+                                                                   standbys) -> None:
     if not tls(nodes):
         return
     inventory = request.config.option.ansible_inventory
@@ -152,7 +153,7 @@ def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, nod
     standby = standbys[0]
     target = conninfo(standby)["host"]
 
-    off = _playbook(inventory, "site", json.dumps({"pgrepl_tls": False}))
+    off = playbook("site", json.dumps({"pgrepl_tls": False}))
     assert off.returncode == 0, off.stdout[-4000:] + off.stderr[-2000:]
     for name, node in nodes.items():
         assert hba_types(node) == "host", name
@@ -169,7 +170,7 @@ def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, nod
     for name, node in nodes.items():
         assert hba_types(node) == "host", name
 
-    on = _playbook(inventory, "site")
+    on = playbook("site")
     assert on.returncode == 0, on.stdout[-4000:] + on.stderr[-2000:]
     for name, node in nodes.items():
         assert hba_types(node) == "hostssl", name
