@@ -144,8 +144,8 @@ def wait_walsenders_tls(primary, standbys, want: str = "true", timeout: float = 
         time.sleep(1)
 
 
-def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(request, playbook, nodes, primary,
-                                                                   standbys) -> None:
+def test_tls_turned_off_and_on_again_replaces_the_entries_both_ways(
+        request, playbook, nodes, primary, standbys) -> None:
     if not tls(nodes):
         return
     inventory = request.config.option.ansible_inventory
