@@ -13,12 +13,15 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.pgrepl.streaming.plugins.filter.cascade import cascade_problems
+from ansible_collections.pgrepl.streaming.plugins.filter.tls import tls_problems
 from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import (
     DEFAULT_CLUSTER_ID,
     Clusters,
     InventoryError,
     cluster_id,
     day2_cluster,
+    groups_problem,
     inventory_clusters,
     inventory_view,
     previous_entries,
@@ -30,13 +33,37 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import cluster_lease_path as lease_path_of
 
+# The preflight's per-node options besides the inventory view (inventory name -> value), checked per cluster.
+NODE_OPTIONS = ("upstreams", "sync", "tls")
+
 
 def inventory_problems(view: Any, facts: bool = True) -> list[str]:
-    """Every reason the inventory cannot be acted on, each naming the host ([] when it matches the cluster)."""
+    """Every reason the inventory cannot be acted on, each naming the host ([] when it matches the cluster).
+    With the optional keys ``upstreams``, ``sync`` and ``tls`` (inventory name -> pgrepl_upstream, pgrepl_sync,
+    the node's TLS options as tls_problems reads them), also every cluster's cascade and TLS problems: the whole
+    preflight in one task."""
+    if not isinstance(view, Mapping):
+        raise AnsibleFilterError(f"inventory_problems: expected a dict, got {type(view).__name__}")
+    options = {key: view.get(key) or {} for key in NODE_OPTIONS}
     try:
-        return problems_of(inventory_view(view), bool(facts))
+        parsed = inventory_view({key: value for key, value in view.items() if key not in NODE_OPTIONS})
+        problems = problems_of(parsed, bool(facts))
     except InventoryError as exc:
         raise AnsibleFilterError(f"inventory_problems: {exc}") from None
+    if not facts:
+        return problems
+    for _cid, one in parsed.per_cluster():
+        # A cluster without exactly one primary has no root to check upstreams against: its groups problem says so.
+        if groups_problem(one) is not None:
+            continue
+        nodes = one.nodes
+        if options["upstreams"]:
+            problems += cascade_problems(nodes, one.primary[0],
+                                         {host: options["upstreams"].get(host, "") for host in nodes},
+                                         {host: options["sync"].get(host, False) for host in nodes})
+        if options["tls"]:
+            problems += tls_problems({host: options["tls"].get(host) or {} for host in nodes})
+    return problems
 
 
 def _clusters(groups: Any, hostvars: Any) -> Clusters:

@@ -74,6 +74,7 @@ RESTARTS = "server_start"
 NODE_APPLY_SPEC = ModuleSpec({
     "checks": {"type": "dict", "required": True},
     "replication_password": {"type": "str", "no_log": True},
+    "upstream_pending": {"type": "bool", "default": False},
 })
 
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
@@ -168,16 +169,23 @@ def predicted_without_server(module_name: str, check_mode: bool, can_connect: bo
 # run against a file check mode did not write.
 PASSFILE_READERS = ("standby_clone",)
 
+# Modules that connect to the upstream node (the copy of the primary): with upstream_pending (check mode, the
+# upstream's own prediction changes something, such as the replication role, its pg_hba entries or the slot a real
+# run creates there first), such an item is reported as the change a real run makes, not run against an upstream
+# that does not have them yet.
+UPSTREAM_READERS = ("standby_clone",)
+
 
 def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], password: str | None,
                check_mode: bool, diff: bool, can_connect: bool | None = None,
-               clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+               clock: Callable[[], float] = time.monotonic, upstream_pending: bool = False) -> dict[str, Any]:
     """Run every item of every check for real (or in check mode), in order; stop at the first refusal.
 
     A server_start item after an item that left a restart pending (a setting written now or earlier that the
     running server does not have yet) restarts the server instead of only starting it; the pending restart is
     then done and no longer reported. Each item's result says how long it took (seconds).
-    can_connect: whether psycopg can be imported here (default: as imported)."""
+    can_connect: whether psycopg can be imported here (default: as imported). upstream_pending: in check mode, the
+    upstream's own prediction changes something (UPSTREAM_READERS items are then predicted, not run)."""
     if can_connect is None:
         can_connect = psycopg is not None
     results: dict[str, list[dict[str, Any]]] = {}
@@ -188,6 +196,8 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
     predicted: list[str] = []
     # Items left unrun in check mode because they read the password file this call would write first.
     unwritten_passfile: list[str] = []
+    # Items left unrun in check mode because the upstream would change first.
+    upstream_waits: list[str] = []
     passfile_pending = False
     restart_pending = False
     for name, (module_name, items) in validate_checks(checks).items():
@@ -203,7 +213,8 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
             if checked is None:
                 raise PgreplError(f"{where}: {error}")
             reads_unwritten = check_mode and passfile_pending and module_name in PASSFILE_READERS
-            if reads_unwritten or predicted_without_server(module_name, check_mode, can_connect):
+            waits_upstream = check_mode and upstream_pending and module_name in UPSTREAM_READERS
+            if reads_unwritten or waits_upstream or predicted_without_server(module_name, check_mode, can_connect):
                 # What the server would say is unknown: reported as the change a real run may make (settings may
                 # then need the restart a later server_start item predicts).
                 result: dict[str, Any] = {"changed": True, "outcome": OUTCOME_PREDICTED,
@@ -212,6 +223,8 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                     predicted.append(name)
                 if reads_unwritten and name not in unwritten_passfile:
                     unwritten_passfile.append(name)
+                elif waits_upstream and name not in upstream_waits:
+                    upstream_waits.append(name)
             else:
                 shim = InProcessModule(checked, no_log_values, check_mode=check_mode, diff=diff)
                 try:
@@ -242,7 +255,7 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                 restart_pending = restart_pending and result.get("outcome") == "already_running"
             elif result.get("restart_required"):
                 restart_pending = True
-    without_psycopg = [name for name in predicted if name not in unwritten_passfile]
+    without_psycopg = [name for name in predicted if name not in unwritten_passfile + upstream_waits]
     if without_psycopg:
         warnings.append(f"check mode: psycopg is not installed on this host yet (a real run installs it first), so "
                         f"{', '.join(without_psycopg)} cannot ask the server and are reported as changes")
@@ -250,6 +263,10 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
         warnings.append(f"check mode: {', '.join(unwritten_passfile)} would connect with the password file this "
                         "run writes first (check mode does not write it), so it is reported as a change without "
                         "asking the primary")
+    if upstream_waits:
+        warnings.append(f"check mode: {', '.join(upstream_waits)} would connect to its upstream, where this run "
+                        "changes things first (check mode changes nothing there), so it is reported as a change "
+                        "without asking the upstream")
     changed = {name: any(item.get("changed") for item in items) for name, items in results.items()}
     return {"changed": any(changed.values()), "changed_checks": changed, "check_results": results, "diff": diffs,
             "warnings": warnings, "restart_required": restart_pending, "predicted": predicted}
@@ -258,7 +275,8 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
 def run_node_apply(module: Any) -> dict[str, Any]:
     """The module body: every item of every check, in order (check mode: each body's own prediction)."""
     result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
-                        module.params.get("replication_password"), module.check_mode, module._diff)
+                        module.params.get("replication_password"), module.check_mode, module._diff,
+                        upstream_pending=bool(module.params.get("upstream_pending")))
     for warning in result.pop("warnings"):
         module.warn(warning)
     if not module._diff:

@@ -48,6 +48,14 @@ options:
       - Filled in as the C(password) of C(replication_user) checks and of C(passfile) entries that have none.
         Never shown.
     type: str
+  upstream_pending:
+    description:
+      - Check mode only. True when the node a C(standby_clone) item copies from would itself change first in this
+        run (its replication role, pg_hba entries or slot not there yet; the standby role sets it from the
+        upstream's own check-mode result). Such items are then reported as changes (RV(predicted)) instead of
+        connecting to an upstream that cannot accept them yet. Ignored outside check mode.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
@@ -103,7 +111,7 @@ restart_required:
   type: bool
 predicted:
   description: The checks reported as changes without asking the server (check mode, psycopg not installed on the
-    host yet); empty otherwise.
+    host yet, a password file or an upstream this run changes first); empty otherwise.
   returned: always
   type: list
   elements: str

@@ -16,7 +16,7 @@ import threading
 import time
 
 import yaml
-from d2_cluster import CLIENT_IMAGE, ROOT, DayTwoCluster, PlaybookRun
+from d2_cluster import CLIENT_IMAGE, REPLICATION_PASSWORD, ROOT, DayTwoCluster, PlaybookRun
 from d2_cluster import TEST_PREFIX as PREFIX
 from d2_docker import dexec
 
@@ -140,7 +140,12 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
 
         # Check mode on the fresh hosts of both clusters (psycopg installed by the refused runs above, so every
         # module asks its server): it completes, predicts changes on every node, and changes nothing (no slot on
-        # either primary, no node in recovery, no pg_hba entry of the collection).
+        # either primary, no node in recovery, no pg_hba entry of the collection). n3 already holds the password
+        # file a real run writes (as after its primary was rebuilt): its copy is predicted, not tried against a
+        # primary whose replication role check mode does not create (it failed so before).
+        pgpass = f"{cluster.peer_host[n2]}:5432:replication:replicator:{REPLICATION_PASSWORD}\n"
+        dexec(n3, "sh", "-c", 'umask 077 && cat > ~postgres/.pgpass && chown postgres: ~postgres/.pgpass',
+              stdin=pgpass)
         predicted = recap(ok(cluster.playbook("site", label="check", check=True), "site --check"))
         assert all(predicted[node]["changed"] > 0 for node in cluster.names), predicted
         for node in cluster.names:

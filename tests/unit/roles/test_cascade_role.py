@@ -59,12 +59,18 @@ def test_a_cascade_streams_from_its_upstreams_address_and_port() -> None:
     assert variables("db4", db3="db2")["__pgrepl_upstream_name"] == "db1"
 
 
+def preflight(values: dict[str, Any]) -> list[str]:
+    """The preflight's one task (inventory_checks.yml) over the node role's view of these hostvars."""
+    values = dict(values, groups={"primary": ["db1"], "standby": NODES[1:]}, ansible_play_hosts_all=NODES)
+    values["__pgrepl_inventory_view"] = render(role_vars("node")["__pgrepl_inventory_view"], values)
+    return render(task_var("roles/node/tasks/inventory_checks.yml", "Refuse an inventory that does not match",
+                           "__problems"), values)
+
+
 def test_the_inventory_check_refuses_a_bad_upstream() -> None:
-    expression = task_var("roles/node/tasks/inventory_checks.yml", "Refuse a pgrepl_upstream that cannot be used",
-                          "__problems")
-    assert render(expression, variables("db1", plan=False, db3="db3")) == [
+    assert preflight(variables("db1", plan=False, db3="db3")) == [
         "db3: pgrepl_upstream: 'db3' is this standby itself; name the node it streams from (empty: the primary db1)"]
     values = variables("db1", plan=False, db3="db2")
     values["hostvars"]["db3"]["pgrepl_sync"] = True
-    assert render(expression, values)[0].startswith("db3: pgrepl_sync: true with pgrepl_upstream: 'db2' cannot be")
-    assert render(expression, variables("db1", plan=False, db3="db2")) == []
+    assert preflight(values)[0].startswith("db3: pgrepl_sync: true with pgrepl_upstream: 'db2' cannot be")
+    assert preflight(variables("db1", plan=False, db3="db2")) == []

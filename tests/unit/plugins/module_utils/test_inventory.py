@@ -299,3 +299,35 @@ def test_the_groups_after_an_operation_move_only_that_clusters_hosts() -> None:
         "b0": {"ansible_host": "10.9.0.1"}, "b2": {"note": "kept"}}
     assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"], "not yaml of groups")["entries"] == {}
     assert inventory_filters.cluster_regroup(TWO, TWO_IDS, "a1", ["a0"], {"all": None})["entries"] == {}
+
+
+def test_the_preflight_names_cascade_and_tls_problems_with_the_inventory_ones() -> None:
+    # One task refuses them all at once: a wrong address, a cascade loop and TLS on one node only.
+    problems = inventory_problems(view(
+        addresses={"db1": "10.0.0.1", "db2": "fe80::zz", "db3": "10.0.0.3"},
+        upstreams={"db2": "db3", "db3": "db2"}, sync={"db2": "no"},
+        tls={"db1": {"tls": True}, "db2": {"tls": False}, "db3": {"tls": "no"}}))
+    assert any("db2" in problem and "fe80::zz" in problem for problem in problems)
+    assert any("pgrepl_upstream" in problem and "loop" in problem for problem in problems)
+    assert any(problem.startswith("pgrepl_tls is true on db1 but false on db2, db3") for problem in problems)
+
+
+def test_the_preflight_options_are_checked_per_cluster() -> None:
+    # Cluster b's loop is named; a's upstream of a node of b is not a node of a's cluster.
+    two = view(primary=["a1", "b1"], standby=["a2", "b2", "b3"],
+               addresses={"a1": "10.0.0.1", "a2": "10.0.0.2", "b1": "10.0.1.1", "b2": "10.0.1.2", "b3": "10.0.1.3"},
+               servers={}, resolved={}, resolve_errors={},
+               clusters={"a1": "a", "a2": "a", "b1": "b", "b2": "b", "b3": "b"},
+               upstreams={"a2": "b2", "b2": "b3", "b3": "b2"})
+    problems = inventory_problems(two)
+    assert any("a2" in problem and "b2" in problem and "not a node" in problem for problem in problems), problems
+    assert any("loop" in problem and "b3" in problem for problem in problems), problems
+
+
+def test_a_cluster_without_one_primary_is_not_checked_for_cascades() -> None:
+    problems = inventory_problems(view(primary=[], standby=["db2", "db3"], upstreams={"db3": "db9"}))
+    assert len(problems) == 1 and problems[0].startswith("the inventory needs exactly one host in group primary")
+
+
+def test_without_facts_the_node_options_wait() -> None:
+    assert inventory_problems(view(upstreams={"db3": "db9"}), facts=False) == []

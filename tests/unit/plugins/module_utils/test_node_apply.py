@@ -66,10 +66,11 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return rec
 
 
-def run(checks: dict[str, Any], check_mode: bool = False, can_connect: bool = True) -> dict[str, Any]:
+def run(checks: dict[str, Any], check_mode: bool = False, can_connect: bool = True,
+        upstream_pending: bool = False) -> dict[str, Any]:
     ticks = iter(range(1000))
     return apply_node(checks, {}, set(), "pw", check_mode, False, can_connect=can_connect,
-                      clock=lambda: float(next(ticks)))
+                      clock=lambda: float(next(ticks)), upstream_pending=upstream_pending)
 
 
 def test_a_pending_setting_restarts_before_the_slots(recorder: Recorder) -> None:
@@ -156,6 +157,26 @@ def test_check_mode_copy_after_a_passfile_to_write_is_predicted_not_run(recorder
     recorder.calls.clear()
     run(STANDBY_CHECKS)
     assert [module for module, _check, _state in recorder.calls] == ["passfile", "standby_clone"]
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_copy_from_an_upstream_that_changes_first_is_predicted_in_check_mode(recorder: Recorder,
+                                                                               check_mode: bool) -> None:
+    # The password file is already right, but the primary's check predicted its replication role: the copy cannot
+    # connect in check mode (the role is not there), a real run creates it first and copies.
+    recorder.answers["passfile"] = {"changed": False}
+    recorder.answers["standby_clone"] = {"changed": True, "outcome": "cloned"}
+    result = run(STANDBY_CHECKS, check_mode=check_mode, upstream_pending=True)
+    ran = [module for module, _check, _state in recorder.calls]
+    if check_mode:
+        assert ran == ["passfile"]
+        assert result["predicted"] == ["clone"] and result["changed_checks"] == {"passfile": False, "clone": True}
+        assert [warning for warning in result["warnings"] if "upstream" in warning] == [
+            "check mode: clone would connect to its upstream, where this run changes things first (check mode "
+            "changes nothing there), so it is reported as a change without asking the upstream"]
+        assert not any("psycopg" in warning for warning in result["warnings"])
+    else:
+        assert ran == ["passfile", "standby_clone"] and result["predicted"] == []
 
 
 def test_bad_options_of_a_predicted_item_are_still_refused(recorder: Recorder) -> None:
