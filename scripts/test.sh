@@ -61,8 +61,37 @@ stage_units() { pytest -q tests/unit; }
 stage_integration() { pytest -q -n "${PGREPL_TEST_WORKERS:-3}" --dist loadfile --durations=15 tests/integration; }
 
 # Role tests need Docker: the engine is installed and started when missing, and a missing engine fails the
-# stage (never a skip).
-stage_images() { bash tests/images/build.sh pg15 pg17 pg18 pg15-ssh pg15-firewall; }
+# stage (never a skip). On a machine without the images (a new one), building them takes minutes of mostly
+# downloading and unpacking Debian packages: a whole run starts that build in the background once deps is done, so
+# it overlaps lint, sanity, units and integration (which need no Docker); this stage waits for it, shows its log,
+# then checks every image is current (build.sh tags by recipe hash: nothing is built twice; a failed background
+# build is done again here). On a machine that has them, the background build finds each image up to date at once.
+IMAGES=(pg15 pg17 pg18 pg15-ssh pg15-firewall client)
+prebuild_pid=
+prebuild_log=$ROOT/.build/images-prebuild.log
+start_prebuild() {
+  mkdir -p "$ROOT/.build"
+  (
+    started=$(date +%s)
+    bash scripts/docker-engine.sh && bash tests/images/build.sh "${IMAGES[@]}"
+    status=$?
+    echo "[images] background build: exit $status after $(( $(date +%s) - started )) s"
+    exit "$status"
+  ) >"$prebuild_log" 2>&1 &
+  prebuild_pid=$!
+  echo "[images] building the test images in the background (log: $prebuild_log)"
+}
+stage_images() {
+  if [[ -n $prebuild_pid ]]; then
+    local waited_from
+    waited_from=$(date +%s)
+    wait "$prebuild_pid" || echo "[images] the background build failed (its log follows); building here again"
+    prebuild_pid=
+    cat "$prebuild_log"
+    echo "[images] waited $(( $(date +%s) - waited_from )) s for the background build"
+  fi
+  bash tests/images/build.sh "${IMAGES[@]}"
+}
 
 # pgrepl_firewall live (tests/firewall, about 2 min): the node role's firewall task against a systemd host whose
 # firewalld runs, then ufw, then neither (a member let in, a non-member not), and a site run whose standby streams
@@ -119,6 +148,7 @@ for stage in "${stages[@]}"; do
   printf '===== stage %s: %s =====\n' "$stage" "${took[$stage]}"
   # Without its tools nothing else can run.
   [[ $stage == deps && $status == FAILED ]] && break
+  if [[ $stage == deps && " ${stages[*]} " == *" images "* ]]; then start_prebuild; fi
 done
 
 printf '\n===== summary =====\n'

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 
 class PgreplError(Exception):
-    """An error whose message is fit to show a user as it is (it names the option and the value)."""
+    """An error whose message is fit to show a user as it is (it names the option and the value). ``reason``: a
+    fixed code the roles decide by (the failed task's ``reason``), never by the message text; None for most."""
+
+    def __init__(self, message: str = "", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PgreplConnectionError(PgreplError):

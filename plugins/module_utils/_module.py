@@ -60,7 +60,7 @@ def run(module: AnsibleModule, body: Callable[[AnsibleModule], dict[str, Any]], 
     try:
         result = body(module)
     except PgreplError as exc:
-        module.fail_json(msg=printable(with_timeout_advice(exc)))
+        module.fail_json(msg=printable(with_timeout_advice(exc)), **({"reason": exc.reason} if exc.reason else {}))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # A server error a module did not expect still gets a sentence, not a traceback (the SQL text is left
         # out: it may hold a verifier or a setting value).

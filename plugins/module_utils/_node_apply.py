@@ -230,7 +230,7 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
                 try:
                     result = body(shim)
                 except PgreplError as exc:
-                    raise PgreplError(f"{where}: {exc}") from None
+                    raise PgreplError(f"{where}: {exc}", reason=exc.reason) from None
                 except Exception as exc:  # pylint: disable=broad-exception-caught
                     if psycopg is not None and isinstance(exc, psycopg.Error):
                         raise PgreplError(f"{where}: {refused_message(exc)}") from None

@@ -20,12 +20,17 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import parse_lsn
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import validate_slot_name
-from ansible_collections.pgrepl.streaming.plugins.module_utils._options import require_bool, require_choice
+from ansible_collections.pgrepl.streaming.plugins.module_utils._options import (
+    require_bool,
+    require_choice,
+    require_int,
+)
 from ansible_collections.pgrepl.streaming.plugins.module_utils._server import supported_server_facts
 
 STATES = ("present", "absent")
 # How long a forced drop waits for the slot to be released after terminating its walsender.
 FORCE_WAIT_SECONDS = 10.0
+MAX_WAIT_INACTIVE = 3600
 POLL_SECONDS = 0.2
 # SQLSTATE object_in_use: pg_drop_replication_slot on a slot some process holds.
 SQLSTATE_OBJECT_IN_USE = "55006"
@@ -59,6 +64,9 @@ class SlotRequest:
     immediately_reserve: bool = False
     force: bool = False
     allow_on_standby: bool = False
+    # state=absent: seconds an active slot is waited for (its consumer is moving to another node) before the drop
+    # is refused; 0 refuses at once.
+    wait_inactive: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ def request_from_params(params: dict[str, Any]) -> SlotRequest:
         immediately_reserve=require_bool(params, "immediately_reserve"),
         force=require_bool(params, "force"),
         allow_on_standby=require_bool(params, "allow_on_standby"),
+        wait_inactive=require_int(params, "wait_inactive", 0, 0, MAX_WAIT_INACTIVE, "a number of seconds"),
     )
 
 
@@ -135,8 +144,25 @@ def require_slot_privilege(current_user: str, is_superuser: bool, has_replicatio
         )
 
 
-def plan_slot(request: SlotRequest, row: dict[str, Any] | None, in_recovery: bool) -> SlotPlan:
-    """Decide from facts alone what a run does, or refuse with a message that names the option."""
+def awaits_release(request: SlotRequest, row: dict[str, Any] | None) -> bool:
+    """Whether a drop first waits for the slot's consumer to let go (wait_inactive, without force)."""
+    return (request.state == "absent" and not request.force and request.wait_inactive > 0 and row is not None
+            and row.get("slot_type") == "physical" and bool(row.get("active")))
+
+
+def wait_released(conn: Any, name: str, seconds: float) -> dict[str, Any] | None:
+    """The slot's row once no process uses it (or it is gone), or as it is when the time is up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        row = read_slot(conn, name)
+        if row is None or not row.get("active") or time.monotonic() >= deadline:
+            return row
+        time.sleep(POLL_SECONDS)
+
+
+def plan_slot(request: SlotRequest, row: dict[str, Any] | None, in_recovery: bool, waited: int = 0) -> SlotPlan:
+    """Decide from facts alone what a run does, or refuse with a message that names the option. ``waited``: the
+    seconds an active slot was already waited for (named in the refusal)."""
     name = request.name
     if row is not None and row.get("slot_type") != "physical":
         raise PgreplError(
@@ -164,9 +190,10 @@ def plan_slot(request: SlotRequest, row: dict[str, Any] | None, in_recovery: boo
     if row.get("active"):
         pid = row.get("active_pid")
         if not request.force:
+            still = f" still after waiting {waited} s (wait_inactive)" if waited else ""
             raise PgreplError(
-                f"force: the slot {name!r} is active (used by process {pid}) and force is false: refusing to drop "
-                "it; stop its consumer first, or set force: true to terminate that walsender and drop the slot"
+                f"force: the slot {name!r} is active (used by process {pid}){still} and force is false: refusing to "
+                "drop it; stop its consumer first, or set force: true to terminate that walsender and drop the slot"
             )
         return SlotPlan("drop", (int(pid),) if pid is not None else ())
     return SlotPlan("drop")
@@ -258,7 +285,18 @@ def manage_slot(conn: Any, request: SlotRequest, check_mode: bool) -> SlotOutcom
     require_slot_privilege(facts.current_user, facts.is_superuser, read_replication_attribute(conn))
 
     row = read_slot(conn, request.name)
-    plan = plan_slot(request, row, facts.in_recovery)
+    if awaits_release(request, row):
+        if check_mode:
+            # The real run waits for its consumer to move away (as the roles' own runs make it do first).
+            warnings.append(f"check mode: the slot {request.name!r} is active (used by process "
+                            f"{row.get('active_pid')}); a real run waits up to {request.wait_inactive} s for it to "
+                            "be released before dropping it, and refuses if it is still in use then")
+            plan = SlotPlan("drop")
+        else:
+            row = wait_released(conn, request.name, request.wait_inactive)
+            plan = plan_slot(request, row, facts.in_recovery, waited=request.wait_inactive)
+    else:
+        plan = plan_slot(request, row, facts.in_recovery)
     mismatch = reserve_mismatch_warning(request, row)
     if mismatch:
         warnings.append(mismatch)
@@ -301,6 +339,7 @@ REPLICATION_SLOT_SPEC = ModuleSpec({
     "immediately_reserve": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "allow_on_standby": {"type": "bool", "default": False},
+    "wait_inactive": {"type": "int", "default": 0},
 })
 
 

@@ -140,6 +140,15 @@ def wait_done(wait_for: str, answer: str | None) -> bool:
     return answer == wait_for
 
 
+# The failed task's reason when the wait ran out (the standby role's failed.yml reads the primary's log then).
+REASON_NOT_STREAMING = "not_streaming"
+REASON_NOT_ACCEPTING = "not_accepting"
+
+
+def timeout_reason(request: StartRequest) -> str:
+    return REASON_NOT_STREAMING if request.wait_for == "streaming" else REASON_NOT_ACCEPTING
+
+
 def timeout_message(request: StartRequest, last: str) -> str:
     target = "its WAL receiver streaming" if request.wait_for == "streaming" else "accepting connections"
     return (f"timeout: the server of {request.data_dir} was not {target} within {request.timeout}s "
@@ -170,7 +179,7 @@ def wait_for_server(request: StartRequest, login: dict[str, Any], clock: Callabl
                 raise PgreplError(f"wait_for: the server of {request.data_dir} refuses the connection: {exc}") from None
             last = str(exc)
         if clock() >= deadline:
-            raise PgreplError(timeout_message(request, last))
+            raise PgreplError(timeout_message(request, last), reason=timeout_reason(request))
         sleep(POLL_INTERVAL)
 
 

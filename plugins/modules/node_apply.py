@@ -91,6 +91,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+reason:
+  description: On a failed task, the failing item's own C(reason) where its module returns one (such as
+    C(server_start)'s V(not_streaming)); a fixed code to decide by, where the message is for people.
+  returned: failure, when the failing item's module gives one
+  type: str
+  sample: not_streaming
 changed_checks:
   description: For each check, whether any of its items changed something (or would, in check mode).
   returned: always

@@ -53,6 +53,15 @@ options:
       - Without it, creating a slot on a standby is refused. Dropping one there is always allowed.
     type: bool
     default: false
+  wait_inactive:
+    description:
+      - With O(state=absent) and without O(force), seconds to wait for an active slot to be released (its consumer
+        moving to another node, as a standby that now streams from a cascade upstream) before the drop is refused
+        (0 to 3600). The slot is dropped as soon as no process uses it.
+      - In check mode an active slot is not waited for; the drop is predicted, with a warning.
+      - V(0) refuses an active slot at once.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:

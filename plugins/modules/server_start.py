@@ -105,6 +105,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+reason:
+  description: On a failed task whose wait ran out, V(not_streaming) (O(wait_for=streaming)) or V(not_accepting);
+    a fixed code to decide by, where the message is for people.
+  returned: failure, when the wait timed out
+  type: str
+  sample: not_streaming
 outcome:
   description: V(started), V(restarted), V(already_running), or in check mode V(would_start), V(would_restart).
   returned: success

@@ -4,7 +4,8 @@
 four standbys): every cascade streams from its upstream through its slot there, and a row written on the primary
 reaches every node, after each operation.
 
-- site: n2 streams from n1, n4 from n3; n3 names the primary n0 (a direct standby while n0 is primary).
+- site: n2 streams from n1; n3 names the primary n0 (a direct standby while n0 is primary); n4, a direct standby
+  at first, is then made a cascade of n3 by a second site run, which drops its slot on the primary.
 - switchover to n1 (the upstream of n2): n2 keeps streaming from n1, its timeline following; the old primary n0
   becomes a standby of n1 and keeps feeding n3 (which named it), n4 still streams from n3.
 - reseed of n4 (n1 -> n0 -> n3 -> n4): copied from n3 through its slot there, none made on the primary;
@@ -75,13 +76,18 @@ def test_cascades_survive_switchover_and_failover(images: dict[str, str]) -> Non
     names = [f"{PREFIX}{TAG}-n{index}" for index in range(5)]
     n0, n1, n2, n3, n4 = names
     cluster = DayTwoCluster(PREFIX, TAG, images["pg15"], CLIENT_IMAGE, workdir, standbys=4, sync=(),
-                            host_vars={2: {"pgrepl_upstream": n1}, 3: {"pgrepl_upstream": n0},
-                                       4: {"pgrepl_upstream": n3}})
+                            host_vars={2: {"pgrepl_upstream": n1}, 3: {"pgrepl_upstream": n0}})
     assert cluster.names == names
     try:
         cluster.start()
         cluster.write_inventory()
         ok(cluster.playbook("site", label="build"), "site")
+        assert_tree(cluster, n0, {n1: n0, n2: n1, n3: n0, n4: n0}, "after_site")
+        # n4, a direct standby, is made a cascade of n3: site repoints it and drops its slot on the primary once it
+        # streams from n3 (left there, unused, it would retain WAL for ever; assert_tree checks it is gone).
+        cluster.extra_host_vars[4] = {"pgrepl_upstream": n3}
+        cluster.write_inventory()
+        ok(cluster.playbook("site", label="to-cascade"), "site making n4 a cascade")
         assert_tree(cluster, n0, {n1: n0, n2: n1, n3: n0, n4: n3}, "after_site")
         status = ok(cluster.playbook("status", "pgrepl_status_strict=true"), "status")
         assert f"{n2} <- {n1}: streaming, slot {slot(n2)} on {n1}" in status.output, status.output[-3000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,7 +136,7 @@ def receivewal(primary: PgCluster) -> Iterator[Callable[[str], subprocess.Popen]
 
     def start(slot: str) -> subprocess.Popen:
         counter[0] += 1
-        target = primary.base / f"replication_slot_receivewal_{os.getpid()}_{counter[0]}"
+        target = primary.base / f"replication_slot_receivewal_{os.getpid()}_{slot}_{counter[0]}"
         target.mkdir()
         chown_postgres(target)
         cmd = [str(primary.bin_dir / "pg_receivewal"), "-h", str(primary.socket_dir), "-p", str(primary.port),
@@ -382,6 +383,41 @@ def test_drop_active_refused_without_force_then_forced(
     again = run_module(MODULE, {**args, "force": True})
     assert again["changed"] is False, again
     assert again["terminated_pids"] == []
+
+
+def test_wait_inactive_drops_a_slot_once_its_consumer_has_moved_away(
+        primary: PgCluster, slots_to_clean: Cleanup, receivewal: Callable[[str], subprocess.Popen]) -> None:
+    # As in site when a direct standby became a cascade: its old slot on the primary is still in use for a moment.
+    name = "replication_slot_moving"
+    slots_to_clean.append((primary, name))
+    primary.sql("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
+    consumer = receivewal(name)
+    walsender = slot_row(primary, name)["active_pid"]
+    args = {"name": name, "state": "absent", "wait_inactive": 1, **primary.login()}
+
+    # Check mode waits for nothing: it predicts the drop and says the real run waits.
+    watch = LogWatch(primary)
+    checked = run_module(MODULE, {**args, "wait_inactive": 30}, check=True)
+    assert checked["changed"] is True and "a real run waits up to 30 s" in " ".join(checked["warnings"]), checked
+    assert slot_row(primary, name)["active_pid"] == walsender and consumer.poll() is None
+    assert_no_mutation_logged(watch)
+
+    # Still in use after the wait: refused, saying how long it waited; the consumer keeps its slot.
+    refused = run_module(MODULE, args)
+    assert refused["failed"] is True, refused
+    assert refused["msg"].startswith(f"force: the slot '{name}' is active (used by process {walsender}) still "
+                                     "after waiting 1 s (wait_inactive)"), refused["msg"]
+    assert slot_row(primary, name)["active_pid"] == walsender and consumer.poll() is None
+
+    # The consumer goes away while the module waits: the slot is dropped then, no walsender terminated by us.
+    stopper = threading.Timer(1.5, consumer.terminate)
+    stopper.start()
+    try:
+        dropped = run_module(MODULE, {**args, "wait_inactive": 30})
+    finally:
+        stopper.join()
+    assert dropped["changed"] is True and dropped["terminated_pids"] == [], dropped
+    assert slot_row(primary, name) is None
 
 
 # ---------------------------------------------------------------- privileges

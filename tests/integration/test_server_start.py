@@ -117,6 +117,13 @@ def test_wait_for_streaming_on_a_primary_times_out_saying_why(env: Env) -> None:
     result = run_module(MODULE, env.args(env.primary, wait_for="streaming", timeout=2))
     assert result.get("failed") is True
     assert "was not its WAL receiver streaming within 2s (last seen: not in recovery)" in result["msg"]
+    assert result["reason"] == "not_streaming", result
+    # Through node_apply too: the standby role's failed.yml decides by this code, not by the message text.
+    login = {"login_unix_socket": str(env.primary.socket_dir), "login_port": env.primary.port, "login_user": "postgres"}
+    start = {"module": "server_start", "params": env.args(env.primary, wait_for="streaming", timeout=2)}
+    applied = run_module("pgrepl.streaming.node_apply", {"checks": {"start": start}, **login})
+    assert applied.get("failed") is True and applied["msg"].startswith("start[0] (server_start): timeout:"), applied
+    assert applied["reason"] == "not_streaming", applied
 
 
 def test_node_apply_restarts_only_for_a_pending_setting(env: Env) -> None:

@@ -14,6 +14,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import Pg
 from ansible_collections.pgrepl.streaming.plugins.module_utils._slots import (
     SlotPlan,
     SlotRequest,
+    awaits_release,
     plan_slot,
     request_from_params,
     require_slot_privilege,
@@ -41,8 +42,9 @@ def test_request_defaults() -> None:
 
 
 def test_request_keeps_every_option() -> None:
-    params = {"name": "db2", "state": "absent", "immediately_reserve": True, "force": True, "allow_on_standby": True}
-    assert request_from_params(params) == SlotRequest("db2", "absent", True, True, True)
+    params = {"name": "db2", "state": "absent", "immediately_reserve": True, "force": True, "allow_on_standby": True,
+              "wait_inactive": 30}
+    assert request_from_params(params) == SlotRequest("db2", "absent", True, True, True, 30)
 
 
 @pytest.mark.parametrize(("params", "message"), [
@@ -52,6 +54,8 @@ def test_request_keeps_every_option() -> None:
     ({"name": "db2", "force": "yes"}, "force: 'yes' is not a boolean"),
     ({"name": "db2", "immediately_reserve": 1}, "immediately_reserve: 1 is not a boolean"),
     ({"name": "db2", "allow_on_standby": "true"}, "allow_on_standby: 'true' is not a boolean"),
+    ({"name": "db2", "wait_inactive": -1}, "wait_inactive: -1 is not a number of seconds (0-3600)"),
+    ({"name": "db2", "wait_inactive": "10"}, "wait_inactive: '10' is not an integer"),
 ])
 def test_request_refuses_bad_options(params: dict[str, Any], message: str) -> None:
     with pytest.raises(PgreplError) as err:
@@ -292,3 +296,25 @@ def test_other_drop_errors_are_reported(fake: Any) -> None:
     fake([row()], [psycopg.errors.InsufficientPrivilege("permission denied")])
     with pytest.raises(PgreplError, match=r"^name: cannot drop the slot 'db2': permission denied"):
         _slots.drop_slot(None, "db2", force=True)
+
+
+# ---------------------------------------------------------------- waiting for an active slot to be released
+
+@pytest.mark.parametrize(("request_", "current", "waits"), [
+    (SlotRequest("db2", "absent", wait_inactive=10), row(active=True, active_pid=7), True),
+    (SlotRequest("db2", "absent", wait_inactive=10), row(), False),  # inactive: dropped at once
+    (SlotRequest("db2", "absent", wait_inactive=10), None, False),
+    (SlotRequest("db2", "absent"), row(active=True, active_pid=7), False),  # 0: refused at once
+    (SlotRequest("db2", "absent", force=True, wait_inactive=10), row(active=True, active_pid=7), False),
+    (SlotRequest("db2", "present", wait_inactive=10), row(active=True, active_pid=7), False),
+    (SlotRequest("db2", "absent", wait_inactive=10), row(active=True, slot_type="logical", plugin="x"), False),
+])
+def test_only_a_drop_without_force_of_an_active_physical_slot_waits(
+        request_: SlotRequest, current: Any, waits: bool) -> None:
+    assert awaits_release(request_, current) is waits
+
+
+def test_a_slot_still_active_after_the_wait_is_refused_saying_so() -> None:
+    with pytest.raises(PgreplError, match=r"^force: the slot 'db2' is active \(used by process 7\) still after "
+                                          r"waiting 10 s \(wait_inactive\) and force is false"):
+        plan_slot(SlotRequest("db2", "absent", wait_inactive=10), row(active=True, active_pid=7), False, waited=10)

@@ -127,8 +127,13 @@ def test_wait_polls_through_a_starting_server_until_it_streams(monkeypatch):
 
 def test_wait_times_out_saying_what_it_saw_last(monkeypatch):
     with pytest.raises(PgreplError, match=r"^timeout: .* was not its WAL receiver streaming within 2s "
-                                          r"\(last seen: no WAL receiver\)"):
+                                          r"\(last seen: no WAL receiver\)") as err:
         run_wait(monkeypatch, ["no WAL receiver"], wait_for="streaming", timeout=2)
+    # The code the standby role decides by (failed.yml), whatever the message says.
+    assert err.value.reason == "not_streaming"
+    with pytest.raises(PgreplError) as err:
+        run_wait(monkeypatch, [PgreplConnectionError("starting", unreachable=True)], wait_for="accepting", timeout=2)
+    assert err.value.reason == "not_accepting"
 
 
 def test_a_refused_login_fails_at_once(monkeypatch):
