@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.pgrepl.streaming.plugins.filter.cascade import cascade_problems
 from ansible_collections.pgrepl.streaming.plugins.filter.tls import tls_problems
+from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import shared_archive_problems
 from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import (
     DEFAULT_CLUSTER_ID,
     Clusters,
@@ -33,8 +35,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import cluster_lease_path as lease_path_of
 
-# The preflight's per-node options besides the inventory view (inventory name -> value), checked per cluster.
-NODE_OPTIONS = ("upstreams", "sync", "tls")
+# The preflight's per-node options besides the inventory view (inventory name -> value): cascades and TLS checked
+# per cluster, the archive directory across clusters.
+NODE_OPTIONS = ("upstreams", "sync", "tls", "archive")
 
 
 def inventory_problems(view: Any, facts: bool = True) -> list[str]:
@@ -63,6 +66,10 @@ def inventory_problems(view: Any, facts: bool = True) -> list[str]:
                                          {host: options["sync"].get(host, False) for host in nodes})
         if options["tls"]:
             problems += tls_problems({host: options["tls"].get(host) or {} for host in nodes})
+    if options["archive"]:
+        archives = {str(host): dict(node, enabled=boolean(node.get("enabled"), strict=False))
+                    for host, node in options["archive"].items() if isinstance(node, Mapping)}
+        problems += shared_archive_problems(archives, {host: parsed.cluster(host) for host in archives})
     return problems
 
 

@@ -186,6 +186,27 @@ class ArchivePlan:
                 "script": SCRIPT_PATH, "unit": CLEANUP_UNIT, "shebang": f"#!{INTERPRETER}"}
 
 
+def shared_archive_problems(nodes: dict[str, dict[str, Any]], clusters: dict[str, str]) -> list[str]:
+    """An archive directory two clusters (pgrepl_cluster_id) would share. ``nodes``: inventory name -> {enabled
+    (pgrepl_archive, a bool), dir (pgrepl_archive_dir), command (pgrepl_archive_command)}; ``clusters``: inventory
+    name -> its cluster id. A node with its own archive_command is left out (its tool keeps its own archive), and so
+    is a directory archive_plan refuses anyway."""
+    users: dict[str, list[str]] = {}
+    for host, node in nodes.items():
+        directory = node.get("dir")
+        if node.get("enabled") is not True or node.get("command") or not isinstance(directory, str) \
+                or not directory.startswith("/"):
+            continue
+        cluster = str(clusters.get(host) or "default")
+        owners = users.setdefault(os.path.normpath(directory), [])
+        if cluster not in owners:
+            owners.append(cluster)
+    return [f"pgrepl_archive_dir: {directory!r} is set for the clusters {', '.join(owners)} (pgrepl_cluster_id): "
+            "each cluster needs an archive directory of its own - two clusters' WAL files have the same names, so "
+            "the archive program would refuse one cluster's segments and one cluster's cleanup would remove the "
+            "other's; set it in each cluster's group vars" for directory, owners in users.items() if len(owners) > 1]
+
+
 def archive_plan(enabled: bool, directory: Any = "", keep: Any = "", archive_command: Any = "",
                  restore_command: Any = "", overrides: Any = None, script: str = SCRIPT_PATH) -> ArchivePlan:
     """The plan for pgrepl_archive and its options (every refusal names the option and the value).

@@ -25,6 +25,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._archive import (
     removable,
     restore_file,
     segment_position,
+    shared_archive_problems,
 )
 
 DAY = 86400
@@ -329,3 +330,27 @@ def test_cleanup_removes_on_the_primary_only_and_stale_temps(tmp_path: Path) -> 
 def test_cleanup_refuses_an_empty_keep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cleanup", str(tmp_path), "--keep", ""]) == 1
     assert "--keep" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- one archive directory per cluster
+
+def test_two_clusters_sharing_an_archive_directory_are_named() -> None:
+    on = {"enabled": True, "dir": "/mnt/wal", "command": ""}
+    nodes = {"a1": on, "a2": dict(on, dir="/mnt/wal/"), "b1": on, "c1": dict(on, dir="/mnt/c")}
+    problems = shared_archive_problems(nodes, {"a1": "a", "a2": "a", "b1": "b", "c1": "c"})
+    assert problems == [
+        "pgrepl_archive_dir: '/mnt/wal' is set for the clusters a, b (pgrepl_cluster_id): each cluster needs an "
+        "archive directory of its own - two clusters' WAL files have the same names, so the archive program would "
+        "refuse one cluster's segments and one cluster's cleanup would remove the other's; set it in each cluster's "
+        "group vars"]
+
+
+@pytest.mark.parametrize("other", [
+    {"enabled": False, "dir": "/mnt/wal", "command": ""},  # archiving off there
+    {"enabled": True, "dir": "/mnt/wal", "command": "wal-g wal-push %p"},  # its own tool keeps its own archive
+    {"enabled": True, "dir": "relative", "command": ""},  # archive_plan refuses that one itself
+    {"enabled": True, "dir": "/mnt/other", "command": ""},
+])
+def test_a_directory_of_one_cluster_only_is_no_problem(other: dict[str, Any]) -> None:
+    nodes = {"a1": {"enabled": True, "dir": "/mnt/wal", "command": ""}, "b1": other}
+    assert shared_archive_problems(nodes, {"a1": "a", "b1": "b"}) == []

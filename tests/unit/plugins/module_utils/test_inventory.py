@@ -331,3 +331,17 @@ def test_a_cluster_without_one_primary_is_not_checked_for_cascades() -> None:
 
 def test_without_facts_the_node_options_wait() -> None:
     assert inventory_problems(view(upstreams={"db3": "db9"}), facts=False) == []
+
+
+def test_the_preflight_refuses_one_archive_directory_for_two_clusters() -> None:
+    two = view(primary=["a1", "b1"], standby=["a2", "b2"],
+               addresses={"a1": "10.0.0.1", "a2": "10.0.0.2", "b1": "10.0.1.1", "b2": "10.0.1.2"},
+               servers={}, resolved={}, resolve_errors={}, clusters={"a1": "a", "a2": "a", "b1": "b", "b2": "b"},
+               archive={host: {"enabled": "true", "dir": "/mnt/wal", "command": ""} for host in ("a1", "a2", "b1")})
+    assert [problem for problem in inventory_problems(two) if "pgrepl_archive_dir" in problem] == [
+        "pgrepl_archive_dir: '/mnt/wal' is set for the clusters a, b (pgrepl_cluster_id): each cluster needs an "
+        "archive directory of its own - two clusters' WAL files have the same names, so the archive program would "
+        "refuse one cluster's segments and one cluster's cleanup would remove the other's; set it in each cluster's "
+        "group vars"]
+    two["archive"]["b1"]["dir"] = "/mnt/wal-b"
+    assert inventory_problems(two) == []
