@@ -34,10 +34,12 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import
     inventory_problems as problems_of,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import cluster_lease_path as lease_path_of
+from ansible_collections.pgrepl.streaming.plugins.module_utils._names import sync_count_problem
 
-# The preflight's per-node options besides the inventory view (inventory name -> value): cascades and TLS checked
-# per cluster, the archive directory across clusters.
-NODE_OPTIONS = ("upstreams", "sync", "tls", "archive")
+# The preflight's per-node options besides the inventory view (inventory name -> value): cascades, the synchronous
+# standbys and TLS checked per cluster (pgrepl_sync_count: the primary's value), the archive directory across
+# clusters.
+NODE_OPTIONS = ("upstreams", "sync", "sync_count", "tls", "archive")
 
 
 def inventory_problems(view: Any, facts: bool = True) -> list[str]:
@@ -64,6 +66,11 @@ def inventory_problems(view: Any, facts: bool = True) -> list[str]:
             problems += cascade_problems(nodes, one.primary[0],
                                          {host: options["upstreams"].get(host, "") for host in nodes},
                                          {host: options["sync"].get(host, False) for host in nodes})
+        if options["sync_count"]:
+            marked = [host for host in one.standby if boolean(options["sync"].get(host, False), strict=False)]
+            problem = sync_count_problem(marked, options["sync_count"].get(one.primary[0], 1))
+            if problem:
+                problems.append(problem)
         if options["tls"]:
             problems += tls_problems({host: options["tls"].get(host) or {} for host in nodes})
     if options["archive"]:

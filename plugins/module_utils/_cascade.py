@@ -145,6 +145,27 @@ def cascade_plan(nodes: Iterable[str], primary: str, upstreams: Mapping[str, Any
             for host in nodes}
 
 
+def too_deep_after(nodes: Iterable[str], new_primary: str, upstreams: Mapping[str, Any]) -> list[str]:
+    """The standbys that would be more than MAX_LEVEL standbys away from new_primary once it is the primary (a
+    switchover to it: the old primary becomes its direct standby and the cascades that name it move one level
+    down), each named with its chain; [] when none, or when the upstreams make a loop (site's check names that)."""
+    try:
+        plan = cascade_plan(nodes, new_primary, upstreams)
+    except PgreplError:
+        return []
+    problems = []
+    for host, entry in plan.items():
+        if entry["level"] <= MAX_LEVEL:
+            continue
+        chain = [host]
+        while plan[chain[-1]]["upstream"]:
+            chain.append(plan[chain[-1]]["upstream"])
+        problems.append(f"{host} would be {entry['level']} standbys away from {new_primary} ({' -> '.join(chain)}), "
+                        f"at most {MAX_LEVEL} are supported: set its pgrepl_upstream (or one above it) nearer to "
+                        f"{new_primary} and run site first, or choose another standby")
+    return problems
+
+
 def wanted_slot_names(plan: Mapping[str, Mapping[str, Any]], host: str, slot_names: Mapping[str, str]) -> list[str]:
     """The slots a node keeps: one for each node streaming from it."""
     return [slot_names[other] for other in (plan.get(host) or {}).get("cascades") or [] if slot_names.get(other)]

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.pgrepl.streaming.plugins.module_utils._cascade import too_deep_after
 from ansible_collections.pgrepl.streaming.plugins.module_utils._datadir import SHUT_DOWN
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import lsn_distance, lsn_or_none
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import application_name_of
@@ -307,6 +308,10 @@ def switchover_problems(facts: ClusterFacts, options: Day2Options) -> list[str]:
                             "another standby")
     problems += [f"{host} (group standby) is a primary too: the inventory does not match the cluster"
                  for host in standbys if host != target and facts.server(host).get("role") == "primary"]
+    # The old primary becomes the target's direct standby and the cascades naming it move one level down: a chain
+    # longer than site supports is refused now, not by the next site run.
+    problems += [f"after a switchover to {target}, {problem}"
+                 for problem in too_deep_after([primary, *standbys], target, facts.upstreams)]
     return problems
 
 

@@ -138,4 +138,19 @@ def synchronous_standby_names(standbys: Iterable[str], method: str = "ANY", coun
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise PgreplError(f"pgrepl_sync_count: {count!r} is not a whole number >= 1")
     quoted = ['"' + application_name_of(str(name)).replace('"', '""') + '"' for name in standbys]
-    return f"{method_text} {count} ({', '.join(quoted)})" if quoted else ""
+    # Never more than the standbys named: a count none of them together could meet makes every commit wait for
+    # ever (as when a failover promoted one of the synchronous standbys). site refuses such an inventory first
+    # (sync_count_problem); a day-2 operation that left fewer standbys gets the count they can meet.
+    return f"{method_text} {min(count, len(quoted))} ({', '.join(quoted)})" if quoted else ""
+
+
+def sync_count_problem(marked: Iterable[str], count: Any) -> str | None:
+    """Why pgrepl_sync_count cannot be met by the standbys marked pgrepl_sync (None: it can, or none is marked)."""
+    names = list(marked)
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if not names or isinstance(count, bool) or not isinstance(count, int) or count <= len(names):
+        return None  # none marked: no commit waits; a bad count is synchronous_standby_names' to name
+    return (f"pgrepl_sync_count: {count} is more than the standbys marked pgrepl_sync ({len(names)}: "
+            f"{', '.join(names)}): no commit could be confirmed by that many, so every commit would wait for ever; "
+            "mark more direct standbys pgrepl_sync: true, or lower pgrepl_sync_count")

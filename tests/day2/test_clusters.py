@@ -128,11 +128,14 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
 
         # A cascade of b whose upstream is a node of a: refused in the preflight by b's own check (the per-cluster
         # checks run once per cluster, not only for the first node's cluster). In the same run, one WAL archive
-        # directory for both clusters: refused too, both reasons in the one preflight message.
+        # directory for both clusters and an unmeetable sync count: refused too, every reason in one message.
         cluster.extra_host_vars[3] = {**cluster.extra_host_vars[3], "pgrepl_upstream": n1}
         shared_archive = {"pgrepl_archive": True, "pgrepl_archive_dir": "/srv/pgrepl-test-wal"}
         for index in cluster.extra_host_vars:
             cluster.extra_host_vars[index] = {**cluster.extra_host_vars[index], **shared_archive}
+        # And a's primary asking two synchronous confirmations of its one marked standby (every commit would hang).
+        cluster.extra_host_vars[0]["pgrepl_sync_count"] = 2
+        cluster.extra_host_vars[1]["pgrepl_sync"] = True
         cluster.write_inventory()
         write_groups(cluster, [n0, n2], [n1, n3], b_entries)
         refused = cluster.playbook("site", label="cross-cluster-upstream")
@@ -140,7 +143,10 @@ def test_two_clusters_in_one_inventory(images: dict[str, str]) -> None:
         assert f"{n3}: pgrepl_upstream: {n1!r} is not a node of this cluster" in refused.output, refused.tail()
         assert "pgrepl_archive_dir: '/srv/pgrepl-test-wal' is set for the clusters a, b (pgrepl_cluster_id)" \
             in refused.output, refused.tail()
+        assert f"pgrepl_sync_count: 2 is more than the standbys marked pgrepl_sync (1: {n1})" in refused.output, \
+            refused.tail()
         del cluster.extra_host_vars[3]["pgrepl_upstream"]
+        del cluster.extra_host_vars[0]["pgrepl_sync_count"], cluster.extra_host_vars[1]["pgrepl_sync"]
         for index in cluster.extra_host_vars:
             for key in shared_archive:
                 del cluster.extra_host_vars[index][key]

@@ -259,3 +259,14 @@ def test_synchronous_standby_names_as_the_node_role_renders_them() -> None:
     assert rendered() == 'FIRST 1 ("db2")'
     variables["__pgrepl_standby_names"] = ["db3"]
     assert rendered() == ""
+
+
+def test_after_a_failover_to_a_synchronous_standby_the_count_is_one_the_others_can_meet() -> None:
+    """Two synchronous standbys and pgrepl_sync_count 2; a failover promotes db2: the new primary gets 'ANY 1
+    ("db3")', not 'ANY 2 ("db3")', under which every commit would wait for ever."""
+    hostvars = {"db1": {}, "db2": {"pgrepl_sync": True}, "db3": {"pgrepl_sync": True}}
+    variables: dict[str, Any] = {"hostvars": hostvars, "__pgrepl_standby_names": ["db1", "db3"],
+                                 "__pgrepl_primary_name": "db2", "inventory_hostname": "db2",
+                                 "pgrepl_sync_method": "ANY", "pgrepl_sync_count": 2}
+    variables["__pgrepl_cascade"] = render(role_vars("node")["__pgrepl_cascade"], variables)
+    assert render(role_vars("node")["__pgrepl_want_sync_names"], variables) == 'ANY 1 ("db3")'

@@ -15,7 +15,14 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._names import app
 
 def test_names_are_double_quoted_after_method_and_count() -> None:
     assert synchronous_standby_names(["db2", "db-3.example"]) == 'ANY 1 ("db2", "db-3.example")'
-    assert synchronous_standby_names(["db2"], "first", "2") == 'FIRST 2 ("db2")'
+    assert synchronous_standby_names(["db2", "db3"], "first", "2") == 'FIRST 2 ("db2", "db3")'
+
+
+def test_the_count_is_never_more_than_the_standbys_named() -> None:
+    # As after a failover promoted one of two synchronous standbys with pgrepl_sync_count 2: 'FIRST 2 ("db3")'
+    # would make every commit on the new primary wait for ever.
+    assert synchronous_standby_names(["db3"], "first", 2) == 'FIRST 1 ("db3")'
+    assert synchronous_standby_names(["db3"], "any", "3") == 'ANY 1 ("db3")'
 
 
 def test_no_standby_is_an_empty_value() -> None:

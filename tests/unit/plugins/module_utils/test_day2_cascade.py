@@ -124,3 +124,24 @@ def test_rejoin_of_a_cascade_needs_its_upstream_in_recovery() -> None:
         "through its slot there. Start db2 (rejoin or re-seed it), or set pgrepl_upstream of db3 to a running node "
         "and run site"]
     assert day2_problems(facts, "rejoin", {"host": "db2"}) == []  # a direct standby: the primary runs
+
+
+def test_a_switchover_that_would_make_a_chain_too_long_is_refused() -> None:
+    """db1 -> db2 -> db3 -> db4 (levels 1-3): a switchover to db2 keeps every chain within 3 (db1 becomes its
+    direct standby); one to db5, a direct standby, would put db4 four standbys away (db5 <- db1 <- db2 <- db3 <-
+    db4), refused naming the chain."""
+    facts = cascaded()
+    streaming = copy.deepcopy(facts["servers"]["db2"])
+    streaming["slots"] = []
+    facts["standbys"] = ["db2", "db3", "db4", "db5"]
+    facts["servers"].update(db4=copy.deepcopy(streaming), db5=copy.deepcopy(streaming))
+    facts["servers"]["db1"]["replication"] = [
+        {"application_name": name, "state": "streaming"} for name in ("db2", "db5")]
+    facts["slots"].update(db4="db4", db5="db5")
+    facts["addresses"].update(db4="10.0.0.4", db5="10.0.0.5")
+    facts["upstreams"].update(db4="db3", db5="")
+    assert day2_problems(facts, "switchover", {"target": "db2"}) == []
+    assert day2_problems(facts, "switchover", {"target": "db5"}) == [
+        "after a switchover to db5, db4 would be 4 standbys away from db5 (db4 -> db3 -> db2 -> db1 -> db5), at most 3 "
+        "are supported: set its pgrepl_upstream (or one above it) nearer to db5 and run site first, or choose "
+        "another standby"]

@@ -345,3 +345,15 @@ def test_the_preflight_refuses_one_archive_directory_for_two_clusters() -> None:
         "group vars"]
     two["archive"]["b1"]["dir"] = "/mnt/wal-b"
     assert inventory_problems(two) == []
+
+
+def test_the_preflight_refuses_a_sync_count_the_marked_standbys_cannot_meet() -> None:
+    marked = view(sync={"db2": True, "db3": "no"}, sync_count={"db1": 2, "db2": 1, "db3": 1})
+    assert inventory_problems(marked) == [
+        "pgrepl_sync_count: 2 is more than the standbys marked pgrepl_sync (1: db2): no commit could be confirmed by "
+        "that many, so every commit would wait for ever; mark more direct standbys pgrepl_sync: true, or lower "
+        "pgrepl_sync_count"]
+    # The primary's value counts; two marked meet 2; none marked means no commit waits at all.
+    assert inventory_problems(dict(marked, sync={"db2": True, "db3": "yes"})) == []
+    assert inventory_problems(dict(marked, sync_count={"db1": 1, "db2": 5})) == []
+    assert inventory_problems(dict(marked, sync={})) == []
