@@ -3,17 +3,20 @@
 # state changes on one 1+2 cluster of systemd containers, each re-run until the cluster is healthy, with the write
 # ledger and one write sampler per node running; the table of faults tried, converged, split-brain instants and
 # commits lost.
-# Usage: scripts/faults.sh [full|ci|clean]
+# Usage: scripts/faults.sh [full|ci|clean|merge]
 #   full   every fault and every task boundary of site on fresh hosts, switchover, failover, reseed and rejoin
 #          (`make faults`),
 #          table in .build/faults/table.md
 #   ci     the deterministic subset and the unit tests of the split-brain rule (stage `faults` of scripts/test.sh)
 #   clean  remove every pgrepl-flt-* container and network
+#   merge  every part's table (runs named by PGREPL_FAULTS_PART) under one total: .build/faults/table-merged.md
 # Options (environment):
 #   PGREPL_FAULTS_ONLY        a regex: only the named faults (FAULTS in tests/faults/flt_bench.py) it matches
 #   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "site switchover
 #                             failover reseed rejoin", site on fresh hosts; "" for none)
 #   PGREPL_FAULTS_STEP        every n-th task boundary only, each with SIGKILL and SIGINT (default 1: all)
+#   PGREPL_FAULTS_OFFSET      the first task boundary of those (default 1): step n with offsets 1..n covers all
+#   PGREPL_FAULTS_PART        a name: this run is one part of the matrix (table-part-<name>.md), see merge
 #   PGREPL_FAULTS_LIMIT       the first N faults only
 #   PGREPL_FAULTS_IMAGE       host image (default pgrepl-test/pg15:current)
 set -euo pipefail
@@ -40,8 +43,11 @@ main() {
       if command -v docker >/dev/null && docker info >/dev/null 2>&1; then remove_fault_containers; fi
       say "removed the pgrepl-flt-* containers and networks"
       exit 0 ;;
+    merge)
+      "$ROOT/.venv/bin/python" tests/faults/flt_bench.py merge
+      exit 0 ;;
     full|ci) ;;
-    *) echo "usage: scripts/faults.sh [full|ci|clean]" >&2; exit 2 ;;
+    *) echo "usage: scripts/faults.sh [full|ci|clean|merge]" >&2; exit 2 ;;
   esac
 
   # A missing engine fails here (docker-engine.sh exits non-zero): never a skip, in CI or not.

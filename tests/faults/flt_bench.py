@@ -158,10 +158,11 @@ def parse_when(when: str) -> tuple[str, str, int]:
     return kind, what, 0
 
 
-def boundary_faults(op: str, tasks: int, step: int = 1) -> list[Fault]:
-    """Every task boundary of `op` (its TASK lines in a clean run; every `step`-th one), with SIGKILL and SIGINT."""
+def boundary_faults(op: str, tasks: int, step: int = 1, offset: int = 1) -> list[Fault]:
+    """Every task boundary of `op` (its TASK lines in a clean run; every `step`-th one from the `offset`-th), with
+    SIGKILL and SIGINT. Runs with step n and offsets 1..n together cover every boundary once."""
     return [Fault(f"{op}: {action.upper()} at task {n} of {tasks}", op, f"task#{n}", action)
-            for n in range(1, tasks + 1, step) for action in ("sigkill", "sigint")]
+            for n in range(max(1, offset), tasks + 1, max(1, step)) for action in ("sigkill", "sigint")]
 
 
 # --- the samplers ----------------------------------------------------------------------------------------------
@@ -948,7 +949,8 @@ def markdown(outcomes: list[Outcome], context: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_fresh_site(bench: Bench, named: list[Fault], boundaries: bool, step: int, limit: int) -> None:
+def run_fresh_site(bench: Bench, named: list[Fault], boundaries: bool, step: int, limit: int,
+                   offset: int = 1) -> None:
     """Site on fresh hosts (FreshSiteBench): the named faults, then (`boundaries`) every `step`-th task boundary
     of a clean run, SIGKILL and SIGINT; outcomes join the bench's table."""
     fresh = FreshSiteBench(OUT / "fresh")
@@ -956,7 +958,7 @@ def run_fresh_site(bench: Bench, named: list[Fault], boundaries: bool, step: int
         faults = list(named)
         if boundaries:
             say("site on fresh hosts: counting its task boundaries with a clean run")
-            faults += boundary_faults(FRESH_SITE, fresh.count_tasks(FRESH_SITE), step)
+            faults += boundary_faults(FRESH_SITE, fresh.count_tasks(FRESH_SITE), step, offset)
         for fault in faults:
             if limit and len(bench.outcomes) + len(fresh.outcomes) >= limit:
                 break
@@ -973,6 +975,7 @@ def run_fresh_site(bench: Bench, named: list[Fault], boundaries: bool, step: int
 def run(matrix: str) -> tuple[list[Outcome], str]:
     """The bench: `ci` (the FAULTS marked ci) or `full` (every FAULT, then every task boundary)."""
     tag = matrix
+    part_name()  # a bad name is refused now, not after hours of faults
     OUT.mkdir(parents=True, exist_ok=True)
     remove_prefixed(f"{PREFIX}{tag}")
     bench = Bench(tag, OUT / tag)
@@ -989,9 +992,10 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
         boundaries = (os.environ.get("PGREPL_FAULTS_BOUNDARIES", "site switchover failover reseed rejoin").split()
                       if matrix == "full" else [])
         step = max(1, int(os.environ.get("PGREPL_FAULTS_STEP", "1")))
+        offset = max(1, int(os.environ.get("PGREPL_FAULTS_OFFSET", "1")))
         fresh = [f for f in chosen if f.op == FRESH_SITE]
         if fresh or "site" in boundaries:
-            run_fresh_site(bench, fresh, "site" in boundaries, step, limit)
+            run_fresh_site(bench, fresh, "site" in boundaries, step, limit, offset)
         boundaries = [op for op in boundaries if op != "site"]
         say(f"{matrix}: 1+2 cluster ({IMAGE}) built by site, samplers and ledger started")
         bench.start()
@@ -1002,7 +1006,7 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
                 if bench.broken:
                     continue
                 say(f"{op}: counting its task boundaries with a clean run")
-                faults = boundary_faults(op, bench.count_tasks(op), step)
+                faults = boundary_faults(op, bench.count_tasks(op), step, offset)
                 continue
             if limit and len(bench.outcomes) >= limit:
                 break
@@ -1023,21 +1027,70 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
         bench.stop()
         remove_prefixed(f"{PREFIX}{tag}")
     seconds = time.monotonic() - began
-    context = (f"`{'make faults' if matrix == 'full' else 'scripts/test.sh faults'}` ({matrix}), "
+    part = part_name()
+    context = (f"`{'make faults' if matrix == 'full' else 'scripts/test.sh faults'}` ({matrix}"
+               f"{f', part {part!r}: ' + part_options() if part else ''}), commit {commit()}, "
                f"{started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs), image {IMAGE}, "
                f"1 primary + 2 asynchronous standbys, ledger every 10 ms, samplers every "
                f"{SAMPLE_INTERVAL * 1000:.0f} ms per node; {seconds:.0f} s in all. Control (a standby promoted "
                f"by hand while the primary runs, at the end): {control}")
     text = markdown(bench.outcomes, context)
-    table = OUT / ("table.md" if matrix == "full" else f"table-{matrix}.md")
+    label = f"part-{part}" if part else matrix
+    table = OUT / ("table.md" if label == "full" else f"table-{label}.md")
     table.write_text(text)
-    (OUT / f"results-{matrix}.json").write_text(json.dumps(
+    (OUT / f"results-{label}.json").write_text(json.dumps(
         {"context": context, "control": control, "totals": totals(bench.outcomes), "reference_tasks": bench.reference,
          "outcomes": [{**dataclasses.asdict(o), "fault": dataclasses.asdict(o.fault)} for o in bench.outcomes]},
         indent=2))
     print(text)
     say(f"written {table.relative_to(ROOT)}; logs in {(OUT / tag / 'logs').relative_to(ROOT)}/")
     return bench.outcomes, control
+
+
+# A full matrix takes longer than one sitting: PGREPL_FAULTS_PART names a part of it (run with its own
+# PGREPL_FAULTS_ONLY / _BOUNDARIES / _STEP / _OFFSET), written to table-part-<name>.md and results-part-<name>.json;
+# `flt_bench.py merge` puts every part's table into table-merged.md under one total.
+PART_OPTIONS = ("PGREPL_FAULTS_ONLY", "PGREPL_FAULTS_BOUNDARIES", "PGREPL_FAULTS_STEP", "PGREPL_FAULTS_OFFSET",
+                "PGREPL_FAULTS_LIMIT")
+
+
+def part_name() -> str:
+    name = os.environ.get("PGREPL_FAULTS_PART", "").strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
+        raise SystemExit(f"PGREPL_FAULTS_PART: {name!r} is not a name of letters, digits, '_', '.', '-' (1-40)")
+    return name
+
+
+def part_options() -> str:
+    return ", ".join(f"{key}={os.environ[key]!r}" for key in PART_OPTIONS if key in os.environ) or "defaults"
+
+
+def commit() -> str:
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip() or "unknown"
+
+
+def merge_parts(folder: Path = OUT) -> str:
+    """Every part's table (results-part-*.json beside them) under one total: the full matrix run in sittings."""
+    parts = sorted(folder.glob("results-part-*.json"))
+    if not parts:
+        raise SystemExit(f"no results-part-*.json in {folder}: run parts with PGREPL_FAULTS_PART first")
+    total: dict[str, int] = {}
+    sections = []
+    for path in parts:
+        result = json.loads(path.read_text())
+        for key, value in result["totals"].items():
+            total[key] = total.get(key, 0) + int(value)
+        name = path.stem[len("results-part-"):]
+        table = folder / f"table-part-{name}.md"
+        sections += [f"## Part {name}", "", table.read_text() if table.exists() else result["context"], ""]
+    head = [f"The fault matrix in {len(parts)} parts (each part's own line says how and on which commit it ran).",
+            "", "| " + " | ".join(total) + " |", "|" + "---|" * len(total),
+            "| " + " | ".join(map(str, total.values())) + " |", ""]
+    text = "\n".join(head + sections)
+    (folder / "table-merged.md").write_text(text)
+    return text
 
 
 def failures(outcomes: list[Outcome], control: str) -> list[str]:
@@ -1053,8 +1106,11 @@ def failures(outcomes: list[Outcome], control: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("matrix", choices=("ci", "full"), nargs="?", default="full")
+    parser.add_argument("matrix", choices=("ci", "full", "merge"), nargs="?", default="full")
     args = parser.parse_args()
+    if args.matrix == "merge":
+        print(merge_parts())
+        return 0
     outcomes, control = run(args.matrix)
     bad = failures(outcomes, control)
     for line in bad:

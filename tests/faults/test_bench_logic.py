@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from d2_cluster import PlaybookRun
@@ -17,6 +18,7 @@ from flt_bench import (
     failure_message,
     failures,
     markdown,
+    merge_parts,
     parse_when,
     totals,
 )
@@ -34,6 +36,20 @@ def test_every_task_boundary_gets_sigkill_and_sigint() -> None:
     assert {f.op for f in faults} == {"reseed"}
     stepped = [f.when for f in boundary_faults("reseed", 5, step=2)]
     assert stepped == ["task#1", "task#1", "task#3", "task#3", "task#5", "task#5"]
+    # The other half: step 2 from the 2nd; the two parts together are every boundary once.
+    other = [f.when for f in boundary_faults("reseed", 5, step=2, offset=2)]
+    assert other == ["task#2", "task#2", "task#4", "task#4"]
+    assert sorted(set(stepped + other)) == [f"task#{n}" for n in range(1, 6)]
+
+
+def test_parts_are_merged_under_one_total(tmp_path: Path) -> None:
+    for name, tried, lost in (("switchover", 58, 0), ("failover-1", 30, 1)):
+        (tmp_path / f"results-part-{name}.json").write_text(json.dumps(
+            {"context": f"part {name}", "totals": {"faults tried": tried, "commits lost": lost}}))
+        (tmp_path / f"table-part-{name}.md").write_text(f"table of {name}\n")
+    text = merge_parts(tmp_path)
+    assert "| 88 | 1 |" in text and "## Part failover-1" in text and "table of switchover" in text
+    assert (tmp_path / "table-merged.md").read_text() == text
 
 
 def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
