@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from ansible_runner import run_module, run_tasks
-from cluster import PgCluster
+from cluster import PgCluster, free_port
 
 MODULE = "node_apply"
 SLOT = "node_apply_slot"
@@ -264,3 +264,24 @@ def test_apply_never_shows_the_password(primary: PgCluster, cleanup: None, passf
     assert run.returncode == 0, run.stdout[-2000:]
     assert PASSWORD not in run.stdout and PASSWORD not in run.stderr
     assert PASSWORD not in primary.log_text()
+
+
+def test_upstream_pending_predicts_a_copy_its_upstream_cannot_serve_yet(primary: PgCluster, tmp_path: Path) -> None:
+    """Check mode on a standby whose upstream would first get its replication role (nothing answers there yet, as
+    for a primary whose listen_addresses a real run changes first): without upstream_pending the copy's own check
+    fails connecting; with it the copy is reported as the change a real run makes, and nothing is created."""
+    target = tmp_path / "copy"
+    checks = {"clone": {"module": "standby_clone", "params": {
+        "data_dir": str(target), "primary_host": "127.0.0.1", "primary_port": free_port(),
+        "replication_user": ROLE, "passfile": str(tmp_path / "pgpass")}}}
+    before = state(primary)
+    tried = predict(primary, checks)
+    assert tried.get("failed") is True and "clone[0] (standby_clone)" in tried["msg"], tried
+    predicted = predict(primary, checks, upstream_pending=True)
+    assert predicted.get("failed") is not True, predicted
+    assert predicted["changed"] is True and predicted["predicted"] == ["clone"], predicted
+    assert predicted["check_results"]["clone"][0]["outcome"] == "predicted"
+    assert any("would connect to its upstream" in warning for warning in predicted.get("warnings", []))
+    # Outside check mode the option changes nothing: the copy is tried (and fails here, nothing answering).
+    assert apply(primary, checks, upstream_pending=True).get("failed") is True
+    assert not target.exists() and state(primary) == before
