@@ -3,13 +3,15 @@
 # state changes on one 1+2 cluster of systemd containers, each re-run until the cluster is healthy, with the write
 # ledger and one write sampler per node running; the table of faults tried, converged, split-brain instants and
 # commits lost.
-# Usage: scripts/faults.sh [full|ci|clean|merge]
+# Usage: scripts/faults.sh [full|ci|clean|merge|keep NAME]
 #   full   every fault and every task boundary of site on fresh hosts, switchover, failover, reseed and rejoin
 #          (`make faults`),
 #          table in .build/faults/table.md
 #   ci     the deterministic subset and the unit tests of the split-brain rule (stage `faults` of scripts/test.sh)
 #   clean  remove every pgrepl-flt-* container and network
-#   merge  every part's table (runs named by PGREPL_FAULTS_PART) under one total: .build/faults/table-merged.md
+#   merge  every part's table (runs named by PGREPL_FAULTS_PART) under one total: .build/faults/table-merged.md;
+#          the parts kept in tests/faults/parts/ count too (a part run here again replaces its kept copy)
+#   keep   copy part NAME's table and results into tests/faults/parts/ (commit them: .build/ dies with the machine)
 # Options (environment):
 #   PGREPL_FAULTS_ONLY        a regex: only the named faults (FAULTS in tests/faults/flt_bench.py) it matches
 #   PGREPL_FAULTS_BOUNDARIES  operations whose every task boundary is faulted (full; default "site switchover
@@ -43,11 +45,11 @@ main() {
       if command -v docker >/dev/null && docker info >/dev/null 2>&1; then remove_fault_containers; fi
       say "removed the pgrepl-flt-* containers and networks"
       exit 0 ;;
-    merge)
-      "$ROOT/.venv/bin/python" tests/faults/flt_bench.py merge
+    merge|keep)
+      "$ROOT/.venv/bin/python" tests/faults/flt_bench.py "$matrix" "${@:2}"
       exit 0 ;;
     full|ci) ;;
-    *) echo "usage: scripts/faults.sh [full|ci|clean|merge]" >&2; exit 2 ;;
+    *) echo "usage: scripts/faults.sh [full|ci|clean|merge|keep NAME]" >&2; exit 2 ;;
   esac
 
   # A missing engine fails here (docker-engine.sh exits non-zero): never a skip, in CI or not.

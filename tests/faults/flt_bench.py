@@ -65,6 +65,9 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lsn import forma
 PREFIX = "pgrepl-flt-"
 IMAGE = os.environ.get("PGREPL_FAULTS_IMAGE", "pgrepl-test/pg15:current")
 OUT = ROOT / ".build" / "faults"
+# Finished parts of the full matrix, kept in the repository (scripts/faults.sh keep NAME): a part takes up to an
+# hour, the matrix several sittings, and .build/ does not outlive a machine.
+KEPT = HERE / "parts"
 # The bench's network has a subnet of its own, so a node cut off (docker network disconnect) comes back on its
 # address (docker network connect --ip).
 SUBNETS = {"ci": os.environ.get("PGREPL_FAULTS_SUBNET", "10.213.57.0/24"), "full": "10.213.58.0/24",
@@ -712,8 +715,27 @@ class Bench:
         out.logs.append(str(status.log))
         if status.returncode != 0:
             out.path += f"; status strict failed: {first_message(status)}"
+            out.logs.extend(self.keep_server_logs(slug))
             return
         out.converged = True
+
+    def keep_server_logs(self, slug: str) -> list[str]:
+        """Each node's PostgreSQL log and unit journal (their last lines), kept beside the run logs: why a node was
+        found not streaming is in its own server log, not in what the playbook printed."""
+        c = self.cluster
+        kept = []
+        script = ('journalctl -u "$1" --no-pager -n 200 2>&1; '
+                  'for f in /var/log/postgresql/*.log "$2"/log/* "$2"/pg_log/*; do '
+                  '[ -f "$f" ] && { echo "== $f"; tail -n 400 "$f"; }; done; true')
+        for node in c.names:
+            path = c.logdir / f"{slug}-server-{node}.log"
+            try:
+                path.write_text(dexec(node, "sh", "-c", script, "logs", c.unit, c.data_dir, check=False,
+                                      timeout=60))
+                kept.append(str(path))
+            except Exception as exc:  # noqa: BLE001 - a log not kept is said, never fatal to the bench
+                say(f"server log of {node} not kept: {exc}")
+        return kept
 
     def runbook_steps(self, slug: str) -> str:
         """docs/runbooks.md: a re-run refused because the job was done (a standby is a primary already, or the
@@ -885,6 +907,7 @@ class FreshSiteBench(Bench):
             found = self.primaries()
             if status.returncode != 0:
                 out.path += f"; status strict failed: {first_message(status)}"
+                out.logs.extend(self.keep_server_logs(slug))
             elif found != [primary]:
                 out.path += f"; out of recovery: {', '.join(found) or 'none'} (want {primary} alone)"
             else:
@@ -1071,19 +1094,29 @@ def commit() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-def merge_parts(folder: Path = OUT) -> str:
-    """Every part's table (results-part-*.json beside them) under one total: the full matrix run in sittings."""
-    parts = sorted(folder.glob("results-part-*.json"))
+def part_files(folders: tuple[Path, ...]) -> dict[str, Path]:
+    """Each part's results file by part name; a later folder's part of the same name wins (a part run here again
+    replaces the kept one)."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("results-part-*.json")):
+            found[path.stem[len("results-part-"):]] = path
+    return dict(sorted(found.items()))
+
+
+def merge_parts(folder: Path = OUT, kept: Path = KEPT) -> str:
+    """Every part's table under one total, written to `folder`/table-merged.md: the parts kept in the repository
+    (`kept`: parts of earlier sittings, whose machines are gone) and those run here (`folder`)."""
+    parts = part_files((kept, folder))
     if not parts:
-        raise SystemExit(f"no results-part-*.json in {folder}: run parts with PGREPL_FAULTS_PART first")
+        raise SystemExit(f"no results-part-*.json in {kept} or {folder}: run parts with PGREPL_FAULTS_PART first")
     total: dict[str, int] = {}
     sections = []
-    for path in parts:
+    for name, path in parts.items():
         result = json.loads(path.read_text())
         for key, value in result["totals"].items():
             total[key] = total.get(key, 0) + int(value)
-        name = path.stem[len("results-part-"):]
-        table = folder / f"table-part-{name}.md"
+        table = path.parent / f"table-part-{name}.md"
         sections += [f"## Part {name}", "", table.read_text() if table.exists() else result["context"], ""]
     head = [f"The fault matrix in {len(parts)} parts (each part's own line says how and on which commit it ran).",
             "", "| " + " | ".join(total) + " |", "|" + "---|" * len(total),
@@ -1091,6 +1124,22 @@ def merge_parts(folder: Path = OUT) -> str:
     text = "\n".join(head + sections)
     (folder / "table-merged.md").write_text(text)
     return text
+
+
+def keep_part(name: str, folder: Path = OUT, kept: Path = KEPT) -> list[Path]:
+    """Copy a finished part's table and results into the repository (`kept`), so that the merge of a later sitting,
+    on another machine, still counts it."""
+    files = [folder / f"results-part-{name}.json", folder / f"table-part-{name}.md"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise SystemExit(f"part {name!r}: not found: {', '.join(missing)}")
+    kept.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in files:
+        copy = kept / path.name
+        copy.write_text(path.read_text())
+        copies.append(copy)
+    return copies
 
 
 def failures(outcomes: list[Outcome], control: str) -> list[str]:
@@ -1106,10 +1155,17 @@ def failures(outcomes: list[Outcome], control: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("matrix", choices=("ci", "full", "merge"), nargs="?", default="full")
+    parser.add_argument("matrix", choices=("ci", "full", "merge", "keep"), nargs="?", default="full")
+    parser.add_argument("part", nargs="?", default="", help="with keep: the part's name (PGREPL_FAULTS_PART)")
     args = parser.parse_args()
     if args.matrix == "merge":
         print(merge_parts())
+        return 0
+    if args.matrix == "keep":
+        if not args.part:
+            parser.error("keep: name the part (PGREPL_FAULTS_PART of its run)")
+        for copy in keep_part(args.part):
+            say(f"kept {copy.relative_to(ROOT)}")
         return 0
     outcomes, control = run(args.matrix)
     bad = failures(outcomes, control)

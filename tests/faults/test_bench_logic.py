@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from d2_cluster import PlaybookRun
 from flt_bench import (
     FAULTS,
@@ -17,6 +18,7 @@ from flt_bench import (
     boundary_faults,
     failure_message,
     failures,
+    keep_part,
     markdown,
     merge_parts,
     parse_when,
@@ -47,9 +49,30 @@ def test_parts_are_merged_under_one_total(tmp_path: Path) -> None:
         (tmp_path / f"results-part-{name}.json").write_text(json.dumps(
             {"context": f"part {name}", "totals": {"faults tried": tried, "commits lost": lost}}))
         (tmp_path / f"table-part-{name}.md").write_text(f"table of {name}\n")
-    text = merge_parts(tmp_path)
+    text = merge_parts(tmp_path, kept=tmp_path / "none")
     assert "| 88 | 1 |" in text and "## Part failover-1" in text and "table of switchover" in text
     assert (tmp_path / "table-merged.md").read_text() == text
+
+
+def test_kept_parts_count_and_a_part_run_again_replaces_its_kept_copy(tmp_path: Path) -> None:
+    here, kept = tmp_path / "build", tmp_path / "kept"
+    here.mkdir()
+    for name, tried in (("named", 20), ("switchover", 58)):
+        (here / f"results-part-{name}.json").write_text(json.dumps(
+            {"context": f"old {name}", "totals": {"faults tried": tried, "commits lost": 0}}))
+        (here / f"table-part-{name}.md").write_text(f"old table of {name}\n")
+    assert [p.name for p in keep_part("named", here, kept)] == ["results-part-named.json", "table-part-named.md"]
+    keep_part("switchover", here, kept)
+    (here / "results-part-named.json").unlink()  # another machine: only what was kept
+    (here / "table-part-named.md").unlink()
+    (here / "results-part-switchover.json").write_text(json.dumps(
+        {"context": "new", "totals": {"faults tried": 60, "commits lost": 0}}))
+    (here / "table-part-switchover.md").write_text("new table of switchover\n")
+    text = merge_parts(here, kept)
+    assert "| 80 | 0 |" in text and "old table of named" in text
+    assert "new table of switchover" in text and "old table of switchover" not in text
+    with pytest.raises(SystemExit, match="missing"):
+        keep_part("missing", here, kept)
 
 
 def test_the_ci_subset_covers_the_state_changes_of_switchover_failover_and_reseed() -> None:
