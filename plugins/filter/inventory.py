@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the inventory: inventory_problems (whether the inventory describes the clusters the hosts run) and the
 clusters of an inventory (pgrepl_cluster_id): cluster_members, cluster_nodes, cluster_selected,
-cluster_lease_path, cluster_regroup. The logic is in module_utils/_inventory.py; the documentation is in the
-sidecar files beside this file.
+cluster_lease_path, lease_release, cluster_regroup. The logic is in module_utils/_inventory.py and _lease.py; the
+documentation is in the sidecar files beside this file.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._inventory import
     inventory_problems as problems_of,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import cluster_lease_path as lease_path_of
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import release_with_last_call
 from ansible_collections.pgrepl.streaming.plugins.module_utils._names import sync_count_problem
 
 # The preflight's per-node options besides the inventory view (inventory name -> value): cascades, the synchronous
@@ -143,6 +144,14 @@ def cluster_lease_path(value: Any) -> str:
     return _call("cluster_lease_path", lambda: lease_path_of(cluster_id(value), DEFAULT_CLUSTER_ID))
 
 
+def lease_release(lease: Any, later_calls: Any = ()) -> dict[str, str] | None:
+    """node_apply's release_lease for a node's last module call of the run (none when a later step calls one)."""
+    if isinstance(later_calls, (str, bytes)) or not isinstance(later_calls, (list, tuple)):
+        raise AnsibleFilterError(f"lease_release: later_calls must be a list of step names, got "
+                                 f"{type(later_calls).__name__}")
+    return _call("lease_release", lambda: release_with_last_call(lease, later_calls))
+
+
 def cluster_regroup(groups: Any, hostvars: Any, primary: str, standbys: Any, previous: Any = None) -> dict[str, Any]:
     """The groups primary and standby after a day-2 operation made ``primary`` and ``standbys`` the nodes of
     ``primary``'s cluster; the other clusters' entries stay as they are - with ``previous`` (the groups file's YAML
@@ -162,4 +171,5 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"inventory_problems": inventory_problems, "cluster_members": cluster_members,
                 "cluster_nodes": cluster_nodes, "cluster_selected": cluster_selected,
-                "cluster_lease_path": cluster_lease_path, "cluster_regroup": cluster_regroup}
+                "cluster_lease_path": cluster_lease_path, "lease_release": lease_release,
+                "cluster_regroup": cluster_regroup}

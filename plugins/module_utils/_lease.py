@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
@@ -192,6 +192,21 @@ def take(path: str, run: dict[str, Any], seconds: int, break_run: str | None = N
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def release_with_last_call(lease: Mapping[str, Any] | None, later_calls: Iterable[str]) -> dict[str, str] | None:
+    """What a node's last module call of a run is given to let go of the lease in the same round trip (node_apply's
+    release_lease): the lease file and this run's id, when this run took or renewed it (not in check mode, where it
+    is only read) and no later step of the playbook calls a module on the node (`later_calls` names those that will,
+    from the facts gathered at the start); None when the release play has to do it."""
+    if not isinstance(lease, Mapping) or lease.get("state") not in ("taken", "renewed"):
+        return None
+    if any(str(step) for step in later_calls):
+        return None
+    holder = lease.get("holder") or {}
+    if not lease.get("path") or not holder.get("run_id"):
+        return None
+    return {"path": str(lease["path"]), "run_id": str(holder["run_id"])}
 
 
 def release(path: str, run_id: str, check_mode: bool = False) -> tuple[dict[str, Any], list[str]]:

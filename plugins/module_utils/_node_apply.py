@@ -29,6 +29,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import release
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
@@ -75,6 +76,8 @@ NODE_APPLY_SPEC = ModuleSpec({
     "checks": {"type": "dict", "required": True},
     "replication_password": {"type": "str", "no_log": True},
     "upstream_pending": {"type": "bool", "default": False},
+    "release_lease": {"type": "dict", "options": {"path": {"type": "path", "required": True},
+                                                  "run_id": {"type": "str", "required": True}}},
 })
 
 # Result keys worth passing on to the roles (never anything that may carry a secret; pg_basebackup's log holds
@@ -277,6 +280,12 @@ def run_node_apply(module: Any) -> dict[str, Any]:
     result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
                         module.params.get("replication_password"), module.check_mode, module._diff,
                         upstream_pending=bool(module.params.get("upstream_pending")))
+    lease = module.params.get("release_lease")
+    if lease and not module.check_mode:
+        # Every item succeeded (a failure raised above): the node's last call of the run lets go of its lease here,
+        # a round trip fewer than the release play (which skips the node then).
+        result["lease"], lease_warnings = release(lease["path"], lease["run_id"])
+        result["warnings"].extend(lease_warnings)
     for warning in result.pop("warnings"):
         module.warn(warning)
     if not module._diff:

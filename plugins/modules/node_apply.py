@@ -56,6 +56,23 @@ options:
         connecting to an upstream that cannot accept them yet. Ignored outside check mode.
     type: bool
     default: false
+  release_lease:
+    description:
+      - The lease of this ansible-playbook run on the node (see O(pgrepl.streaming.node_prepare#module:lease)) to let
+        go of once every item succeeded, for a playbook whose last module call on the node is this one (site's
+        roles pass it when nothing later in the run changes the node; its release play then skips the node).
+      - Nothing is released when an item fails, or in check mode (where the lease was only read). A lease of
+        another run is left as it is, with a warning. Releasing is never reported as a change.
+    type: dict
+    suboptions:
+      path:
+        description: The lease file (RV(pgrepl.streaming.node_prepare#module:lease.path)).
+        type: path
+        required: true
+      run_id:
+        description: This run's id (RV(pgrepl.streaming.node_prepare#module:lease.holder.run_id)).
+        type: str
+        required: true
 extends_documentation_fragment:
   - pgrepl.streaming.connection
 attributes:
@@ -115,6 +132,13 @@ restart_required:
     C(server_start) item came after the item that left it pending).
   returned: always
   type: bool
+lease:
+  description: With O(release_lease), outside check mode and when every item succeeded, what became of the lease,
+    its C(path), C(state) (C(released), C(free) when there was none, C(other) when another run holds it) and
+    C(released).
+  returned: when O(release_lease) is given and the call succeeded outside check mode
+  type: dict
+  sample: {path: /var/lib/pgrepl/run.lease, state: released, released: true}
 predicted:
   description: The checks reported as changes without asking the server (check mode, psycopg not installed on the
     host yet, a password file or an upstream this run changes first); empty otherwise.

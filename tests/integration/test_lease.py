@@ -81,6 +81,31 @@ def test_take_renew_release(server: PgCluster, lease: Path) -> None:
     assert (twice["changed"], twice["lease"]["state"]) == (False, "free")
 
 
+def test_the_last_node_apply_of_a_run_releases_its_lease(server: PgCluster, lease: Path) -> None:
+    """node_apply's release_lease (site's last call on a node): released only after every item succeeded, for real;
+    the settings on the server as they were."""
+    taken = run_module("node_prepare", prepare(server, lease))
+    assert taken["lease"]["state"] == "taken", taken
+    release = {"path": str(lease), "run_id": taken["lease"]["holder"]["run_id"]}
+    wal_level = server.scalar("SHOW wal_level")
+    checks = {"settings": {"module": "server_settings", "params": {"settings": {"wal_level": wal_level}}}}
+    held = lease.read_bytes()
+    predicted = run_module("node_apply", {**server.login(), "checks": checks, "release_lease": release}, check=True)
+    assert predicted.get("failed") is not True and "lease" not in predicted, predicted
+    assert lease.read_bytes() == held
+    bad = {**checks, "slot": {"module": "replication_slot", "params": {"name": "s1", "no_such_option": 1}}}
+    failed = run_module("node_apply", {**server.login(), "checks": bad, "release_lease": release})
+    assert failed.get("failed") is True and "slot[0] (replication_slot)" in failed["msg"], failed
+    assert lease.read_bytes() == held
+    done = run_module("node_apply", {**server.login(), "checks": checks, "release_lease": release})
+    assert done.get("failed") is not True and done["changed"] is False, done
+    assert done["lease"] == {"path": str(lease), "state": "released", "released": True}
+    assert lease.read_text(encoding="utf-8") == "" and server.scalar("SHOW wal_level") == wal_level
+    # The release play then finds it free (site skips it on that node; a release after it changes nothing).
+    again = run_module("node_prepare", {"lease": "release", "lease_path": str(lease)})
+    assert (again["changed"], again["lease"]["state"]) == (False, "free")
+
+
 def test_a_live_run_of_this_controller_refuses_naming_it(server: PgCluster, lease: Path) -> None:
     # The holder: this test process, alive, with its real start time, as another run.
     before = foreign(lease, os.getpid(), process_start(os.getpid()) or "")

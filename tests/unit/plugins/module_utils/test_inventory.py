@@ -277,6 +277,14 @@ def test_the_members_the_nodes_and_the_lease_of_a_cluster() -> None:
     assert inventory_filters.cluster_lease_path(None) == "/var/lib/pgrepl/run.lease"
     assert inventory_filters.cluster_lease_path("default") == "/var/lib/pgrepl/run.lease"
     assert inventory_filters.cluster_lease_path("b") == "/var/lib/pgrepl/run.b.lease"
+
+
+def test_the_lease_release_filter_takes_a_list_of_later_steps_only() -> None:
+    lease = {"path": "/var/lib/pgrepl/run.lease", "state": "renewed", "holder": {"run_id": "ctl:1:2"}}
+    assert inventory_filters.lease_release(lease, []) == {"path": "/var/lib/pgrepl/run.lease", "run_id": "ctl:1:2"}
+    assert inventory_filters.lease_release(lease, ["stale slots"]) is None
+    with pytest.raises(AnsibleFilterError, match="later_calls must be a list"):
+        inventory_filters.lease_release(lease, "stale slots")
     with pytest.raises(AnsibleFilterError, match="cluster_lease_path: pgrepl_cluster_id: '../x' is not"):
         inventory_filters.cluster_lease_path("../x")
 

@@ -25,6 +25,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import (
     describe,
     process_start,
     release,
+    release_with_last_call,
     stale_here,
     take,
 )
@@ -161,3 +162,24 @@ def test_the_action_plugin_says_why_it_breaks_a_lease(tmp_path: Path) -> None:
     assert warnings == [f"took over the lease of {describe(holder(run_id='ctl:7:1', pid=7))}: that ansible-playbook "
                         "has ended; if that run still works on this node, stop it and check the node"]
     assert "break_reason" not in json.loads(path.read_text(encoding="utf-8"))
+
+
+TAKEN = {"path": "/var/lib/pgrepl/run.lease", "state": "taken", "holder": {"run_id": "ctl:100:5"}}
+
+
+@pytest.mark.parametrize(("lease", "later", "expected"), [
+    (TAKEN, [], {"path": "/var/lib/pgrepl/run.lease", "run_id": "ctl:100:5"}),
+    ({**TAKEN, "state": "renewed"}, (), {"path": "/var/lib/pgrepl/run.lease", "run_id": "ctl:100:5"}),
+    # A later step calls a module on the node: the release play lets go of it after that.
+    (TAKEN, ["synchronous_standby_names"], None),
+    (TAKEN, ["stale slots"], None),
+    # Check mode only read it; a run without a lease; facts of a node that did not answer.
+    ({**TAKEN, "state": "checked"}, [], None),
+    (None, [], None),
+    ({}, [], None),
+    ({**TAKEN, "holder": None}, [], None),
+    ({**TAKEN, "path": ""}, [], None),
+])
+def test_release_with_the_last_call(lease: dict[str, Any] | None, later: list[str],
+                                    expected: dict[str, str] | None) -> None:
+    assert release_with_last_call(lease, later) == expected

@@ -8,16 +8,19 @@ test_server_start.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils import _node_apply
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import take
 from ansible_collections.pgrepl.streaming.plugins.module_utils._node_apply import (
     OUTCOME_PREDICTED,
     apply_node,
     predicted_without_server,
+    run_node_apply,
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._settings import restart_warning
 
@@ -214,3 +217,52 @@ def test_the_restart_warning_goes_when_a_later_item_restarts(recorder: Recorder,
     if not with_start:
         expected.append(f"settings[0] (server_settings): {restart_warning(['wal_level'])}")
     assert warnings == expected
+
+
+class FakeModule:
+    """What run_node_apply reads of an AnsibleModule."""
+
+    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
+        self.params = {"checks": {}, "replication_password": None, "upstream_pending": False, "release_lease": None,
+                       **params}
+        self.check_mode = check_mode
+        self._diff = False
+        self.no_log_values: set[str] = set()
+        self.warnings: list[str] = []
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+
+def lease_file(tmp_path: Path, run_id: str = "ctl:1:2") -> str:
+    path = str(tmp_path / "run.lease")
+    take(path, {"run_id": run_id, "controller": "ctl", "user": "ops", "pid": 1, "pid_start": "b/2",
+                "playbook": "site.yml"}, 600)
+    return path
+
+
+def test_the_last_call_lets_go_of_the_lease_once_every_item_succeeded(recorder: Recorder, tmp_path: Path) -> None:
+    path = lease_file(tmp_path)
+    module = FakeModule({"checks": PRIMARY_CHECKS, "release_lease": {"path": path, "run_id": "ctl:1:2"}})
+    result = run_node_apply(module)
+    assert result["lease"] == {"path": path, "state": "released", "released": True}
+    assert Path(path).read_text(encoding="utf-8") == "" and result["changed"] is False
+
+
+def test_no_release_in_check_mode_after_a_failure_or_of_another_run(recorder: Recorder, tmp_path: Path) -> None:
+    path = lease_file(tmp_path)
+    held = Path(path).read_text(encoding="utf-8")
+    release = {"path": path, "run_id": "ctl:1:2"}
+    # Check mode: the lease was only read by node_prepare; nothing is released.
+    result = run_node_apply(FakeModule({"checks": PRIMARY_CHECKS, "release_lease": release}, check_mode=True))
+    assert "lease" not in result and Path(path).read_text(encoding="utf-8") == held
+    # A failing item: the run keeps its lease (the task fails; its ansible-playbook ends or the lease expires).
+    bad = {**PRIMARY_CHECKS, "slots": {"module": "replication_slot", "params": [{"name": "s1", "bogus": 1}]}}
+    with pytest.raises(PgreplError, match=r"slots\[0\] \(replication_slot\)"):
+        run_node_apply(FakeModule({"checks": bad, "release_lease": release}))
+    assert Path(path).read_text(encoding="utf-8") == held
+    # Another run's lease is left as it is, with a warning.
+    module = FakeModule({"checks": PRIMARY_CHECKS, "release_lease": {"path": path, "run_id": "other:9:9"}})
+    result = run_node_apply(module)
+    assert result["lease"]["state"] == "other" and Path(path).read_text(encoding="utf-8") == held
+    assert any("not this run's" in warning for warning in module.warnings)
