@@ -1,6 +1,6 @@
 # Copyright: contributors to pgrepl.streaming
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The node role's tablespace directory tasks (roles/node/tasks/tablespace_dirs.yml, included from main.yml),
+"""The node role's tablespace directory tasks (roles/node/tasks/tablespace_dirs.yml, included from node.yml),
 rendered by Ansible: the paths are checked where the file is included, the find looks only into declared
 directories that exist (a missing path would be a warning), and the block prepares what the filter decides."""
 
@@ -17,7 +17,7 @@ TASKS = ROOT / "roles" / "node" / "tasks"
 
 
 def _include() -> dict[str, Any]:
-    tasks = yaml.safe_load((TASKS / "main.yml").read_text())
+    tasks = yaml.safe_load((TASKS / "node.yml").read_text())
     return next(task for task in tasks if task.get("ansible.builtin.include_tasks") == "tablespace_dirs.yml")
 
 
@@ -62,3 +62,27 @@ def test_without_existing_directories_the_find_is_skipped_and_everything_is_prep
     variables = {"__pgrepl_tablespace_dirs": ["/data/ts2"], "__pgrepl_tablespace_dir_stats": {"results": results}}
     assert render(find["vars"]["__existing"], variables) == []
     assert render(block["vars"]["__prepare"], variables) == {"dirs": ["/data/ts2"], "parents": []}
+
+
+QUIET = {"__pgrepl_node": {"lease": {}}, "__pgrepl_inventory_checked": True, "pgrepl_tablespace_dirs": [],
+         "pgrepl_firewall": False, "pgrepl_tls": False, "pgrepl_archive": False,
+         "__pgrepl_archive": {"install_script": False}}
+
+
+@pytest.mark.parametrize(("changes", "included"), [
+    ({}, False),  # a site play after the preflight, no feature on: one skipped task
+    ({"__pgrepl_node": None}, True),  # facts not gathered yet in this run (the key is left out below)
+    ({"__pgrepl_inventory_checked": False}, True),
+    ({"pgrepl_tablespace_dirs": ["/srv/ts"]}, True),
+    ({"pgrepl_firewall": True}, True),
+    ({"pgrepl_tls": True}, True),
+    ({"pgrepl_archive": True, "__pgrepl_archive": {"install_script": True}}, True),
+    ({"pgrepl_archive": True}, False),  # archiving by the user's own archive_command: nothing to install
+])
+def test_main_includes_the_node_steps_whenever_one_of_them_would_run(changes: dict[str, Any], included: bool) -> None:
+    """roles/node/tasks/main.yml includes node.yml whenever any task in it would run (its condition is the union of
+    theirs), and skips it as one task otherwise."""
+    (task,) = yaml.safe_load((TASKS / "main.yml").read_text())
+    assert task["ansible.builtin.include_tasks"] == "node.yml"
+    variables = {key: value for key, value in {**QUIET, **changes}.items() if value is not None}
+    assert render("{{ " + task["when"] + " }}", variables) in ((True, "True") if included else (False, "False"))
