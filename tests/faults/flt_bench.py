@@ -1006,6 +1006,7 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
     bench = Bench(tag, OUT / tag)
     started = datetime.datetime.now(datetime.timezone.utc)
     began = time.monotonic()
+    code = commit()  # what the run tests: the commit checked out when it starts, not when it ends
     limit = int(os.environ.get("PGREPL_FAULTS_LIMIT", "0"))
     only = os.environ.get("PGREPL_FAULTS_ONLY", "")
     control = "not run"
@@ -1054,7 +1055,7 @@ def run(matrix: str) -> tuple[list[Outcome], str]:
     seconds = time.monotonic() - began
     part = part_name()
     context = (f"`{'make faults' if matrix == 'full' else 'scripts/test.sh faults'}` ({matrix}"
-               f"{f', part {part!r}: ' + part_options() if part else ''}), commit {commit()}, "
+               f"{f', part {part!r}: ' + part_options() if part else ''}), commit {code}, "
                f"{started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs), image {IMAGE}, "
                f"1 primary + 2 asynchronous standbys, ledger every 10 ms, samplers every "
                f"{SAMPLE_INTERVAL * 1000:.0f} ms per node; {seconds:.0f} s in all. Control (a standby promoted "
