@@ -201,12 +201,22 @@ def release_with_last_call(lease: Mapping[str, Any] | None, later_calls: Iterabl
     from the facts gathered at the start); None when the release play has to do it."""
     if not isinstance(lease, Mapping) or lease.get("state") not in ("taken", "renewed"):
         return None
-    if any(str(step) for step in later_calls):
+    if list(later_calls):
         return None
     holder = lease.get("holder") or {}
     if not lease.get("path") or not holder.get("run_id"):
         return None
     return {"path": str(lease["path"]), "run_id": str(holder["run_id"])}
+
+
+def release_option_problem(path: str, run_id: str, option: str = "release_lease") -> str | None:
+    """Why a lease to release, given as an option, cannot be one (None when it can): the file must be named by an
+    absolute path and the run by its id."""
+    if not os.path.isabs(path):
+        return f"{option}.path: {path!r} is not an absolute path (the lease file, node_prepare's lease.path)"
+    if not run_id.strip():
+        return f"{option}.run_id: is empty (this run's id, node_prepare's lease.holder.run_id)"
+    return None
 
 
 def release(path: str, run_id: str, check_mode: bool = False) -> tuple[dict[str, Any], list[str]]:

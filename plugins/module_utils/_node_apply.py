@@ -29,7 +29,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._connection impor
 )
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
 from ansible_collections.pgrepl.streaming.plugins.module_utils._hba import PG_HBA_SPEC, run_pg_hba
-from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import release
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import release, release_option_problem
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import ModuleSpec
 from ansible_collections.pgrepl.streaming.plugins.module_utils._passfile import PASSFILE_SPEC, run_passfile
 from ansible_collections.pgrepl.streaming.plugins.module_utils._replication_user import (
@@ -277,10 +277,13 @@ def apply_node(checks: Any, login: dict[str, Any], no_log_values: set[str], pass
 
 def run_node_apply(module: Any) -> dict[str, Any]:
     """The module body: every item of every check, in order (check mode: each body's own prediction)."""
+    lease = module.params.get("release_lease")
+    problem = release_option_problem(lease["path"], lease["run_id"]) if lease else None
+    if problem:
+        raise PgreplError(problem)  # before any item: a bad option changes nothing
     result = apply_node(module.params["checks"], login_options(module.params), module.no_log_values,
                         module.params.get("replication_password"), module.check_mode, module._diff,
                         upstream_pending=bool(module.params.get("upstream_pending")))
-    lease = module.params.get("release_lease")
     if lease and not module.check_mode:
         # Every item succeeded (a failure raised above): the node's last call of the run lets go of its lease here,
         # a round trip fewer than the release play (which skips the node then).

@@ -62,7 +62,8 @@ options:
         go of once every item succeeded, for a playbook whose last module call on the node is this one (site's
         roles pass it when nothing later in the run changes the node; its release play then skips the node).
       - Nothing is released when an item fails, or in check mode (where the lease was only read). A lease of
-        another run is left as it is, with a warning. Releasing is never reported as a change.
+        another run is left as it is, with a warning. Releasing is never reported as a change. A relative
+        O(release_lease.path) or an empty O(release_lease.run_id) is refused before any item runs.
     type: dict
     suboptions:
       path:

@@ -90,6 +90,10 @@ def test_the_last_node_apply_of_a_run_releases_its_lease(server: PgCluster, leas
     wal_level = server.scalar("SHOW wal_level")
     checks = {"settings": {"module": "server_settings", "params": {"settings": {"wal_level": wal_level}}}}
     held = lease.read_bytes()
+    refused = run_module("node_apply", {**server.login(), "checks": checks,
+                                        "release_lease": {**release, "path": "run.lease"}})
+    assert refused.get("failed") is True and "release_lease.path: 'run.lease' is not an absolute path" in refused["msg"]
+    assert lease.read_bytes() == held
     predicted = run_module("node_apply", {**server.login(), "checks": checks, "release_lease": release}, check=True)
     assert predicted.get("failed") is not True and "lease" not in predicted, predicted
     assert lease.read_bytes() == held

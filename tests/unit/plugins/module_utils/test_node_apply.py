@@ -266,3 +266,14 @@ def test_no_release_in_check_mode_after_a_failure_or_of_another_run(recorder: Re
     result = run_node_apply(module)
     assert result["lease"]["state"] == "other" and Path(path).read_text(encoding="utf-8") == held
     assert any("not this run's" in warning for warning in module.warnings)
+
+
+@pytest.mark.parametrize(("release", "said"), [
+    ({"path": "run.lease", "run_id": "ctl:1:2"}, "release_lease.path: 'run.lease' is not an absolute path"),
+    ({"path": "/var/lib/pgrepl/run.lease", "run_id": " "}, "release_lease.run_id: is empty"),
+])
+def test_a_bad_lease_to_release_is_refused_before_any_item(recorder: Recorder, release: dict[str, str],
+                                                           said: str) -> None:
+    with pytest.raises(PgreplError, match=said):
+        run_node_apply(FakeModule({"checks": PRIMARY_CHECKS, "release_lease": release}))
+    assert recorder.calls == []
