@@ -949,6 +949,27 @@ def check_examples(coll: Collection, examples: list[Example]) -> list[str]:
     return problems
 
 
+# --- The architecture page -----------------------------------------------------------------------------------
+
+ARCHITECTURE = Path("docs") / "architecture.md"
+CONCEPT_ROW = re.compile(r"^\| (`_\w+\.py`(?:, `_\w+\.py`)*) \|", re.MULTILINE)
+
+
+def check_architecture(root: Path) -> list[str]:
+    """docs/architecture.md names every module_utils file in its table of concepts, and no file that is gone: a new
+    concept is written down where maintainers look for it."""
+    page = root / ARCHITECTURE
+    if not page.exists():
+        return [f"{ARCHITECTURE}: missing"]
+    named = {name for cell_text in CONCEPT_ROW.findall(page.read_text(encoding="utf-8"))
+             for name in re.findall(r"`(_\w+\.py)`", cell_text)}
+    present = {path.name for path in (root / "plugins" / "module_utils").glob("_*.py") if path.name != "__init__.py"}
+    return ([f"{ARCHITECTURE}: plugins/module_utils/{name} is in no row of the table of concepts (add one)"
+             for name in sorted(present - named)]
+            + [f"{ARCHITECTURE}: the table of concepts names {name}, which plugins/module_utils does not hold"
+               for name in sorted(named - present)])
+
+
 # --- Main ---------------------------------------------------------------------------------------------------
 
 def run(root: Path, write: bool) -> int:
@@ -966,6 +987,7 @@ def run(root: Path, write: bool) -> int:
                     path.write_text(text)
         problems += generator.problems
         problems += check_role_defaults(roles)
+        problems += check_architecture(root)
         problems += check_examples(coll, collect_examples(coll, plugins))
     if stale:
         if write:

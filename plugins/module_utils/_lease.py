@@ -209,11 +209,20 @@ def release_with_last_call(lease: Mapping[str, Any] | None, later_calls: Iterabl
     return {"path": str(lease["path"]), "run_id": str(holder["run_id"])}
 
 
+def path_problem(path: str, option: str = "lease_path") -> str | None:
+    """Why path cannot name a lease file (None when it can): a relative one would be resolved against the module's
+    temporary working directory, a different file on every call, so two runs would never see each other."""
+    if not os.path.isabs(path):
+        return f"{option}: {path!r} is not an absolute path"
+    return None
+
+
 def release_option_problem(path: str, run_id: str, option: str = "release_lease") -> str | None:
     """Why a lease to release, given as an option, cannot be one (None when it can): the file must be named by an
     absolute path and the run by its id."""
-    if not os.path.isabs(path):
-        return f"{option}.path: {path!r} is not an absolute path (the lease file, node_prepare's lease.path)"
+    problem = path_problem(path, f"{option}.path")
+    if problem:
+        return f"{problem} (the lease file, node_prepare's lease.path)"
     if not run_id.strip():
         return f"{option}.run_id: is empty (this run's id, node_prepare's lease.holder.run_id)"
     return None

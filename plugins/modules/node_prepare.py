@@ -267,7 +267,7 @@ from ansible.module_utils.common.respawn import has_respawned, respawn_module
 
 from ansible_collections.pgrepl.streaming.plugins.module_utils._connection import PSYCOPG_IMPORT_ERROR
 from ansible_collections.pgrepl.streaming.plugins.module_utils._errors import PgreplError
-from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import LeaseHeld, release, take
+from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import LeaseHeld, path_problem, release, take
 from ansible_collections.pgrepl.streaming.plugins.module_utils._module import module_from_spec, run
 from ansible_collections.pgrepl.streaming.plugins.module_utils._node import NODE_PREPARE_SPEC, gather, host_family
 from ansible_collections.pgrepl.streaming.plugins.module_utils._packages import (
@@ -309,6 +309,9 @@ def body(module) -> dict:
         psycopg_package(host_family(), params["package"])  # a bad name is refused even when nothing is installed
     if params["lease_seconds"] < 60:
         raise PgreplError(f"lease_seconds: {params['lease_seconds']} is too short (at least 60)")
+    problem = path_problem(params["lease_path"]) if params["lease"] != "none" else None
+    if problem:
+        raise PgreplError(f"{problem} (the lease file)")
     lease, lease_warnings = lease_step(module, done)
     if params["lease"] == "release":
         return {"changed": False, "lease": lease}  # bookkeeping of the run, not a change of the node

@@ -90,6 +90,10 @@ def test_bad_inputs_are_refused_naming_the_option(server: PgCluster) -> None:
         ({**args, "unknown_option": 1}, "Unsupported parameters"),
         ({**args, "package": "-y"}, "package: '-y' is not a package name"),
         ({**args, "package": "python3-psycopg; reboot"}, "package: 'python3-psycopg; reboot' is not a package name"),
+        # Relative, it would name a different file in each call's temporary directory: no run would see another.
+        ({**args, "lease": "take", "lease_path": "pgrepl/run.lease"},
+         "lease_path: 'pgrepl/run.lease' is not an absolute path"),
+        ({"lease": "release", "lease_path": "run.lease"}, "lease_path: 'run.lease' is not an absolute path"),
     ]
     run = run_tasks([{"name": f"case {index}", "pgrepl.streaming.node_prepare": case}
                      for index, (case, _match) in enumerate(cases)])

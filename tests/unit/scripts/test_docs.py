@@ -286,3 +286,30 @@ def test_valid_tasks_pass(collection: Any) -> None:
 - name: A free-form module
   ansible.builtin.command: pg_lsclusters
 """) == []
+
+
+# --- The architecture page ----------------------------------------------------------------------------------
+
+def architecture_tree(tmp_path: Path, files: list[str], rows: list[str]) -> Path:
+    (tmp_path / "plugins" / "module_utils").mkdir(parents=True)
+    for name in files:
+        (tmp_path / "plugins" / "module_utils" / name).write_text("", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    table = "\n".join(f"| {row} | a concept |" for row in rows)
+    (tmp_path / "docs" / "architecture.md").write_text(f"| File | Concept |\n| --- | --- |\n{table}\n",
+                                                       encoding="utf-8")
+    return tmp_path
+
+
+def test_the_architecture_page_names_every_module_utils_file_and_no_other(tmp_path: Path) -> None:
+    root = architecture_tree(tmp_path, ["_a.py", "_b.py", "_c.py", "__init__.py"],
+                             ["`_a.py`", "`_b.py`, `_gone.py`"])
+    assert docs.check_architecture(root) == [
+        "docs/architecture.md: plugins/module_utils/_c.py is in no row of the table of concepts (add one)",
+        "docs/architecture.md: the table of concepts names _gone.py, which plugins/module_utils does not hold",
+    ]
+    assert docs.check_architecture(architecture_tree(tmp_path / "ok", ["_a.py"], ["`_a.py`"])) == []
+
+
+def test_the_collection_s_own_architecture_page_is_complete() -> None:
+    assert docs.check_architecture(ROOT) == []

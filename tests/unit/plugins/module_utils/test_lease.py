@@ -23,6 +23,7 @@ from ansible_collections.pgrepl.streaming.plugins.module_utils._lease import (
     LeaseHeld,
     decide,
     describe,
+    path_problem,
     process_start,
     release,
     release_with_last_call,
@@ -152,6 +153,16 @@ def test_a_garbled_file_is_taken_over(tmp_path: Path) -> None:
 def test_a_run_without_identity_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PgreplError, match="lease_run: run_id missing"):
         take(str(tmp_path / "run.lease"), {"controller": "ctl"}, 600, now=NOW)
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/var/lib/pgrepl/run.lease", None),
+    ("run.lease", "lease_path: 'run.lease' is not an absolute path"),
+    ("./pgrepl/run.lease", "lease_path: './pgrepl/run.lease' is not an absolute path"),
+    ("", "lease_path: '' is not an absolute path"),
+])
+def test_a_lease_file_is_named_by_an_absolute_path(path: str, expected: str | None) -> None:
+    assert path_problem(path) == expected
 
 
 def test_the_action_plugin_says_why_it_breaks_a_lease(tmp_path: Path) -> None:
