@@ -229,3 +229,14 @@ def read_data_dir(data_dir: str, bin_dir: str | None = None) -> tuple[dict[str, 
                         + " ".join(line for line in output.splitlines() if "WARNING" in line))
     facts.update(control)
     return facts, warnings
+
+
+def is_standby_of(data_dir_facts: dict[str, Any] | None, system_identifier: Any) -> bool:
+    """Whether a data directory (its data_dir_facts) is already a copy of the cluster with this system identifier
+    and kept in recovery (standby.signal or recovery.signal): such a directory is configured and started, never
+    copied again. No identifier on either side (no data directory, no pg_controldata) is never the same cluster."""
+    facts = data_dir_facts or {}
+    own = facts.get("system_identifier")
+    if own in (None, "") or system_identifier in (None, ""):
+        return False
+    return str(own) == str(system_identifier) and bool(facts.get("standby_signal") or facts.get("recovery_signal"))

@@ -49,6 +49,19 @@ def validate_max_rate(value: Any, option: str = "max_rate") -> str | None:
     return text
 
 
+def runs_in_background(data_size: Any, min_size: Any, option: str = "pgrepl_clone_progress_min_size") -> bool:
+    """Whether a copy of a primary holding data_size bytes runs in the background with its progress printed: at
+    least min_size bytes. An unknown size (the primary's facts have none) stays in the one call."""
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, str)) or not str(min_size).strip().isdigit():
+        raise PgreplError(f"{option}: {min_size!r} is not a number of bytes (0 or more)")
+    if data_size in (None, "") or isinstance(data_size, bool):
+        return False
+    try:
+        return int(data_size) >= int(str(min_size).strip())
+    except (TypeError, ValueError):
+        return False
+
+
 def progress_path(data_dir: str) -> str:
     """<parent>/.<name>.pgrepl-progress for data_dir <parent>/<name>."""
     path = os.path.normpath(data_dir)

@@ -152,8 +152,8 @@ def test_the_parity_minimums_of_the_node_role(running: Any, settings: Any, own: 
 def test_the_standby_raises_what_is_below_its_minimum() -> None:
     variables = parity_play({"max_connections": 300}, None, {"max_connections": 100, "max_wal_senders": 20})
     variables["__pgrepl_want_min_settings"] = render(role_vars("node")["__pgrepl_want_min_settings"], variables)
-    raise_expr = task_var("roles/standby/tasks/parity.yml", "Hot standby parity settings this running standby",
-                          "ansible.builtin.set_fact")["__pgrepl_parity_raise"]
+    raise_expr = task_var("roles/standby/tasks/parity.yml", "Raise the hot standby parity settings",
+                          "__pgrepl_parity_raise")
     assert render(raise_expr, variables) == ["max_connections"]
 
 
@@ -270,3 +270,23 @@ def test_after_a_failover_to_a_synchronous_standby_the_count_is_one_the_others_c
                                  "pgrepl_sync_method": "ANY", "pgrepl_sync_count": 2}
     variables["__pgrepl_cascade"] = render(role_vars("node")["__pgrepl_cascade"], variables)
     assert render(role_vars("node")["__pgrepl_want_sync_names"], variables) == 'ANY 1 ("db3")'
+
+
+@pytest.mark.parametrize("own, reseed, check, size, expected", [
+    ({"system_identifier": 42, "standby_signal": True}, False, False, 10, (False, False)),
+    ({"system_identifier": 42, "standby_signal": True}, True, False, 2 * 1024 ** 3, (True, True)),
+    (None, False, True, 2 * 1024 ** 3, (True, False)),
+    ({"system_identifier": 41, "standby_signal": True}, False, False, 10, (True, False)),
+])
+def test_the_standby_role_decides_its_copy_from_the_facts(own: Any, reseed: bool, check: bool, size: int,
+                                                          expected: tuple[bool, bool]) -> None:
+    """As the standby role renders it (vars/main.yml): the copy decision and where the copy runs."""
+    standby = role_vars("standby")
+    variables = {"__pgrepl_primary_name": "db1", "ansible_check_mode": check,
+                 "pgrepl_clone_progress_min_size": 1024 ** 3, "__pgrepl_node": {"data_dir_facts": own},
+                 "hostvars": {"db1": {"__pgrepl_node": {"server": {"system_identifier": 42}, "data_size": size}}}}
+    if reseed:
+        variables["__pgrepl_reseed"] = True
+    variables["__pgrepl_copy_plan"] = render(standby["__pgrepl_copy_plan"], variables)
+    assert (render(standby["__pgrepl_needs_clone"], variables),
+            render(standby["__pgrepl_clone_in_background"], variables)) == expected
