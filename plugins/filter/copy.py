@@ -25,11 +25,12 @@ def _facts(value: Any, what: str) -> Mapping[str, Any]:
     return value
 
 
-def copy_plan(node: Any, primary_node: Any, reseed: Any = False, check_mode: Any = False,
-              background_min_size: Any = 1073741824) -> dict[str, bool]:
+def copy_plan(node: Any, primary_node: Any, background_min_size: Any, reseed: Any = False,
+              check_mode: Any = False) -> dict[str, bool]:
     """{needed, background}: a copy is needed unless the node already is a standby of this primary (same system
     identifier, a signal file) or when a reseed asks for a new one; it runs in the background when it is a real run
-    and the primary holds at least background_min_size bytes."""
+    and the primary holds at least background_min_size bytes (pgrepl_clone_progress_min_size: its one default is the
+    role's)."""
     own = _facts(node, "the node's facts")
     primary = _facts(primary_node, "the primary's facts")
     system_identifier = ((primary.get("server") or {}).get("system_identifier")

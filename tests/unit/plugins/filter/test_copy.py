@@ -76,7 +76,7 @@ def test_a_minimum_size_that_is_no_number_of_bytes_is_refused_naming_the_variabl
     ({"data_dir_facts": None}, primary(size=None), {}, {"needed": True, "background": False}),
 ])
 def test_copy_plan(own: Any, prim: Any, kwargs: dict[str, Any], expected: dict[str, bool]) -> None:
-    assert copy_plan(own, prim, **kwargs) == expected
+    assert copy_plan(own, prim, **{"background_min_size": GIB, **kwargs}) == expected
 
 
 @pytest.mark.parametrize("own, prim, kwargs, match", [
@@ -88,7 +88,7 @@ def test_copy_plan(own: Any, prim: Any, kwargs: dict[str, Any], expected: dict[s
 ])
 def test_bad_input_is_refused_naming_it(own: Any, prim: Any, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(AnsibleFilterError, match=match):
-        copy_plan(own, prim, **kwargs)
+        copy_plan(own, prim, **{"background_min_size": GIB, **kwargs})
 
 
 def test_the_filter_is_registered() -> None:
